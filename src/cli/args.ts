@@ -1,0 +1,253 @@
+// The sendmail command line: flags as sendmail 8.13 takes them, parsed into one
+// object. Flags with a value take it attached (-Cfile) or as the next word.
+
+import { ExitError, EX_USAGE } from './sysexits';
+import { parseDuration } from '../config/duration';
+
+export type Mode =
+  | 'deliver' // -bm, the default: read a message from stdin
+  | 'daemon' // -bd
+  | 'daemon-foreground' // -bD
+  | 'smtp' // -bs
+  | 'print-queue' // -bp, mailq
+  | 'print-config' // -bP
+  | 'queue-run' // -q without -bd/-bD
+  | 'init-aliases' // -bi, newaliases
+  | 'verify' // -bv
+  | 'test' // -bt
+  | 'help'
+  | 'version';
+
+export interface QueueSelector {
+  kind: 'I' | 'R' | 'S' | 'Q';
+  negate: boolean;
+  value: string;
+}
+
+export interface CliArgs {
+  mode: Mode;
+  configFile?: string;
+  /** -O and -o options in order; later ones win. */
+  overrides: Array<{ name: string; value: string }>;
+  /** -o<c><value> single-letter options, mapped to long names by the config reader. */
+  shortOptions: Array<{ letter: string; value: string }>;
+  /** -t: take recipients from To:, Cc: and Bcc:. */
+  readRecipients: boolean;
+  /** -i / -oi: a line with a single dot does not end the message. */
+  ignoreDots: boolean;
+  sender?: string;
+  fullName?: string;
+  /** -q<time>: milliseconds between queue runs; undefined when not given. */
+  queueInterval?: number;
+  /** -q given in any form. */
+  queueRun: boolean;
+  queueSelectors: QueueSelector[];
+  /** -Q[reason]: quarantine (or release with an empty reason). */
+  quarantine?: string;
+  verbose: boolean;
+  bodyType?: string;
+  dsnNotify?: string;
+  dsnRet?: string;
+  envid?: string;
+  recipients: string[];
+}
+
+/** Flags that take a value (sendmail's getopt string). */
+const WITH_VALUE = new Set(['B', 'b', 'C', 'D', 'd', 'e', 'F', 'f', 'h', 'L', 'N', 'O', 'o', 'p', 'Q', 'q', 'R', 'r', 'V', 'X', 'A']);
+/** Flags whose value is optional and must be attached (-q, -Q). */
+const OPTIONAL_VALUE = new Set(['q', 'Q']);
+
+const MODES: Record<string, Mode> = {
+  m: 'deliver',
+  d: 'daemon',
+  D: 'daemon-foreground',
+  s: 'smtp',
+  p: 'print-queue',
+  P: 'print-config',
+  i: 'init-aliases',
+  v: 'verify',
+  t: 'test',
+};
+
+export function parseArgs(argv: readonly string[], invokedAs: string): CliArgs {
+  const args: CliArgs = {
+    mode: invokedAs === 'mailq' ? 'print-queue' : invokedAs === 'newaliases' ? 'init-aliases' : 'deliver',
+    overrides: [],
+    shortOptions: [],
+    readRecipients: false,
+    ignoreDots: false,
+    queueRun: false,
+    queueSelectors: [],
+    verbose: false,
+    recipients: [],
+  };
+  let modeGiven = false;
+
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const word = argv[i];
+    if (word === '--') {
+      i++;
+      break;
+    }
+    if (word === '--help' || word === '-h' && argv.length === 1) {
+      args.mode = 'help';
+      return args;
+    }
+    if (word === '--version') {
+      args.mode = 'version';
+      return args;
+    }
+    if (!word.startsWith('-') || word === '-') break;
+
+    const flag = word[1];
+    let value: string | undefined = word.length > 2 ? word.slice(2) : undefined;
+    if (WITH_VALUE.has(flag) && value === undefined && !OPTIONAL_VALUE.has(flag)) {
+      value = argv[++i];
+      if (value === undefined) throw new ExitError(`option -${flag} requires a value`, EX_USAGE);
+    }
+    if (flag === 'b') modeGiven = true;
+    applyFlag(args, flag, value ?? '');
+  }
+  args.recipients.push(...argv.slice(i));
+
+  if (args.queueRun && !modeGiven && args.mode === 'deliver') args.mode = 'queue-run';
+  return args;
+}
+
+function applyFlag(args: CliArgs, flag: string, value: string): void {
+  switch (flag) {
+    case 'b': {
+      const mode = MODES[value[0] ?? ''];
+      if (!mode) throw new ExitError(`invalid operation mode -b${value}; see posthorn --help`, EX_USAGE);
+      args.mode = mode;
+      return;
+    }
+    case 'C':
+      args.configFile = value;
+      return;
+    case 'O':
+      args.overrides.push(splitOption(value));
+      return;
+    case 'o':
+      if (value === '') throw new ExitError('option -o requires a letter and a value', EX_USAGE);
+      if (value[0] === 'i') args.ignoreDots = value.length === 1 || /^[tTyY]/.test(value.slice(1));
+      args.shortOptions.push({ letter: value[0], value: value.slice(1) });
+      return;
+    case 't':
+      args.readRecipients = true;
+      return;
+    case 'i':
+      args.ignoreDots = true;
+      return;
+    case 'f':
+    case 'r':
+      args.sender = value;
+      return;
+    case 'F':
+      args.fullName = value;
+      return;
+    case 'q':
+      parseQueueFlag(args, value);
+      return;
+    case 'Q':
+      args.quarantine = value;
+      return;
+    case 'v':
+      args.verbose = true;
+      return;
+    case 'B':
+      args.bodyType = value.toUpperCase();
+      return;
+    case 'N':
+      args.dsnNotify = value;
+      return;
+    case 'R':
+      args.dsnRet = value;
+      return;
+    case 'V':
+      args.envid = value;
+      return;
+    // Accepted for compatibility and ignored: debug flags, hop count, tag, and
+    // historical flags that sendmail 8 also ignores.
+    case 'd':
+    case 'D':
+    case 'X':
+    case 'h':
+    case 'L':
+    case 'p':
+    case 'e':
+    case 'A':
+    case 'G':
+    case 'U':
+    case 'm':
+    case 'n':
+    case 's':
+    case 'c':
+    case 'I':
+      return;
+    default:
+      throw new ExitError(`unknown option -${flag}; see posthorn --help`, EX_USAGE);
+  }
+}
+
+function splitOption(text: string): { name: string; value: string } {
+  const eq = text.indexOf('=');
+  if (eq < 0) return { name: text.trim(), value: '' };
+  return { name: text.slice(0, eq).trim(), value: text.slice(eq + 1).trim() };
+}
+
+/** -q, -q15m, -qI<id>, -q!R<rcpt>, -qS<sender>, -qQ[reason], -qf, -qp[time]. */
+function parseQueueFlag(args: CliArgs, value: string): void {
+  args.queueRun = true;
+  if (value === '' || value === 'f') return;
+
+  let negate = false;
+  let text = value;
+  if (text.startsWith('!')) {
+    negate = true;
+    text = text.slice(1);
+  }
+  const kind = text[0];
+  if (kind === 'I' || kind === 'R' || kind === 'S' || kind === 'Q') {
+    args.queueSelectors.push({ kind, negate, value: text.slice(1) });
+    return;
+  }
+  if (negate) throw new ExitError(`Can not use -q!${text}`, EX_USAGE);
+  if (kind === 'p') text = text.slice(1) || '1s';
+
+  try {
+    args.queueInterval = parseDuration(text, 'm');
+  } catch {
+    throw new ExitError(`invalid queue interval "${value}" for -q; use e.g. -q15m or -q1h`, EX_USAGE);
+  }
+}
+
+export const USAGE = `Usage: posthorn [flags] [recipients...]
+
+Modes:
+  -bm           read a message from standard input and deliver it (default)
+  -bd           run as a daemon in the background
+  -bD           run as a daemon in the foreground
+  -bs           speak SMTP on standard input and output
+  -bp           print the queue (also when invoked as mailq)
+  -bP           print the effective configuration, one option per line
+  -q            run the queue once; -q<time> (e.g. -q15m) every <time>
+  -qI<s> -qR<s> -qS<s>   only queue ids / recipients / senders containing s
+                (-q!I<s> etc. for "not containing")
+
+Flags:
+  -C <file>     read this .mc or .cf file instead of /etc/mail/sendmail.mc
+  -O Name=value set an option (wins over the configuration file)
+  -o<c><value>  set an option by its one-letter name, e.g. -odq
+  -t            take recipients from To:, Cc: and Bcc:; Bcc: is removed
+  -i, -oi       a line with a single "." does not end the message
+  -f <addr>     envelope sender (also -r)
+  -F <name>     full name of the sender for From:
+  -v            verbose
+  -d<flags>     accepted for compatibility; no debug output yet
+  --help        this text
+  --version     print the version
+
+Exit codes follow sysexits.h (64 usage, 65 data error, 75 temporary failure, 78 configuration error).
+`;

@@ -1,0 +1,187 @@
+// Entry point of the posthorn command (also run as mailq): parses sendmail's
+// flags, loads the configuration, and runs the chosen mode.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { parseArgs, USAGE, type CliArgs } from './args';
+import { ExitError, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+import { loadConfig, parseShortOption } from '../config/load';
+import type { Config } from '../config/types';
+import { printConfig } from '../config/print';
+import { createLogger, createServices } from '../daemon/services';
+import { Daemon } from '../daemon/daemon';
+import { VERSION } from '../version';
+import { submitMessage } from './submit';
+import { printQueue, runQueueCommand } from './queue-commands';
+import { runSmtpOnStdio } from './smtp-stdio';
+import { Logger, openSink } from '../log/logger';
+
+const DEFAULT_CONFIG_FILES = ['/etc/mail/sendmail.mc', '/etc/mail/sendmail.cf'];
+
+function findConfigFile(args: CliArgs): string | undefined {
+  if (args.configFile) return args.configFile;
+  return DEFAULT_CONFIG_FILES.find((f) => fs.existsSync(f));
+}
+
+function readConfig(args: CliArgs): Config {
+  const overrides = [
+    ...args.shortOptions.map((o) => parseShortOption(o.letter, o.value)),
+    ...args.overrides,
+  ];
+  const file = findConfigFile(args);
+  if (!file) throw new ExitError('no configuration file: give one with -C, e.g. -C /etc/mail/sendmail.mc', EX_CONFIG);
+  try {
+    return loadConfig({ file, overrides });
+  } catch (err) {
+    const e = err as Error;
+    if (e.name === 'ConfigError') throw new ExitError(e.message, EX_CONFIG);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ExitError(`cannot open configuration file ${file}: not found`, EX_CONFIG);
+    }
+    throw new ExitError(`cannot read configuration file ${file}: ${e.message}`, EX_CONFIG);
+  }
+}
+
+/** The arguments that make a child process use the same configuration. */
+function configArgs(args: CliArgs): string[] {
+  const out: string[] = [];
+  const file = findConfigFile(args);
+  if (file) out.push('-C', path.resolve(file));
+  for (const o of args.shortOptions) out.push(`-o${o.letter}${o.value}`);
+  for (const o of args.overrides) out.push('-O', `${o.name}=${o.value}`);
+  return out;
+}
+
+/** Starts a detached process that delivers the given items, as sendmail forks for background delivery. */
+export function deliverDetached(args: CliArgs, ids: string[]): void {
+  if (ids.length === 0) return;
+  const selectors = ids.map((id) => `-qI${id}`);
+  const child = spawn(process.execPath, [__filename, ...configArgs(args), ...selectors], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  child.unref();
+}
+
+async function runDaemon(args: CliArgs, config: Config): Promise<number> {
+  if (args.mode === 'daemon') {
+    // -bd: run the foreground daemon in a detached child and return at once.
+    const rest = process.argv.slice(2).map((a) => (a === '-bd' ? '-bD' : a));
+    const child = spawn(process.execPath, [__filename, ...rest], { detached: true, stdio: 'ignore' });
+    child.unref();
+    return EX_OK;
+  }
+
+  const logger = createLogger(config, true);
+  for (const notice of config.notices ?? []) logger.notice(notice);
+  const services = await createServices(config, logger);
+  const daemon = new Daemon(services, {
+    queueInterval: args.queueInterval ?? 0,
+    commandLine: ['posthorn', ...process.argv.slice(2)].join(' '),
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    throw new ExitError((err as Error).message, EX_UNAVAILABLE);
+  }
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      void daemon.stop(signal).then(() => resolve(EX_OK));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+async function runDeliver(args: CliArgs, config: Config): Promise<number> {
+  const logger = new Logger([openSink(config.logFile)], config.logLevel);
+  const services = await createServices(config, logger);
+  const id = await submitMessage({
+    config,
+    store: services.store,
+    logger,
+    input: process.stdin,
+    recipients: args.recipients,
+    readRecipients: args.readRecipients,
+    ignoreDots: args.ignoreDots || config.options.get('IgnoreDots') === true,
+    sender: args.sender,
+    fullName: args.fullName,
+  });
+
+  if (config.deliveryMode === 'interactive') {
+    await services.deliverer.deliver(id, { force: true });
+  } else if (config.deliveryMode === 'background') {
+    deliverDetached(args, [id]);
+  }
+  if (args.verbose) process.stdout.write(`${id}: queued\n`);
+  return EX_OK;
+}
+
+async function run(args: CliArgs): Promise<number> {
+  switch (args.mode) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return EX_OK;
+    case 'version':
+      process.stdout.write(`Posthorn ${VERSION}\n`);
+      return EX_OK;
+    default:
+      break;
+  }
+
+  const config = readConfig(args);
+  switch (args.mode) {
+    case 'print-config':
+      process.stdout.write(printConfig(config));
+      return EX_OK;
+    case 'daemon':
+    case 'daemon-foreground':
+      return runDaemon(args, config);
+    case 'smtp':
+      return runSmtpOnStdio(config, (ids) => deliverDetached(args, ids));
+    case 'print-queue':
+      return printQueue(config, args);
+    case 'queue-run':
+      return runQueueCommand(config, args);
+    case 'deliver':
+      return runDeliver(args, config);
+    case 'init-aliases':
+    case 'verify':
+    case 'test':
+      throw new ExitError(`mode -b${args.mode === 'init-aliases' ? 'i' : args.mode[0]} is not implemented yet`, EX_UNAVAILABLE);
+  }
+  return EX_USAGE;
+}
+
+export function main(argv: string[], invokedAs: string): void {
+  const name = path.basename(invokedAs);
+  let args: CliArgs;
+  try {
+    args = parseArgs(argv, name);
+  } catch (err) {
+    fail(err);
+    return;
+  }
+
+  run(args).then(
+    (code) => {
+      process.exit(code);
+    },
+    (err) => fail(err),
+  );
+}
+
+function fail(err: unknown): void {
+  if (err instanceof ExitError) {
+    process.stderr.write(`posthorn: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`posthorn: internal error: ${(err as Error).stack ?? err}\n`);
+  process.exit(EX_SOFTWARE);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2), process.argv[1] ?? 'posthorn');
+}

@@ -1,0 +1,183 @@
+// Local submission (-bm, -t): reads a message from standard input the way
+// sendmail does, queues it durably, and starts its delivery.
+//
+// Input lines end with LF (a CR before the LF is dropped). Unless -i/-oi is
+// given, a line with a single "." ends the message. With -t the recipients come
+// from To:, Cc: and Bcc:, Bcc: is removed, and recipients named on the command
+// line are left out, as sendmail 8 does.
+
+import type { Readable } from 'node:stream';
+import * as os from 'node:os';
+import type { Config } from '../config/types';
+import type { QueueStore } from '../queue/store';
+import type { QueueItem } from '../queue/types';
+import type { Logger } from '../log/logger';
+import { initialPriority, precedenceClass } from '../queue/priority';
+import { parseHeaderAddresses, parsePath } from '../smtp/address';
+import { addMissingHeaders, headerValue, receivedHeader } from '../server/headers';
+import { ExitError, EX_DATAERR, EX_TEMPFAIL, EX_USAGE } from './sysexits';
+import { VERSION } from '../version';
+import { SubmissionReader } from './submission-reader';
+
+export interface SubmitOptions {
+  config: Config;
+  store: QueueStore;
+  logger: Logger;
+  input: Readable;
+  recipients: string[];
+  readRecipients: boolean;
+  ignoreDots: boolean;
+  sender?: string;
+  fullName?: string;
+}
+
+const RECIPIENT_HEADERS = ['to', 'cc', 'bcc'];
+
+function userName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? 'root';
+  }
+}
+
+/** Checks and normalises one address from the command line or a header. */
+function checkAddress(address: string): string {
+  const parsed = parsePath(address.includes('<') ? address : `<${address}>`, 'rcpt');
+  if (!parsed.ok) throw new ExitError(`${address}... ${parsed.text.replace(/^<[^>]*>\.\.\. /, '')}`, EX_DATAERR);
+  return parsed.address;
+}
+
+/** Collects -t recipients and removes Bcc: from the headers. */
+function headerRecipients(headers: string[]): string[] {
+  const found: string[] = [];
+  for (const header of headers) {
+    const colon = header.indexOf(':');
+    const name = header.slice(0, colon).trim().toLowerCase();
+    if (!RECIPIENT_HEADERS.includes(name)) continue;
+    found.push(...parseHeaderAddresses(header.slice(colon + 1).replace(/\r\n/g, '')));
+  }
+  for (let i = headers.length - 1; i >= 0; i--) {
+    if (/^bcc\s*:/i.test(headers[i])) headers.splice(i, 1);
+  }
+  return found;
+}
+
+/** Reads, checks and queues one message; returns its queue id. */
+export async function submitMessage(opts: SubmitOptions): Promise<string> {
+  const { config, store } = opts;
+  const id = store.newId();
+  const writer = await store.openDataFile(id);
+  const reader = new SubmissionReader(opts.ignoreDots, config.maxHeadersLength);
+
+  try {
+    for await (const chunk of opts.input) {
+      for (const body of reader.push(chunk as Buffer)) await writer.write(body);
+      if (reader.ended) break;
+    }
+    for (const body of reader.finish()) await writer.write(body);
+    await writer.close();
+  } catch (err) {
+    await store.abort(id);
+    throw new ExitError(`cannot write data file: ${(err as Error).message}`, EX_TEMPFAIL);
+  }
+
+  const headers = reader.headers;
+  if (reader.headersTooLong) {
+    await store.abort(id);
+    throw new ExitError(`Headers too large (${config.maxHeadersLength} max)`, EX_DATAERR);
+  }
+  const maxSize = config.maxMessageSize;
+  if (maxSize > 0 && writer.size > maxSize) {
+    await store.abort(id);
+    throw new ExitError(`Message exceeds maximum fixed size (${maxSize})`, EX_DATAERR);
+  }
+
+  let recipients: string[];
+  try {
+    recipients = opts.readRecipients
+      ? headerRecipients(headers).map(checkAddress).filter((r) => !opts.recipients.includes(r))
+      : opts.recipients.map(checkAddress);
+  } catch (err) {
+    await store.abort(id);
+    throw err;
+  }
+  recipients = [...new Set(recipients)];
+  if (recipients.length === 0) {
+    await store.abort(id);
+    const text = opts.readRecipients ? 'No recipient addresses found in header' : 'Recipient names must be specified';
+    throw new ExitError(text, EX_USAGE);
+  }
+
+  const user = userName();
+  const sender = opts.sender !== undefined ? checkSender(opts.sender) : `${user}@${config.hostName}`;
+  const item = buildItem({ id, config, sender, recipients, headers, user, fullName: opts.fullName, size: writer.size });
+
+  try {
+    await store.commit(item);
+  } catch (err) {
+    await store.abort(id);
+    throw new ExitError(`cannot queue message: ${(err as Error).message}`, EX_TEMPFAIL);
+  }
+  logSubmission(opts.logger, item, user);
+  return id;
+}
+
+function checkSender(sender: string): string {
+  if (sender === '' || sender === '<>') return '';
+  return checkAddress(sender);
+}
+
+interface ItemFields {
+  id: string;
+  config: Config;
+  sender: string;
+  recipients: string[];
+  headers: string[];
+  user: string;
+  fullName?: string;
+  size: number;
+}
+
+function buildItem(f: ItemFields): QueueItem {
+  const now = new Date();
+  const macros = new Map<string, string>([
+    ['j', f.config.hostName],
+    ['v', VERSION],
+    ['Z', VERSION],
+    ['_', `${f.user}@localhost`],
+  ]);
+  const headers = [receivedHeader(macros, { id: f.id, recipients: f.recipients.map((address) => ({ address })) }, now)];
+  headers.push(...f.headers);
+  addMissingHeaders(headers, { sender: f.sender, hostName: f.config.hostName, id: f.id, now, fullName: f.fullName });
+
+  const size = f.size + headers.reduce((n, h) => n + h.length + 2, 0);
+  const klass = precedenceClass(headerValue(headers, 'precedence') ?? '');
+  return {
+    id: f.id,
+    created: Math.floor(now.getTime() / 1000),
+    lastAttempt: 0,
+    attempts: 0,
+    priority: initialPriority(size, f.recipients.length, klass),
+    flags: '',
+    macros: new Map([['_', `${f.user}@localhost`]]),
+    sender: f.sender,
+    recipients: f.recipients.map((address) => ({ address, state: 'pending' as const })),
+    headers,
+    bodySize: f.size,
+  };
+}
+
+function logSubmission(logger: Logger, item: QueueItem, user: string): void {
+  const size = item.bodySize + item.headers.reduce((n, h) => n + h.length + 2, 0);
+  const fields = [
+    `from=<${item.sender}>`,
+    `size=${size}`,
+    `class=${precedenceClass(headerValue(item.headers, 'precedence') ?? '')}`,
+    `nrcpts=${item.recipients.length}`,
+  ];
+  const msgid = headerValue(item.headers, 'message-id');
+  if (msgid) fields.push(`msgid=${msgid.slice(0, 100)}`);
+  fields.push(`relay=${user}@localhost`);
+  logger.child(item.id).info(fields.join(', '));
+}

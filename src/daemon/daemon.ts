@@ -1,0 +1,146 @@
+// The SMTP daemon (-bd, -bD): one listener per DAEMON_OPTIONS entry, a session
+// per connection, deliveries per DeliveryMode, periodic queue runs (-q15m),
+// the PidFile, and orderly shutdown on SIGTERM/SIGINT.
+
+import * as net from 'node:net';
+import * as fs from 'node:fs';
+import type { DaemonSpec } from '../config/types';
+import { Session } from '../server/session';
+import { socketTransport } from '../server/transport';
+import { isLocalhostClient } from '../policy/relay';
+import { serverContext, type Services } from './services';
+import type { ServerContext } from '../server/context';
+import { clientNameText } from './client-name';
+import { formatInterval } from './interval';
+
+export interface DaemonOptions {
+  /** Milliseconds between queue runs; 0 for none. */
+  queueInterval: number;
+  /** The command line, written to the PidFile's second line. */
+  commandLine: string;
+}
+
+export class Daemon {
+  private readonly servers: net.Server[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private queueTimer?: NodeJS.Timeout;
+  private readonly ctx: ServerContext;
+  private stopping = false;
+  private pidFileWritten = false;
+
+  constructor(
+    private readonly services: Services,
+    private readonly options: DaemonOptions,
+  ) {
+    this.ctx = serverContext(services);
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.services;
+    for (const spec of config.daemons) {
+      this.servers.push(await this.listen(spec));
+    }
+    this.writePidFile();
+
+    const info = this.daemonInfo();
+    logger.info(`starting daemon (Posthorn ${this.ctx.version}): ${info}`);
+
+    // sendmail runs the whole queue once at start when a queue interval is
+    // given; the periodic runs after it skip items whose retry time has not come.
+    if (this.options.queueInterval > 0) {
+      void this.runQueue(true);
+      this.queueTimer = setInterval(() => void this.runQueue(false), this.options.queueInterval);
+    }
+  }
+
+  /** Stops accepting, lets open sessions end or aborts them, and waits for deliveries. */
+  async stop(reason: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const { logger, runner } = this.services;
+    logger.info(`stopping daemon, reason=${reason}`);
+
+    if (this.queueTimer) clearInterval(this.queueTimer);
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const socket of this.sockets) {
+      socket.end('421 4.3.2 Shutting down\r\n');
+      socket.destroySoon();
+    }
+    await runner.idle();
+    this.removePidFile();
+  }
+
+  /** ${daemon_info}: e.g. "SMTP+queueing@00:15:00" or "SMTP". */
+  daemonInfo(): string {
+    const interval = this.options.queueInterval;
+    return interval > 0 ? `SMTP+queueing@${formatInterval(interval)}` : 'SMTP';
+  }
+
+  private listen(spec: DaemonSpec): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => this.accept(socket, spec));
+      server.once('error', (err) => reject(new Error(`cannot listen on ${spec.addr} port ${spec.port}: ${err.message}`)));
+      server.listen({ host: spec.addr, port: spec.port, backlog: spec.listen }, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => this.services.logger.error(`daemon ${spec.name}: ${err.message}`));
+        const address = server.address() as net.AddressInfo;
+        this.services.logger.info(`daemon ${spec.name}: listening on ${address.address} port ${address.port}`, 9);
+        resolve(server);
+      });
+    });
+  }
+
+  private accept(socket: net.Socket, spec: DaemonSpec): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    void this.startSession(socket, spec);
+  }
+
+  private async startSession(socket: net.Socket, spec: DaemonSpec): Promise<void> {
+    const transport = socketTransport(socket);
+    const address = transport.remoteAddress;
+    const haveNameServers = this.services.config.nameServers.length > 0;
+    const clientText = await clientNameText(address, this.services.resolver, haveNameServers);
+    if (socket.destroyed) return;
+
+    const session = new Session(this.ctx, transport, {
+      daemonName: spec.name,
+      relayAllowed: isLocalhostClient(address),
+      clientText,
+    });
+    session.start();
+  }
+
+  private async runQueue(force: boolean): Promise<void> {
+    const { runner, logger } = this.services;
+    try {
+      await runner.runQueue({ force });
+    } catch (err) {
+      logger.error(`queue run failed: ${(err as Error).message}`);
+    }
+  }
+
+  private writePidFile(): void {
+    const path = this.services.config.pidFile;
+    if (!path) return;
+    try {
+      fs.writeFileSync(path, `${process.pid}\n${this.options.commandLine}\n`, { mode: 0o600 });
+      this.pidFileWritten = true;
+    } catch (err) {
+      this.services.logger.warn(`unable to write pid to ${path}: ${(err as Error).message}`);
+    }
+  }
+
+  private removePidFile(): void {
+    if (!this.pidFileWritten) return;
+    try {
+      fs.unlinkSync(this.services.config.pidFile);
+    } catch {
+      // Already gone: nothing to clean up.
+    }
+  }
+}

@@ -1,0 +1,104 @@
+// Runs deliveries: right after a message is accepted (DeliveryMode=background),
+// and as queue runs over every item (-q, -q15m). A bounded number of
+// deliveries run at once; an item is never delivered by two of them.
+
+import type { Logger } from '../log/logger';
+import type { QueueStore } from '../queue/store';
+import type { Deliverer } from '../delivery/deliver';
+import { nextRetryTime } from '../delivery/deliver';
+
+export interface RunnerOptions {
+  /** Deliveries in flight at once. */
+  concurrency: number;
+}
+
+export interface QueueRunOptions {
+  /** Deliver even if the item's retry time has not come (an explicit -q). */
+  force: boolean;
+  /** Only items for which this returns true (the -qI/-qR/-qS selections). */
+  select?: (id: string) => boolean | Promise<boolean>;
+}
+
+export class DeliveryRunner {
+  private readonly waiting: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly active = new Set<string>();
+  private readonly idleWaiters: Array<() => void> = [];
+  private runningQueue = false;
+
+  constructor(
+    private readonly deliverer: Deliverer,
+    private readonly store: QueueStore,
+    private readonly logger: Logger,
+    private readonly options: RunnerOptions,
+  ) {}
+
+  /** Schedules one item for delivery as soon as a slot is free. */
+  schedule(id: string, force = true): void {
+    if (this.queued.has(id) || this.active.has(id)) return;
+    this.queued.add(id);
+    this.waiting.push(force ? id : `?${id}`);
+    this.pump();
+  }
+
+  /** Runs the whole queue once; resolves when every selected item has been tried. */
+  async runQueue(opts: QueueRunOptions): Promise<number> {
+    if (this.runningQueue) return 0;
+    this.runningQueue = true;
+    let count = 0;
+    try {
+      const ids = await this.store.list();
+      for (const id of ids) {
+        if (opts.select && !(await opts.select(id))) continue;
+        if (!opts.force && !(await this.isDue(id))) continue;
+        this.schedule(id, opts.force);
+        count++;
+      }
+      await this.idle();
+    } finally {
+      this.runningQueue = false;
+    }
+    return count;
+  }
+
+  /** Resolves when no delivery is waiting or running. */
+  idle(): Promise<void> {
+    if (this.waiting.length === 0 && this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async isDue(id: string): Promise<boolean> {
+    try {
+      const item = await this.store.read(id);
+      return nextRetryTime(item) * 1000 <= Date.now();
+    } catch {
+      // An unreadable item is left to the deliverer, which sets it aside and logs why.
+      return true;
+    }
+  }
+
+  private pump(): void {
+    while (this.active.size < this.options.concurrency && this.waiting.length > 0) {
+      const entry = this.waiting.shift()!;
+      const force = !entry.startsWith('?');
+      const id = force ? entry : entry.slice(1);
+      this.queued.delete(id);
+      this.active.add(id);
+      void this.deliver(id, force);
+    }
+    if (this.waiting.length === 0 && this.active.size === 0) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  private async deliver(id: string, force: boolean): Promise<void> {
+    try {
+      await this.deliverer.deliver(id, { force });
+    } catch (err) {
+      this.logger.child(id).error(`delivery failed: ${(err as Error).stack ?? err}`);
+    } finally {
+      this.active.delete(id);
+      this.pump();
+    }
+  }
+}

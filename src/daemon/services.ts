@@ -1,0 +1,73 @@
+// Builds the long-lived parts every mode shares: logger, queue store, resolver,
+// deliverer, delivery runner and the checkpoint chain.
+
+import * as fs from 'node:fs';
+import type { Config } from '../config/types';
+import { Logger, openSink } from '../log/logger';
+import { QueueStore } from '../queue/store';
+import { MailResolver } from '../dns/resolver';
+import { Deliverer } from '../delivery/deliver';
+import { DeliveryRunner } from './runner';
+import { CheckpointChain } from '../server/checkpoint';
+import { relayCheckpoint } from '../policy/relay';
+import type { ServerContext } from '../server/context';
+import { VERSION } from '../version';
+
+export interface Services {
+  config: Config;
+  logger: Logger;
+  store: QueueStore;
+  resolver: MailResolver;
+  deliverer: Deliverer;
+  runner: DeliveryRunner;
+  chain: CheckpointChain;
+}
+
+/** Opens the log destinations that LogFile names. */
+export function createLogger(config: Config, foreground: boolean): Logger {
+  const dest = config.logFile;
+  const sinks = [openSink(dest)];
+  // A foreground daemon also shows its log on stderr, as sendmail -bD -v would.
+  if (foreground && dest !== 'stderr' && dest !== '') sinks.push(openSink('stderr'));
+  return new Logger(sinks, config.logLevel);
+}
+
+export async function createServices(config: Config, logger: Logger): Promise<Services> {
+  const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
+  await store.init();
+  ensureMailboxDirectory(config, logger);
+
+  const resolver = new MailResolver(config.nameServers);
+  const deliverer = new Deliverer({ config, store, logger, resolver });
+  const runner = new DeliveryRunner(deliverer, store, logger, { concurrency: 20 });
+  const chain = new CheckpointChain([
+    relayCheckpoint({ localDomains: config.localDomains, relayDomains: config.relayDomains }),
+  ]);
+  return { config, logger, store, resolver, deliverer, runner, chain };
+}
+
+/** The context an SMTP session gets; accepted mail goes to the runner per DeliveryMode. */
+export function serverContext(services: Services): ServerContext {
+  const { config, logger, store, chain, runner } = services;
+  return {
+    config,
+    logger,
+    store,
+    chain,
+    version: VERSION,
+    onAccepted(id: string): void {
+      if (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') {
+        runner.schedule(id);
+      }
+    },
+  };
+}
+
+/** Creates MailboxDirectory when it is missing, so a fresh set-up can deliver. */
+function ensureMailboxDirectory(config: Config, logger: Logger): void {
+  try {
+    fs.mkdirSync(config.mailboxDirectory, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    logger.warn(`cannot create MailboxDirectory ${config.mailboxDirectory}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,377 @@
+// The outbound SMTP client: one session to one address of a relay host, one
+// transaction with all recipients that go there. Replies are read through a
+// queue of waiting handlers so that PIPELINING (RFC 2920) sends MAIL, every RCPT
+// and DATA in one write and then takes their replies in order. With `lmtp` set
+// it speaks LMTP (RFC 2033): LHLO, and one reply per recipient after the dot.
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
+import type { Reply } from '../smtp/reply';
+import { DotStuffer } from './dot-stuff';
+import { ReplyReader, SmtpClientError } from './reply-reader';
+
+/** Timeout.* values in milliseconds, as sendmail names them. */
+export interface ClientTimeouts {
+  connect: number;
+  initial: number;
+  helo: number;
+  mail: number;
+  rcpt: number;
+  datainit: number;
+  datablock: number;
+  datafinal: number;
+  quit: number;
+}
+
+export interface SessionOptions {
+  /** IP address to connect to. */
+  address: string;
+  port: number;
+  /** Relay host name for status texts, e.g. "mx.example.". */
+  hostName: string;
+  /** Name sent in EHLO/HELO ($j). */
+  heloName: string;
+  timeouts: ClientTimeouts;
+  lmtp?: boolean;
+  localAddress?: string;
+}
+
+export interface OutboundRecipient {
+  address: string;
+  /** DSN NOTIFY words, sent only when the server offers DSN. */
+  notify?: string[];
+  orcpt?: string;
+}
+
+export interface Transaction {
+  sender: string;
+  recipients: OutboundRecipient[];
+  /** Header lines without CRLF; folds are kept. */
+  headers: string[];
+  /** The data file: body bytes with CRLF line ends, not dot-stuffed. */
+  dataPath: string;
+  bodySize: number;
+  eightBit: boolean;
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+}
+
+export type RecipientStatus = 'sent' | 'tempfail' | 'permfail';
+
+export interface RecipientResult {
+  address: string;
+  status: RecipientStatus;
+  /** Enhanced status code, e.g. "2.0.0" or "5.1.1". */
+  dsn: string;
+  /** Status text without the "Deferred: " prefix, e.g. "451 4.3.0 Try later". */
+  text: string;
+  /** The remote reply as one line, for Diagnostic-Code; absent for local errors. */
+  diagnostic?: string;
+}
+
+/**
+ * The result of one session. `unreachable` means the host could not take the
+ * transaction at all (connection failed, 4xx greeting or HELO), so the caller
+ * tries the next host. `rejected` means it rejected with 5xx before MAIL.
+ */
+export type SessionResult = (
+  | { kind: 'unreachable'; text: string }
+  | { kind: 'rejected'; dsn: string; text: string; diagnostic: string }
+  | { kind: 'transaction'; recipients: RecipientResult[] }
+) & { transcript: string[] };
+
+const MAX_TRANSCRIPT_LINES = 200;
+
+/** Renders a reply as one line: "550 5.1.1 User unknown". */
+export function replyLine(reply: Reply): string {
+  const enhanced = reply.enhanced ? ` ${reply.enhanced}` : '';
+  return `${reply.code}${enhanced} ${reply.lines.join(' ')}`.trimEnd();
+}
+
+function dsnOf(reply: Reply): string {
+  return reply.enhanced ?? `${Math.floor(reply.code / 100)}.0.0`;
+}
+
+/** sendmail's status text for a permanent remote failure (sysexits wording). */
+function permanentText(dsn: string): string {
+  return dsn.startsWith('5.1.') ? 'User unknown' : 'Service unavailable';
+}
+
+function resultFromReply(address: string, reply: Reply): RecipientResult {
+  const dsn = dsnOf(reply);
+  const diagnostic = replyLine(reply);
+  if (reply.code < 400) return { address, status: 'sent', dsn, text: reply.lines.join(' ') };
+  if (reply.code < 500) return { address, status: 'tempfail', dsn, text: diagnostic, diagnostic };
+  return { address, status: 'permfail', dsn, text: permanentText(dsn), diagnostic };
+}
+
+/** Converts a connect error into sendmail's wording. */
+function connectErrorText(err: NodeJS.ErrnoException, host: string): string {
+  if (err.code === 'ECONNREFUSED') return `Connection refused by ${host}`;
+  if (err.code === 'ETIMEDOUT') return `Connection timed out with ${host}`;
+  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return `No route to host ${host}`;
+  return `${err.message} with ${host}`;
+}
+
+function clientErrorText(err: unknown, host: string): string {
+  if (err instanceof SmtpClientError) {
+    if (err.kind === 'timeout') return `Connection timed out with ${host}`;
+    if (err.kind === 'protocol') return `Remote protocol error with ${host} (${err.message})`;
+    return `Connection reset by ${host}`;
+  }
+  return `${(err as Error).message} with ${host}`;
+}
+
+function connect(opts: SessionOptions): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: opts.address, port: opts.port, localAddress: opts.localAddress });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+    }, opts.timeouts.connect);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+function xtext(value: string): string {
+  return value.replace(/[^!-~]|[+=]/g, (c) => '+' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+}
+
+/** One outbound session; use `runSession` rather than this class directly. */
+class SmtpSession {
+  readonly transcript: string[] = [];
+  private readonly reader: ReplyReader;
+  private extensions = new Map<string, string>();
+  /** Per-recipient results known so far, kept for a session that breaks off. */
+  results: RecipientResult[] | undefined;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly opts: SessionOptions,
+  ) {
+    this.reader = new ReplyReader(socket);
+    socket.on('error', () => undefined);
+  }
+
+  private note(line: string): void {
+    if (this.transcript.length < MAX_TRANSCRIPT_LINES) this.transcript.push(line);
+  }
+
+  private send(lines: string[]): void {
+    for (const l of lines) this.note(`>>> ${l}`);
+    this.socket.write(lines.map((l) => l + '\r\n').join(''));
+  }
+
+  private async expect(timeoutMs: number, during: string): Promise<Reply> {
+    const reply = await this.reader.next(timeoutMs, during);
+    for (const line of reply.lines) {
+      const enhanced = reply.enhanced ? `${reply.enhanced} ` : '';
+      this.note(`<<< ${reply.code} ${enhanced}${line}`);
+    }
+    return reply;
+  }
+
+  /** Reads the greeting and sends EHLO (LHLO), or HELO when EHLO gets a 5xx. */
+  async open(): Promise<Reply> {
+    const t = this.opts.timeouts;
+    const greeting = await this.expect(t.initial, 'client greeting');
+    if (greeting.code !== 220) return greeting;
+
+    const hello = this.opts.lmtp ? 'LHLO' : 'EHLO';
+    this.send([`${hello} ${this.opts.heloName}`]);
+    const ehlo = await this.expect(t.helo, `client ${hello}`);
+    if (ehlo.code === 250) {
+      this.extensions = parseExtensions(ehlo);
+      await this.startTls();
+      return ehlo;
+    }
+    if (ehlo.code < 500 || this.opts.lmtp) return ehlo;
+
+    this.send([`HELO ${this.opts.heloName}`]);
+    return this.expect(t.helo, 'client HELO');
+  }
+
+  /** NOTE: STARTTLS (RFC 3207) is not implemented yet; it belongs here, after EHLO. */
+  private async startTls(): Promise<void> {
+    return;
+  }
+
+  private mailCommand(tx: Transaction): string {
+    let cmd = `MAIL FROM:<${tx.sender}>`;
+    if (this.extensions.has('SIZE')) cmd += ` SIZE=${messageSize(tx)}`;
+    if (tx.eightBit && this.extensions.has('8BITMIME')) cmd += ' BODY=8BITMIME';
+    if (this.extensions.has('DSN')) {
+      if (tx.ret) cmd += ` RET=${tx.ret}`;
+      if (tx.envid) cmd += ` ENVID=${xtext(tx.envid)}`;
+    }
+    return cmd;
+  }
+
+  private rcptCommand(r: OutboundRecipient): string {
+    let cmd = `RCPT TO:<${r.address}>`;
+    if (this.extensions.has('DSN')) {
+      if (r.notify && r.notify.length > 0) cmd += ` NOTIFY=${r.notify.join(',')}`;
+      if (r.orcpt) cmd += ` ORCPT=${xtext(r.orcpt)}`;
+    }
+    return cmd;
+  }
+
+  /** Runs MAIL, RCPT, DATA and the message; returns one result per recipient. */
+  async transact(tx: Transaction): Promise<RecipientResult[]> {
+    const t = this.opts.timeouts;
+    const commands = [this.mailCommand(tx), ...tx.recipients.map((r) => this.rcptCommand(r))];
+    const pipelining = this.extensions.has('PIPELINING');
+    if (pipelining) this.send([...commands, 'DATA']);
+    else this.send([commands[0]]);
+
+    const mail = await this.expect(t.mail, 'client MAIL');
+    const rcptReplies: Reply[] = [];
+    for (let i = 0; i < tx.recipients.length; i++) {
+      if (!pipelining && mail.code === 250) this.send([commands[i + 1]]);
+      if (pipelining || mail.code === 250) rcptReplies.push(await this.expect(t.rcpt, 'client RCPT'));
+    }
+    const anyAccepted = rcptReplies.some((r) => r.code === 250 || r.code === 251);
+    if (!pipelining && mail.code === 250 && anyAccepted) this.send(['DATA']);
+    const data = pipelining || (mail.code === 250 && anyAccepted) ? await this.expect(t.datainit, 'client DATA') : undefined;
+
+    if (mail.code !== 250) {
+      if (data?.code === 354) await this.abortData();
+      return tx.recipients.map((r) => resultFromReply(r.address, mail));
+    }
+    const results = tx.recipients.map((r, i) => resultFromReply(r.address, rcptReplies[i]));
+    this.results = results;
+    if (!anyAccepted) {
+      if (data?.code === 354) await this.abortData();
+      return results;
+    }
+    if (data?.code !== 354) return fail(results, data as Reply);
+    return this.sendMessage(tx, results);
+  }
+
+  /** Ends a DATA phase that a pipelined DATA opened without valid recipients. */
+  private async abortData(): Promise<void> {
+    this.send(['.']);
+    await this.expect(this.opts.timeouts.datafinal, 'client DATA status');
+  }
+
+  private async sendMessage(tx: Transaction, results: RecipientResult[]): Promise<RecipientResult[]> {
+    const t = this.opts.timeouts;
+    const stuffer = new DotStuffer();
+    this.note('>>> (message)');
+    await this.write(stuffer.push(Buffer.from(tx.headers.join('\r\n') + '\r\n\r\n', 'latin1')));
+    for await (const chunk of fs.createReadStream(tx.dataPath, { highWaterMark: 64 * 1024 })) {
+      await this.write(stuffer.push(chunk as Buffer));
+    }
+    this.note('>>> .');
+    await this.write(stuffer.finish());
+
+    if (!this.opts.lmtp) {
+      return fail(results, await this.expect(t.datafinal, 'client DATA status'));
+    }
+    for (const r of results) {
+      if (r.status !== 'sent') continue;
+      Object.assign(r, resultFromReply(r.address, await this.expect(t.datafinal, 'client DATA status')));
+    }
+    return results;
+  }
+
+  /** Writes a block and waits for the socket to drain, up to Timeout.datablock. */
+  private write(block: Buffer): Promise<void> {
+    if (this.socket.write(block)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.socket.destroy();
+        reject(new SmtpClientError('timeout', 'timeout writing message'));
+      }, this.opts.timeouts.datablock);
+      this.socket.once('drain', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async quit(): Promise<void> {
+    if (this.socket.destroyed) return;
+    try {
+      this.send(['QUIT']);
+      await this.expect(this.opts.timeouts.quit, 'client QUIT');
+    } catch {
+      // The transaction is over; a lost QUIT reply changes nothing.
+    }
+    this.socket.destroy();
+  }
+
+  abort(): void {
+    this.socket.destroy();
+  }
+}
+
+function parseExtensions(ehlo: Reply): Map<string, string> {
+  const extensions = new Map<string, string>();
+  for (const line of ehlo.lines.slice(1)) {
+    const [keyword, ...params] = line.trim().split(/\s+/);
+    if (keyword) extensions.set(keyword.toUpperCase(), params.join(' '));
+  }
+  return extensions;
+}
+
+function messageSize(tx: Transaction): number {
+  const headerBytes = tx.headers.reduce((sum, h) => sum + Buffer.byteLength(h, 'latin1') + 2, 0);
+  return headerBytes + 2 + tx.bodySize;
+}
+
+/** Applies a failing reply to every recipient that was still on course. */
+function fail(results: RecipientResult[], reply: Reply): RecipientResult[] {
+  return results.map((r) => (r.status === 'sent' ? resultFromReply(r.address, reply) : r));
+}
+
+/** Builds the result of a session that broke off: a temporary failure for open recipients. */
+function broken(results: RecipientResult[] | undefined, tx: Transaction, text: string): RecipientResult[] {
+  const base = results ?? tx.recipients.map((r) => ({ address: r.address, status: 'sent' as const, dsn: '', text: '' }));
+  return base.map((r) => (r.status === 'sent' ? { address: r.address, status: 'tempfail', dsn: '4.4.2', text } : r));
+}
+
+/** Connects to one address of a relay host and runs one transaction. */
+export async function runSession(opts: SessionOptions, tx: Transaction): Promise<SessionResult> {
+  let socket: net.Socket;
+  try {
+    socket = await connect(opts);
+  } catch (err) {
+    return { kind: 'unreachable', text: connectErrorText(err as NodeJS.ErrnoException, opts.hostName), transcript: [] };
+  }
+
+  const session = new SmtpSession(socket, opts);
+  const transcript = session.transcript;
+  let hello: Reply;
+  try {
+    hello = await session.open();
+  } catch (err) {
+    session.abort();
+    return { kind: 'unreachable', text: clientErrorText(err, opts.hostName), transcript };
+  }
+  if (hello.code !== 250) {
+    await session.quit();
+    if (hello.code < 500) return { kind: 'unreachable', text: replyLine(hello), transcript };
+    const dsn = dsnOf(hello);
+    return { kind: 'rejected', dsn, text: permanentText(dsn), diagnostic: replyLine(hello), transcript };
+  }
+
+  try {
+    const recipients = await session.transact(tx);
+    await session.quit();
+    return { kind: 'transaction', recipients, transcript };
+  } catch (err) {
+    session.abort();
+    const recipients = broken(session.results, tx, clientErrorText(err, opts.hostName));
+    return { kind: 'transaction', recipients, transcript };
+  }
+}

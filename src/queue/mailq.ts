@@ -1,0 +1,187 @@
+// The mailq (sendmail -bp) listing, in the layout of sendmail's printqueue()
+// and print_single_queue() (sendmail/queue.c, 8.13 to 8.18), byte for byte.
+
+import * as fs from 'node:fs';
+import { errorCode } from './lock';
+import { parseControlFile, QueueFileError } from './qf';
+import { ControlFileKind, QueueStore } from './store';
+import { QueueItem } from './types';
+
+export interface MailqEntry {
+  id: string;
+  /** The parsed control file; undefined prints " (no control file)". */
+  item?: QueueItem;
+  /** Size of the df file in bytes; -1 when it cannot be read, as in sendmail. */
+  size: number;
+  /** Whether a process holds the item's lock; printed as "*". */
+  locked: boolean;
+  /** The reason the control file could not be read, e.g. "job completed". */
+  error?: string;
+}
+
+export interface MailqOptions {
+  /** `mailq -v`: priority column, wider fields, per-recipient status. */
+  verbose?: boolean;
+  /** MaxQueueRun: print only this many entries (0 means all). */
+  maxQueueRun?: number;
+}
+
+const TITLES = '-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------';
+const VERBOSE_TITLES =
+  '-----Q-ID----- --Size-- -Priority- ---Q-Time--- --------Sender/Recipient--------';
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** Formats the listing of one queue directory followed by the "Total requests" line. */
+export function formatMailq(dir: string, entries: MailqEntry[], opts: MailqOptions = {}): string {
+  return formatQueueDirectory(dir, entries, opts) + `\t\tTotal requests: ${entries.length}\n`;
+}
+
+/** Formats the listing of one queue directory, without the total line. */
+export function formatQueueDirectory(
+  dir: string,
+  entries: MailqEntry[],
+  opts: MailqOptions = {},
+): string {
+  const count = entries.length;
+  if (count === 0) return `${dir} is empty\n`;
+
+  const max = opts.maxQueueRun ?? 0;
+  let out = `\t\t${dir} (${count} request${count === 1 ? '' : 's'}`;
+  if (max > 0 && count > max) out += `, only ${max} printed`;
+  out += ')\n' + (opts.verbose ? VERBOSE_TITLES : TITLES) + '\n';
+
+  const shown = max > 0 ? entries.slice(0, max) : entries;
+  for (const entry of shown) out += formatEntry(entry, opts.verbose === true);
+  return out;
+}
+
+function formatEntry(entry: MailqEntry, verbose: boolean): string {
+  let out = entry.id.padStart(13);
+  if (entry.error !== undefined) return `${out} (${entry.error})\n`;
+
+  out += entry.locked ? '*' : ' ';
+  const item = entry.item;
+  if (item === undefined) return `${out} (no control file)\n`;
+
+  out += senderLine(item, entry.size, verbose);
+  const width = verbose ? 100 : 60;
+  if (item.quarantine) out += `\n     QUARANTINE: ${oneLine(item.quarantine, width)}`;
+
+  if (item.statusMessage || item.bodyType) {
+    out += `\n    ${(item.bodyType ?? '').slice(0, 10).padStart(10)}`;
+    if (item.statusMessage) out += `   (${oneLine(item.statusMessage, width)})`;
+  }
+
+  for (const rcpt of item.recipients) {
+    if (rcpt.state !== 'pending' && rcpt.state !== 'deferred') continue;
+    if (!verbose) {
+      out += '\n\t\t\t\t\t ' + printable(`<${rcpt.address}>`, 38);
+      continue;
+    }
+    out += '\n\t\t\t\t\t\t' + printable(`<${rcpt.address}>`, 71);
+    if (rcpt.status) out += `\n\t\t (${oneLine(rcpt.status, 100)})`;
+  }
+
+  if (item.created === 0) out += ' (no control file)';
+  return out + '\n';
+}
+
+function senderLine(item: QueueItem, size: number, verbose: boolean): string {
+  const submitted = ctime(item.created);
+  const sender = `<${item.sender}>`;
+  if (!verbose) {
+    return `${String(size).padStart(8)} ${submitted.slice(0, 16)} ${printable(sender, 39)}`;
+  }
+
+  const warned = item.flags.includes('w') ? '+' : ' ';
+  const priority = String(item.priority).padStart(10);
+  const time = submitted.slice(4, 16);
+  return `${String(size).padStart(8)} ${priority}${warned}${time} ${printable(sender, 78)}`;
+}
+
+/** Formats a time as C's ctime() does, in local time: "Tue Jun 20 12:14:04 2006\n". */
+export function ctime(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const day = String(d.getDate()).padStart(2, ' ');
+  const clock = [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map((n) => String(n).padStart(2, '0'))
+    .join(':');
+  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${day} ${clock} ${d.getFullYear()}\n`;
+}
+
+/**
+ * Prints at most `max` columns of `text` as sendmail's prtstr() does: a
+ * backslash is doubled and a byte outside printable ASCII becomes \ooo. Text
+ * characters above U+00FF are taken as their UTF-8 bytes.
+ */
+export function printable(text: string, max: number): string {
+  const bytes: number[] = [];
+  for (const c of text) {
+    const code = c.codePointAt(0) ?? 0;
+    if (code <= 0xff) bytes.push(code);
+    else bytes.push(...Buffer.from(c, 'utf8'));
+  }
+
+  let out = '';
+  let left = max;
+  let i = 0;
+  while (left-- > 0 && i < bytes.length && bytes[i] !== 0) {
+    const c = bytes[i++];
+    if (c === 0x5c) {
+      if (left-- > 0) out += '\\\\';
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += String.fromCharCode(c);
+    } else {
+      left -= 3;
+      if (left > 0) out += '\\' + c.toString(8).padStart(3, '0');
+    }
+  }
+  return out;
+}
+
+/** Truncates a status text; newlines become spaces, as sendmail stores them. */
+function oneLine(text: string, max: number): string {
+  return text.replace(/[\r\n]/g, ' ').slice(0, max);
+}
+
+/** Reads every item of one kind from `store` for formatMailq(), in directory order. */
+export async function readMailqEntries(
+  store: QueueStore,
+  kind: ControlFileKind = 'qf',
+): Promise<MailqEntry[]> {
+  const entries: MailqEntry[] = [];
+  for (const id of await store.list(kind)) {
+    const entry: MailqEntry = { id, size: -1, locked: await store.isLocked(id) };
+    try {
+      entry.size = (await fs.promises.stat(store.dataPath(id))).size;
+    } catch {
+      // sendmail prints -1 for a df it cannot stat.
+    }
+
+    try {
+      entry.item = await readControl(store, id, kind);
+    } catch (err) {
+      entry.error = mailqErrorText(err);
+    }
+    entries.push(entry);
+  }
+  return entries;
+}
+
+async function readControl(store: QueueStore, id: string, kind: ControlFileKind): Promise<QueueItem> {
+  if (kind !== 'Qf') return store.read(id);
+
+  const text = await fs.promises.readFile(store.controlPath(id, 'Qf'), 'utf8');
+  return parseControlFile(text, id);
+}
+
+function mailqErrorText(err: unknown): string {
+  if (err instanceof QueueFileError) return `unreadable control file: ${err.message}`;
+
+  const code = errorCode(err);
+  if (code === 'ENOENT') return 'job completed';
+  if (code === 'EPERM' || code === 'EACCES') return 'permission denied';
+  return err instanceof Error ? err.message : String(err);
+}

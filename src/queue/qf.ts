@@ -1,0 +1,346 @@
+// The control file (qf) format: sendmail's version 8 lines, in sendmail's order,
+// plus Posthorn's X lines for the data file size and the recipient states. The
+// format is described line by line in docs/queue-format.md.
+
+import { QueueItem, QueueRecipient, RecipientState } from './types';
+import { escapeField, escapeHeader, unescapeField } from './qf-escape';
+
+/** A control file that cannot be read: truncated, damaged or not ours. */
+export class QueueFileError extends Error {
+  override name = 'QueueFileError';
+
+  constructor(
+    /** 1-based number of the offending line. */
+    readonly line: number,
+    readonly reason: string,
+  ) {
+    super(`line ${line}: ${reason}`);
+  }
+}
+
+const RECIPIENT_STATES: readonly RecipientState[] = ['pending', 'sent', 'deferred', 'bounced'];
+
+/** DSN NOTIFY words and their R line flag letters (sendmail QPINGON*). */
+const NOTIFY_LETTERS: Record<string, string> = { SUCCESS: 'S', FAILURE: 'F', DELAY: 'D' };
+const LETTER_NOTIFY: Record<string, string> = { S: 'SUCCESS', F: 'FAILURE', D: 'DELAY' };
+
+/** Renders an item as control file text, ending with the "." line. */
+export function serializeControlFile(item: QueueItem): string {
+  const lines = [
+    'V8',
+    `T${checkInteger('created', item.created, false)}`,
+    `K${checkInteger('lastAttempt', item.lastAttempt, false)}`,
+    `N${checkInteger('attempts', item.attempts, false)}`,
+    `P${checkInteger('priority', item.priority, true)}`,
+    `Xsize=${checkInteger('bodySize', item.bodySize, false)}`,
+  ];
+
+  if (item.bodyType !== undefined) lines.push(`B${item.bodyType}`);
+  if (item.quarantine !== undefined) lines.push(`q${escapeField(item.quarantine)}`);
+  if (item.statusMessage !== undefined) lines.push(`M${escapeField(item.statusMessage)}`);
+
+  const flags = flagsWithRet(item.flags, item.ret);
+  if (flags !== '') lines.push(`F${escapeField(flags)}`);
+
+  for (const [name, value] of item.macros) lines.push(macroLine(name, value));
+
+  lines.push(`S<${escapeField(item.sender)}>`);
+  if (item.envid !== undefined) lines.push(`Z${escapeField(item.envid)}`);
+
+  for (const rcpt of item.recipients) lines.push(...recipientLines(rcpt));
+  for (const header of item.headers) lines.push(`H??${escapeHeader(header)}`);
+
+  lines.push('.');
+  return lines.join('\n') + '\n';
+}
+
+function checkInteger(field: string, value: number, signed: boolean): number {
+  if (!Number.isSafeInteger(value) || (!signed && value < 0)) {
+    throw new RangeError(`invalid ${field} value for the control file: ${value}`);
+  }
+  return value;
+}
+
+/** Replaces the RET letters of the F line ("d" RET given, "n" RET=HDRS) from `ret`. */
+function flagsWithRet(flags: string, ret: QueueItem['ret']): string {
+  let out = flags.replace(/[dn]/g, '');
+  if (ret !== undefined) out += 'd';
+  if (ret === 'HDRS') out += 'n';
+  return out;
+}
+
+function macroLine(name: string, value: string): string {
+  if (name.length === 1 && /^[^\s{\\]$/.test(name)) return `$${name}${escapeField(value)}`;
+  return `\${${escapeField(name, '}')}}${escapeField(value)}`;
+}
+
+function recipientLines(rcpt: QueueRecipient): string[] {
+  const lines: string[] = [];
+  if (rcpt.status !== undefined) lines.push(`M${escapeField(rcpt.status)}`);
+  lines.push(`Xstate=${rcpt.state}`);
+  if (rcpt.dsnCode !== undefined) lines.push(`Xdsn=${escapeField(rcpt.dsnCode)}`);
+  if (rcpt.remoteHost !== undefined) lines.push(`Xhost=${escapeField(rcpt.remoteHost)}`);
+  if (rcpt.diagnostic !== undefined) lines.push(`Xdiag=${escapeField(rcpt.diagnostic)}`);
+  if (rcpt.orcpt !== undefined) lines.push(`Q${escapeField(rcpt.orcpt)}`);
+
+  // NOTE: NOTIFY words other than SUCCESS, FAILURE, DELAY and NEVER are dropped.
+  let flags = 'P';
+  if (rcpt.notify !== undefined) {
+    flags += 'N' + rcpt.notify.map((word) => NOTIFY_LETTERS[word] ?? '').join('');
+  }
+  lines.push(`R${flags}:<${escapeField(rcpt.address)}>`);
+  return lines;
+}
+
+/**
+ * Parses control file text written by serializeControlFile(). Throws
+ * QueueFileError when the text is truncated (no final "." line), has an unknown
+ * or malformed line, or lacks the T or S line.
+ */
+export function parseControlFile(text: string, id: string): QueueItem {
+  if (text === '') throw new QueueFileError(1, 'control file is empty');
+
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] !== '') {
+    throw new QueueFileError(lines.length, 'last line has no newline (file is truncated)');
+  }
+  lines.pop();
+
+  if (lines[0] !== 'V8') throw new QueueFileError(1, `expected "V8", found "${clip(lines[0])}"`);
+
+  const parser = new ControlFileParser(id);
+  for (let i = 1; i < lines.length; i++) {
+    parser.lineNumber = i + 1;
+    if (lines[i] === '.') {
+      if (i !== lines.length - 1) throw new QueueFileError(i + 2, 'data after the "." line');
+      return parser.finish();
+    }
+    parser.parseLine(lines[i]);
+  }
+  throw new QueueFileError(lines.length, 'no "." line at the end (file is truncated)');
+}
+
+class ControlFileParser {
+  lineNumber = 1;
+  private readonly item: QueueItem;
+  private seenCreated = false;
+  private seenSender = false;
+  /** Recipient lines read since the last R line. */
+  private rcpt: Partial<QueueRecipient> | undefined;
+  /** Lines of the header being read; continuation lines are added to it. */
+  private header: string[] | undefined;
+
+  constructor(id: string) {
+    this.item = {
+      id,
+      created: 0,
+      lastAttempt: 0,
+      attempts: 0,
+      priority: 0,
+      flags: '',
+      macros: new Map(),
+      sender: '',
+      recipients: [],
+      headers: [],
+      bodySize: 0,
+    };
+  }
+
+  parseLine(line: string): void {
+    const key = line[0];
+    if (key === ' ' || key === '\t') {
+      if (this.header === undefined) this.fail('continuation line outside a header');
+      this.header.push(this.text(line));
+      return;
+    }
+    this.endHeader();
+
+    if (key === 'H') this.parseHeader(line);
+    else if (key === 'X') this.parseExtension(line);
+    else if (!this.seenSender) this.parseEnvelopeLine(line);
+    else this.parseRecipientLine(line);
+  }
+
+  finish(): QueueItem {
+    this.endHeader();
+    if (this.rcpt !== undefined) this.fail('recipient lines without an R line');
+    if (!this.seenCreated) this.fail('no T line');
+    if (!this.seenSender) this.fail('no S line');
+    return this.item;
+  }
+
+  private parseEnvelopeLine(line: string): void {
+    const item = this.item;
+    const rest = line.slice(1);
+
+    switch (line[0]) {
+      case 'T':
+        item.created = this.integer(rest, false);
+        this.seenCreated = true;
+        break;
+      case 'K':
+        item.lastAttempt = this.integer(rest, false);
+        break;
+      case 'N':
+        item.attempts = this.integer(rest, false);
+        break;
+      case 'P':
+        item.priority = this.integer(rest, true);
+        break;
+      case 'B':
+        if (rest !== '7BIT' && rest !== '8BITMIME') this.fail(`invalid body type "${clip(rest)}"`);
+        item.bodyType = rest;
+        break;
+      case 'q':
+        item.quarantine = this.text(rest);
+        break;
+      case 'M':
+        item.statusMessage = this.text(rest);
+        break;
+      case 'F':
+        this.parseFlags(this.text(rest));
+        break;
+      case '$':
+        this.parseMacro(rest);
+        break;
+      case 'S':
+        item.sender = stripAngles(this.text(rest));
+        this.seenSender = true;
+        break;
+      default:
+        this.fail(`unrecognized line "${clip(line)}"`);
+    }
+  }
+
+  private parseRecipientLine(line: string): void {
+    const rest = line.slice(1);
+
+    switch (line[0]) {
+      case 'Z':
+        if (this.rcpt !== undefined) this.fail('Z line inside a recipient');
+        this.item.envid = this.text(rest);
+        break;
+      case 'M':
+        this.recipient().status = this.text(rest);
+        break;
+      case 'Q':
+        this.recipient().orcpt = this.text(rest);
+        break;
+      case 'R':
+        this.parseRecipient(rest);
+        break;
+      default:
+        this.fail(`unrecognized line "${clip(line)}"`);
+    }
+  }
+
+  private parseExtension(line: string): void {
+    const eq = line.indexOf('=');
+    if (eq < 0) this.fail(`unrecognized line "${clip(line)}"`);
+    const name = line.slice(1, eq);
+    const value = line.slice(eq + 1);
+
+    if (name === 'size' && !this.seenSender) {
+      this.item.bodySize = this.integer(value, false);
+    } else if (name === 'state' && this.seenSender) {
+      const state = value as RecipientState;
+      if (!RECIPIENT_STATES.includes(state)) this.fail(`invalid recipient state "${clip(value)}"`);
+      this.recipient().state = state;
+    } else if (name === 'dsn' && this.seenSender) {
+      this.recipient().dsnCode = this.text(value);
+    } else if (name === 'host' && this.seenSender) {
+      this.recipient().remoteHost = this.text(value);
+    } else if (name === 'diag' && this.seenSender) {
+      this.recipient().diagnostic = this.text(value);
+    } else {
+      this.fail(`unrecognized line "${clip(line)}"`);
+    }
+  }
+
+  private parseFlags(flags: string): void {
+    this.item.flags = flags;
+    if (flags.includes('d')) this.item.ret = flags.includes('n') ? 'HDRS' : 'FULL';
+  }
+
+  private parseMacro(rest: string): void {
+    if (rest === '') this.fail('macro line without a name');
+    if (rest[0] !== '{') {
+      this.item.macros.set(rest[0], this.text(rest.slice(1)));
+      return;
+    }
+
+    const close = rest.indexOf('}');
+    if (close < 0) this.fail('macro name without "}"');
+    const name = this.text(rest.slice(1, close));
+    this.item.macros.set(name, this.text(rest.slice(close + 1)));
+  }
+
+  private parseRecipient(rest: string): void {
+    const colon = rest.indexOf(':');
+    if (colon < 0) this.fail('R line without ":"');
+    const flags = rest.slice(0, colon);
+    if (!/^[A-Za-z]*$/.test(flags)) this.fail(`invalid recipient flags "${clip(flags)}"`);
+
+    const rcpt: QueueRecipient = {
+      ...this.rcpt,
+      address: stripAngles(this.text(rest.slice(colon + 1))),
+      state: this.rcpt?.state ?? 'pending',
+    };
+    if (flags.includes('N')) {
+      const words = [...flags].filter((c) => c in LETTER_NOTIFY).map((c) => LETTER_NOTIFY[c]);
+      rcpt.notify = words.length > 0 ? words : ['NEVER'];
+    }
+    this.item.recipients.push(rcpt);
+    this.rcpt = undefined;
+  }
+
+  private parseHeader(line: string): void {
+    if (this.rcpt !== undefined) this.fail('recipient lines without an R line');
+    if (line[1] !== '?') this.fail('H line without "?" flags');
+    const close = line.indexOf('?', 2);
+    if (close < 0) this.fail('H line without closing "?"');
+    this.header = [this.text(line.slice(close + 1))];
+  }
+
+  private endHeader(): void {
+    if (this.header === undefined) return;
+    this.item.headers.push(this.header.join('\r\n'));
+    this.header = undefined;
+  }
+
+  private recipient(): Partial<QueueRecipient> {
+    this.rcpt ??= {};
+    return this.rcpt;
+  }
+
+  private integer(text: string, signed: boolean): number {
+    const pattern = signed ? /^-?[0-9]+$/ : /^[0-9]+$/;
+    const value = Number(text);
+    if (!pattern.test(text) || !Number.isSafeInteger(value)) {
+      this.fail(`invalid number "${clip(text)}"`);
+    }
+    return value;
+  }
+
+  private text(escaped: string): string {
+    const value = unescapeField(escaped);
+    if (value === undefined) this.fail('invalid backslash escape');
+    return value;
+  }
+
+  private fail(reason: string): never {
+    throw new QueueFileError(this.lineNumber, reason);
+  }
+}
+
+function stripAngles(address: string): string {
+  if (address.length >= 2 && address.startsWith('<') && address.endsWith('>')) {
+    return address.slice(1, -1);
+  }
+  return address;
+}
+
+/** Shortens a line for an error message. */
+function clip(text: string): string {
+  return text.length > 40 ? text.slice(0, 40) + '...' : text;
+}

@@ -1,0 +1,177 @@
+// Queue directory recovery at startup: removes what an interrupted commit or
+// rewrite left behind, sets aside control files that cannot be read, and keeps
+// every complete item.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Logger } from '../log/logger';
+import { isQueueId } from './id';
+import { errorCode, LockFiles, parsePid, unlinkIfExists } from './lock';
+import { parseControlFile, QueueFileError } from './qf';
+
+/**
+ * A tf file older than this is a leftover. A younger one may belong to a commit
+ * or rewrite that another process is doing right now.
+ */
+export const TEMP_FILE_MAX_AGE_MS = 60 * 1000;
+
+/** A df file without control file older than this belongs to no live session. */
+export const ORPHAN_DATA_MAX_AGE_MS = 60 * 60 * 1000;
+
+export interface RecoveryReport {
+  removedTempFiles: string[];
+  removedStaleLocks: string[];
+  removedOrphanDataFiles: string[];
+  /** Control files renamed to Qf<id>. */
+  lostControlFiles: string[];
+}
+
+interface QueueFileNames {
+  /** File names by id, e.g. "ABC" -> {"qf", "df"}. */
+  byId: Map<string, Set<string>>;
+}
+
+export async function recoverQueue(
+  dir: string,
+  logger: Logger,
+  now = Date.now(),
+): Promise<RecoveryReport> {
+  const report: RecoveryReport = {
+    removedTempFiles: [],
+    removedStaleLocks: [],
+    removedOrphanDataFiles: [],
+    lostControlFiles: [],
+  };
+  const names = await readQueueNames(dir);
+  const context: RecoveryContext = { dir, now, report };
+
+  for (const [id, kinds] of names.byId) {
+    try {
+      await recoverItem(context, id, kinds, logger.child(id));
+    } catch (err) {
+      // Another process may remove or rename files of this item meanwhile.
+      if (errorCode(err) !== 'ENOENT') throw err;
+    }
+  }
+  return report;
+}
+
+interface RecoveryContext {
+  dir: string;
+  now: number;
+  report: RecoveryReport;
+}
+
+async function recoverItem(
+  { dir, now, report }: RecoveryContext,
+  id: string,
+  kinds: Set<string>,
+  log: Logger,
+): Promise<void> {
+  const age = (kind: string): Promise<number> => fileAge(dir, kind + id, now);
+
+  if (kinds.has('tf') && (await age('tf')) > TEMP_FILE_MAX_AGE_MS) {
+    await unlinkIfExists(path.join(dir, `tf${id}`));
+    kinds.delete('tf');
+    report.removedTempFiles.push(id);
+    log.notice(`removed tf${id} left by an interrupted control file write`);
+  }
+
+  if (kinds.has('lf') && (await isStaleLock(dir, id))) {
+    await unlinkIfExists(path.join(dir, `lf${id}`));
+    report.removedStaleLocks.push(id);
+  }
+
+  if (kinds.has('qf') && kinds.has('hf')) await dropOlderControlFile(dir, id, kinds, log);
+
+  const control = kinds.has('qf') ? 'qf' : kinds.has('hf') ? 'hf' : undefined;
+  if (control !== undefined) {
+    const reason = await checkControlFile(dir, id, control, kinds.has('df'));
+    if (reason !== undefined) {
+      await fs.promises.rename(path.join(dir, control + id), path.join(dir, `Qf${id}`));
+      report.lostControlFiles.push(id);
+      log.error(`unparseable control file, renamed to Qf${id}: ${reason}`);
+    }
+    return;
+  }
+
+  if (kinds.has('df') && !kinds.has('tf') && !kinds.has('Qf')) {
+    if ((await age('df')) > ORPHAN_DATA_MAX_AGE_MS) {
+      await unlinkIfExists(path.join(dir, `df${id}`));
+      report.removedOrphanDataFiles.push(id);
+      log.notice(`removed data file df${id} without control file`);
+    }
+  }
+}
+
+async function readQueueNames(dir: string): Promise<QueueFileNames> {
+  const byId = new Map<string, Set<string>>();
+  for (const name of await fs.promises.readdir(dir)) {
+    const kind = name.slice(0, 2);
+    const id = name.slice(2);
+    if (!['qf', 'hf', 'Qf', 'df', 'tf', 'lf'].includes(kind) || !isQueueId(id)) continue;
+
+    let kinds = byId.get(id);
+    if (kinds === undefined) {
+      kinds = new Set();
+      byId.set(id, kinds);
+    }
+    kinds.add(kind);
+  }
+  return { byId };
+}
+
+/** Returns why a control file cannot be used, or undefined if it is complete. */
+async function checkControlFile(
+  dir: string,
+  id: string,
+  control: string,
+  hasData: boolean,
+): Promise<string | undefined> {
+  const text = await fs.promises.readFile(path.join(dir, control + id), 'utf8');
+  try {
+    parseControlFile(text, id);
+  } catch (err) {
+    if (err instanceof QueueFileError) return err.message;
+    throw err;
+  }
+  return hasData ? undefined : `data file df${id} is missing`;
+}
+
+/**
+ * Keeps the newer of qf<id> and hf<id>. Both exist only after a crash between
+ * renaming the new file into place and unlinking the old one.
+ */
+async function dropOlderControlFile(
+  dir: string,
+  id: string,
+  kinds: Set<string>,
+  log: Logger,
+): Promise<void> {
+  const qf = await fs.promises.stat(path.join(dir, `qf${id}`));
+  const hf = await fs.promises.stat(path.join(dir, `hf${id}`));
+  const older = qf.mtimeMs < hf.mtimeMs ? 'qf' : 'hf';
+
+  await fs.promises.unlink(path.join(dir, older + id));
+  kinds.delete(older);
+  log.notice(`removed ${older}${id}, which a newer control file replaced`);
+}
+
+async function isStaleLock(dir: string, id: string): Promise<boolean> {
+  const content = await fs.promises.readFile(path.join(dir, `lf${id}`), 'utf8').catch(() => '');
+
+  // Nothing is locked by this process yet, so a lock with its pid is left over
+  // from an earlier process that had the same pid.
+  if (parsePid(content) === process.pid) return true;
+  return !(await new LockFiles(dir).isLocked(id));
+}
+
+async function fileAge(dir: string, name: string, now: number): Promise<number> {
+  try {
+    const stat = await fs.promises.stat(path.join(dir, name));
+    return now - stat.mtimeMs;
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return 0;
+    throw err;
+  }
+}

@@ -1,0 +1,156 @@
+// Verb dispatch and the connection verbs: EHLO, HELO, NOOP, RSET, QUIT, HELP,
+// VRFY, EXPN. Replies follow sendmail's texts.
+
+import { reply, type Reply } from '../smtp/reply';
+import type { Session } from './session';
+import { handleMail, handleRcpt } from './envelope';
+import { handleData } from './data';
+
+export interface Command {
+  verb: string;
+  arg: string;
+}
+
+type Handler = (session: Session, arg: string) => void | Promise<void>;
+
+/** Verbs a null server still answers normally (sendmail's srvrsmtp.c). */
+const NULL_SERVER_VERBS = new Set(['QUIT', 'HELO', 'EHLO', 'NOOP', 'RSET']);
+
+const HANDLERS: Record<string, Handler> = {
+  EHLO: (s, arg) => handleHelo(s, arg, true),
+  HELO: (s, arg) => handleHelo(s, arg, false),
+  MAIL: handleMail,
+  RCPT: handleRcpt,
+  DATA: handleData,
+  RSET: handleRset,
+  NOOP: (s) => s.send(reply(250, '2.0.0', 'OK')),
+  QUIT: handleQuit,
+  HELP: handleHelp,
+  VRFY: handleVrfy,
+  EXPN: handleExpn,
+  STARTTLS: (s) => s.send(reply(503, '5.5.0', 'TLS not available')),
+  AUTH: (s) => s.send(reply(503, '5.3.3', 'AUTH not available')),
+};
+
+export async function handleCommand(session: Session, command: Command): Promise<void> {
+  const handler = HANDLERS[command.verb];
+
+  if (session.nullServerReply && !NULL_SERVER_VERBS.has(command.verb)) {
+    session.badCommand(session.nullServerReply);
+    return;
+  }
+  if (!handler) {
+    const shown = command.verb.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
+    session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${shown}"`));
+    return;
+  }
+  await handler(session, command.arg);
+}
+
+/** Whether a HELO argument is a plausible domain or address literal. */
+function validHeloName(name: string): boolean {
+  if (name.length > 255) return false;
+  if (/^\[[0-9A-Fa-f:.]+\]$/.test(name) || /^\[IPv6:[0-9A-Fa-f:.]+\]$/i.test(name)) return true;
+  return /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$/.test(name);
+}
+
+function handleHelo(session: Session, arg: string, extended: boolean): void {
+  const verb = extended ? 'EHLO' : 'HELO';
+  const name = arg.trim();
+  if (name === '') {
+    session.send(reply(501, '5.0.0', `${verb} requires domain address`));
+    return;
+  }
+  if (!validHeloName(name)) {
+    session.send(reply(501, '5.0.0', 'Invalid domain name'));
+    return;
+  }
+
+  // A new HELO/EHLO resets any transaction in progress (RFC 5321 4.1.4).
+  void session.abortTransaction();
+  session.heloName = name;
+  session.esmtp = extended;
+  session.state = 'helo';
+  session.macros.set('s', name);
+  session.macros.set('r', extended ? 'ESMTP' : 'SMTP');
+
+  const greeting = `${session.hostName} Hello ${session.macros.get('_')}, pleased to meet you`;
+  if (!extended) {
+    session.send(reply(250, undefined, greeting));
+    return;
+  }
+  session.send(ehloReply(session, greeting));
+}
+
+function ehloReply(session: Session, greeting: string): Reply {
+  if (session.nullServerReply) return reply(250, undefined, greeting, 'ENHANCEDSTATUSCODES');
+
+  const max = session.ctx.config.maxMessageSize;
+  const lines = [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN'];
+  lines.push('HELP');
+  return reply(250, undefined, ...lines);
+}
+
+function handleRset(session: Session): void {
+  void session.abortTransaction();
+  if (session.state === 'mail') session.state = 'helo';
+  session.send(reply(250, '2.0.0', 'Reset state'));
+}
+
+function handleQuit(session: Session): void {
+  session.send(reply(221, '2.0.0', `${session.hostName} closing connection`));
+  session.close();
+}
+
+function handleHelp(session: Session, arg: string): void {
+  const topic = arg.trim().toUpperCase();
+  const lines = [
+    `This is Posthorn version ${session.ctx.version}`,
+    'Topics:',
+    '\tHELO\tEHLO\tMAIL\tRCPT\tDATA',
+    '\tRSET\tNOOP\tQUIT\tHELP\tVRFY',
+    '\tEXPN',
+    'For more info use "HELP <topic>".',
+    'End of HELP info',
+  ];
+  if (topic !== '' && !(topic in HANDLERS)) {
+    session.send(reply(504, '5.3.0', `HELP topic "${topic.slice(0, 40)}" unknown`));
+    return;
+  }
+  session.send(reply(214, '2.0.0', ...lines));
+}
+
+function privacy(session: Session, word: string): boolean {
+  const p = session.ctx.config.privacyOptions;
+  return p.has(word) || p.has('goaway');
+}
+
+function handleVrfy(session: Session, arg: string): void {
+  session.didWork = true;
+  if (privacy(session, 'needvrfyhelo') && !session.heloName) {
+    session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
+    return;
+  }
+  if (arg.trim() === '') {
+    session.send(reply(501, '5.5.2', 'Argument required'));
+    return;
+  }
+  session.log.info(`vrfy ${arg.slice(0, 100)} from ${session.macros.get('_')}`, 6);
+  // NOTE: without an alias and user database Posthorn cannot confirm a user, so
+  // VRFY gets the reply sendmail gives with PrivacyOptions=novrfy.
+  session.send(reply(252, '2.5.2', 'Cannot VRFY user; try RCPT to attempt delivery (or try finger)'));
+}
+
+function handleExpn(session: Session, arg: string): void {
+  session.didWork = true;
+  if (privacy(session, 'needexpnhelo') && !session.heloName) {
+    session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
+    return;
+  }
+  if (arg.trim() === '') {
+    session.send(reply(501, '5.5.2', 'Argument required'));
+    return;
+  }
+  session.log.info(`expn ${arg.slice(0, 100)} from ${session.macros.get('_')}`, 6);
+  session.send(reply(502, '5.7.0', 'Sorry, we do not allow this operation'));
+}

@@ -1,0 +1,36 @@
+// What an inbound session needs from the daemon: configuration, the queue, the
+// checkpoint chain, and a way to hand accepted mail on for delivery.
+
+import type { Config } from '../config/types';
+import type { Logger } from '../log/logger';
+import type { QueueStore } from '../queue/store';
+import type { CheckpointChain } from './checkpoint';
+
+export interface ServerContext {
+  config: Config;
+  logger: Logger;
+  store: QueueStore;
+  chain: CheckpointChain;
+  /** Called after a message is committed; the daemon schedules delivery. */
+  onAccepted(id: string): void;
+  /** Resolves a client address to a verified host name, if any. */
+  resolveClientName?(address: string): Promise<string | undefined>;
+  /** Product version for $v and $Z. */
+  version: string;
+}
+
+/** The transport under a session: a TCP socket, or stdin/stdout for -bs. */
+export interface SessionTransport {
+  write(text: string | Buffer): boolean;
+  onData(handler: (chunk: Buffer) => void): void;
+  onEnd(handler: () => void): void;
+  pause(): void;
+  resume(): void;
+  close(): void;
+  /** Waits until buffered output has drained to the peer. */
+  drain(): Promise<void>;
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+}

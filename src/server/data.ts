@@ -1,0 +1,253 @@
+// The DATA phase: the 354 reply, streaming the message into the data file,
+// and the commit that must finish before the 250 (SuperSafe).
+
+import { reply, type Reply } from '../smtp/reply';
+import { DataReader, type DataEvent } from '../smtp/datareader';
+import type { DataFileWriter } from '../queue/store';
+import type { QueueItem } from '../queue/types';
+import { initialPriority, precedenceClass } from '../queue/priority';
+import type { Session } from './session';
+import type { Transaction } from './transaction';
+import { verdictReply } from './envelope';
+import { addMissingHeaders, headerValue, receivedHeader } from './headers';
+
+export async function handleData(session: Session, arg: string): Promise<void> {
+  const tx = session.transaction;
+  if (!tx) {
+    session.send(reply(503, '5.0.0', 'Need MAIL command'));
+    return;
+  }
+  if (tx.recipients.length === 0) {
+    session.send(reply(503, '5.0.0', 'Need RCPT (recipient)'));
+    return;
+  }
+  if (arg.trim() !== '') {
+    session.send(reply(501, '5.5.4', 'Syntax error in parameters'));
+    return;
+  }
+
+  const verdict = await session.ctx.chain.run({
+    stage: 'data',
+    macros: session.macros,
+    clientAddress: session.transport.remoteAddress,
+    relayAllowed: session.relayAllowed,
+  });
+  if (verdict.action === 'reject' || verdict.action === 'tempfail') {
+    session.send(verdictReply(verdict, reply(550, '5.7.1', 'Command rejected')));
+    return;
+  }
+
+  let writer: DataFileWriter;
+  try {
+    writer = await session.ctx.store.openDataFile(tx.id);
+  } catch (err) {
+    session.log.error(`cannot create data file: ${(err as Error).message}`);
+    session.send(reply(451, '4.3.0', 'Error creating data file; try again later'));
+    return;
+  }
+
+  session.enterData(new DataPhase(session, tx, writer));
+  session.send(reply(354, undefined, 'Enter mail, end with "." on a line by itself'));
+  session.flush();
+}
+
+export class DataPhase {
+  private readonly reader: DataReader;
+  private headers: string[] = [];
+  private writeError?: Error;
+  private done = false;
+
+  constructor(
+    private readonly session: Session,
+    private readonly tx: Transaction,
+    private readonly writer: DataFileWriter,
+  ) {
+    const cfg = session.ctx.config;
+    this.reader = new DataReader({
+      maxMessageSize: cfg.maxMessageSize,
+      maxHeadersLength: cfg.maxHeadersLength,
+    });
+  }
+
+  /**
+   * Feeds message bytes. Returns undefined while the message goes on, or the
+   * bytes that followed the final "." once it has ended.
+   */
+  async push(chunk: Buffer): Promise<Buffer | undefined> {
+    const events = this.reader.push(chunk);
+    for (const event of events) {
+      const rest = await this.handle(event);
+      if (rest !== undefined) return rest;
+    }
+    return undefined;
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.session.ctx.store.abort(this.tx.id).catch(() => undefined);
+  }
+
+  private async handle(event: DataEvent): Promise<Buffer | undefined> {
+    switch (event.kind) {
+      case 'headers':
+        this.headers = event.headers;
+        return undefined;
+      case 'body':
+        await this.writeBody(event.data);
+        return undefined;
+      case 'end':
+        await this.finish(event);
+        return event.rest;
+    }
+  }
+
+  private async writeBody(data: Buffer): Promise<void> {
+    if (this.writeError) return;
+    try {
+      await this.writer.write(data);
+    } catch (err) {
+      // Keep reading to the final dot so the session stays in step, then answer 452.
+      this.writeError = err as Error;
+    }
+  }
+
+  private async finish(end: Extract<DataEvent, { kind: 'end' }>): Promise<void> {
+    const session = this.session;
+    session.leaveData();
+    session.transaction = undefined;
+
+    const rejection = this.checkEnd(end);
+    if (rejection) {
+      await this.abort();
+      session.log.notice(`${rejection.lines[0]}: from=<${this.tx.sender}>, relay=${session.macros.get('_')}`);
+      session.send(rejection);
+      return;
+    }
+
+    try {
+      await this.writer.close();
+    } catch (err) {
+      this.writeError = err as Error;
+    }
+    if (this.writeError) {
+      await this.abort();
+      session.send(writeFailure(session, this.writeError, 'data'));
+      return;
+    }
+
+    await this.commit(end.size);
+  }
+
+  /** Returns the reply that rejects the message, or undefined if it may be queued. */
+  private checkEnd(end: Extract<DataEvent, { kind: 'end' }>): Reply | undefined {
+    const cfg = this.session.ctx.config;
+    if (end.error === 'size') {
+      return reply(552, '5.2.3', `Message exceeds maximum fixed size (${cfg.maxMessageSize})`);
+    }
+    if (end.error === 'headers') {
+      return reply(552, '5.6.0', `Headers too large (${cfg.maxHeadersLength} max)`);
+    }
+    if (end.sawBareLf || end.sawBareCr) {
+      // Bare CR or LF could end the message differently at the next hop (SMTP smuggling).
+      return reply(554, '5.6.0', 'Message contains bare CR or LF; lines must end with CRLF');
+    }
+
+    const maxHops = Number(cfg.options.get('MaxHopCount') ?? 25);
+    const hops = this.headers.filter((h) => /^received:/i.test(h)).length + 1;
+    if (hops > maxHops) {
+      return reply(554, '5.4.6', `Too many hops ${hops} (${maxHops} max): from <${this.tx.sender}>`);
+    }
+    return undefined;
+  }
+
+  private async commit(bodySize: number): Promise<void> {
+    const session = this.session;
+    const tx = this.tx;
+    const item = this.buildItem(bodySize);
+
+    if (tx.discard) {
+      await this.abort();
+      session.log.info(`discarded: from=<${tx.sender}>, relay=${session.macros.get('_')}`);
+      session.send(reply(250, '2.0.0', `${tx.id} Message accepted for delivery`));
+      return;
+    }
+
+    try {
+      await session.ctx.store.commit(item);
+    } catch (err) {
+      await this.abort();
+      session.send(writeFailure(session, err as Error, 'control'));
+      return;
+    }
+    this.done = true;
+
+    logReceipt(session, item);
+    session.send(reply(250, '2.0.0', `${tx.id} Message accepted for delivery`));
+    session.ctx.onAccepted(tx.id);
+  }
+
+  private buildItem(bodySize: number): QueueItem {
+    const session = this.session;
+    const tx = this.tx;
+    const now = new Date();
+    const headers = [receivedHeader(session.macros, tx, now), ...this.headers];
+    addMissingHeaders(headers, { sender: tx.sender, hostName: session.hostName, id: tx.id, now });
+
+    const size = bodySize + headers.reduce((n, h) => n + h.length + 2, 0);
+    const klass = precedenceClass(headerValue(headers, 'precedence') ?? '');
+    const macros = new Map<string, string>();
+    for (const name of ['r', 's', '_', '{daemon_name}', '{client_addr}', '{client_name}']) {
+      const value = session.macros.get(name);
+      if (value !== undefined) macros.set(name, value);
+    }
+
+    return {
+      id: tx.id,
+      created: Math.floor(now.getTime() / 1000),
+      lastAttempt: 0,
+      attempts: 0,
+      priority: initialPriority(size, tx.recipients.length, klass),
+      bodyType: tx.bodyType,
+      quarantine: tx.quarantine,
+      flags: tx.ret ? (tx.ret === 'HDRS' ? 'dn' : 'd') : '',
+      macros,
+      sender: tx.sender,
+      envid: tx.envid,
+      ret: tx.ret,
+      recipients: tx.recipients.map((r) => ({
+        address: r.address,
+        notify: r.notify,
+        orcpt: r.orcpt,
+        state: 'pending' as const,
+      })),
+      headers,
+      bodySize,
+    };
+  }
+}
+
+function writeFailure(session: Session, err: Error & { code?: string }, what: 'data' | 'control'): Reply {
+  session.log.error(`queueing failed, ${what} file: ${err.code ?? ''} ${err.message}`);
+  if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
+    return reply(452, '4.3.1', `Insufficient disk space; error writing ${what} file, try again later`);
+  }
+  return reply(451, '4.3.0', `Error writing ${what} file, try again later`);
+}
+
+/** Logs the receipt line: "from=<a>, size=N, class=0, nrcpts=1, msgid=<..>, proto=ESMTP, ...". */
+export function logReceipt(session: Session, item: QueueItem): void {
+  const fields = [
+    `from=<${item.sender}>`,
+    `size=${item.bodySize + item.headers.reduce((n, h) => n + h.length + 2, 0)}`,
+    `class=${precedenceClass(headerValue(item.headers, 'precedence') ?? '')}`,
+    `nrcpts=${item.recipients.length}`,
+  ];
+  const msgid = headerValue(item.headers, 'message-id');
+  if (msgid) fields.push(`msgid=${msgid.trim().slice(0, 100)}`);
+  if (item.bodyType) fields.push(`bodytype=${item.bodyType}`);
+  fields.push(`proto=${session.macros.get('r') ?? 'SMTP'}`);
+  fields.push(`daemon=${session.options.daemonName}`);
+  fields.push(`relay=${session.macros.get('_')}`);
+  session.ctx.logger.child(item.id).info(fields.join(', '));
+}

@@ -1,0 +1,144 @@
+// The envelope verbs MAIL and RCPT (RFC 5321 4.1.1.2, 4.1.1.3) with their
+// ESMTP parameters (SIZE, BODY, RET, ENVID, NOTIFY, ORCPT).
+
+import { reply, type Reply } from '../smtp/reply';
+import { parsePath } from '../smtp/address';
+import { checkMailParams, checkRcptParams } from '../smtp/params';
+import type { Session } from './session';
+import type { Verdict } from './checkpoint';
+
+/** Splits "FROM:<a@b> SIZE=10" into the text after the colon, or undefined. */
+function afterKeyword(arg: string, keyword: string): string | undefined {
+  const colon = arg.indexOf(':');
+  if (colon < 0) return undefined;
+  if (arg.slice(0, colon).trim().toUpperCase() !== keyword) return undefined;
+  return arg.slice(colon + 1);
+}
+
+/** Turns a checkpoint's reject or tempfail verdict into a reply. */
+export function verdictReply(verdict: Verdict, fallback: Reply): Reply {
+  if (verdict.reply) return verdict.reply;
+  if (verdict.action === 'tempfail') return reply(451, '4.3.2', 'Please try again later');
+  return fallback;
+}
+
+export async function handleMail(session: Session, arg: string): Promise<void> {
+  session.didWork = true;
+  const cfg = session.ctx.config;
+  const privacy = cfg.privacyOptions;
+
+  if (session.transaction) {
+    session.send(reply(503, '5.5.0', 'Sender already specified'));
+    return;
+  }
+  if (!session.heloName && (privacy.has('needmailhelo') || privacy.has('goaway'))) {
+    session.send(reply(503, '5.0.0', 'Polite people say HELO first'));
+    return;
+  }
+
+  const text = afterKeyword(arg, 'FROM');
+  if (text === undefined) {
+    session.badCommand(reply(501, '5.5.2', 'Syntax error in parameters scanning "from"'));
+    return;
+  }
+  const path = parsePath(text, 'mail');
+  if (!path.ok) {
+    session.send(reply(path.code, path.enhanced, path.text));
+    return;
+  }
+
+  const params = checkMailParams(path.params, { maxMessageSize: cfg.maxMessageSize, dsn: true });
+  if (!params.ok) {
+    session.send(reply(params.code, params.enhanced, params.text));
+    return;
+  }
+
+  const id = session.ctx.store.newId();
+  session.macros.set('i', id);
+  session.macros.set('{mail_addr}', path.address);
+  const verdict = await session.ctx.chain.run({
+    stage: 'mail',
+    macros: session.macros,
+    clientAddress: session.transport.remoteAddress,
+    address: path.address,
+    relayAllowed: session.relayAllowed,
+  });
+  if (verdict.action === 'reject' || verdict.action === 'tempfail') {
+    const r = verdictReply(verdict, reply(553, '5.7.1', `<${path.address}>... Sender rejected`));
+    logRejection(session, verdict, 'check_mail', path.address, r);
+    session.send(r);
+    return;
+  }
+
+  session.transaction = {
+    id,
+    sender: path.address,
+    declaredSize: params.size,
+    bodyType: params.body,
+    ret: params.ret,
+    envid: params.envid,
+    recipients: [],
+    quarantine: verdict.action === 'quarantine' ? verdict.reason : undefined,
+    discard: verdict.action === 'discard',
+  };
+  session.state = 'mail';
+  session.send(reply(250, '2.1.0', `<${path.address}>... Sender ok`));
+}
+
+export async function handleRcpt(session: Session, arg: string): Promise<void> {
+  const cfg = session.ctx.config;
+  const tx = session.transaction;
+  if (!tx) {
+    session.send(reply(503, '5.0.0', 'Need MAIL before RCPT'));
+    return;
+  }
+
+  const text = afterKeyword(arg, 'TO');
+  if (text === undefined) {
+    session.badCommand(reply(501, '5.5.2', 'Syntax error in parameters scanning "to"'));
+    return;
+  }
+  const path = parsePath(text, 'rcpt');
+  if (!path.ok) {
+    session.send(reply(path.code, path.enhanced, path.text));
+    return;
+  }
+  const params = checkRcptParams(path.params, { dsn: true });
+  if (!params.ok) {
+    session.send(reply(params.code, params.enhanced, params.text));
+    return;
+  }
+
+  const max = cfg.maxRecipientsPerMessage;
+  if (max > 0 && tx.recipients.length >= max) {
+    session.send(reply(452, '4.5.3', 'Too many recipients'));
+    return;
+  }
+
+  session.macros.set('{rcpt_addr}', path.address);
+  const verdict = await session.ctx.chain.run({
+    stage: 'rcpt',
+    macros: session.macros,
+    clientAddress: session.transport.remoteAddress,
+    address: path.address,
+    relayAllowed: session.relayAllowed,
+  });
+  if (verdict.action === 'reject' || verdict.action === 'tempfail') {
+    const r = verdictReply(verdict, reply(550, '5.7.1', `<${path.address}>... Access denied`));
+    logRejection(session, verdict, 'check_rcpt', path.address, r);
+    session.badCommand(r);
+    return;
+  }
+  if (verdict.action === 'quarantine') tx.quarantine = verdict.reason;
+  if (verdict.action === 'discard') tx.discard = true;
+
+  tx.recipients.push({ address: path.address, notify: params.notify, orcpt: params.orcpt });
+  session.send(reply(250, '2.1.5', `<${path.address}>... Recipient ok`));
+}
+
+/** Logs a rejection as sendmail does: "ruleset=check_rcpt, arg1=<a>, relay=..., reject=...". */
+function logRejection(session: Session, verdict: Verdict, ruleset: string, address: string, r: Reply): void {
+  const text = `${r.code} ${r.enhanced ?? ''} ${r.lines.join(' ')}`.replace(/  +/g, ' ');
+  const relay = session.macros.get('_');
+  session.log.notice(`ruleset=${verdict.source ?? ruleset}, arg1=<${address}>, relay=${relay}, reject=${text}`, 4);
+}

@@ -1,0 +1,71 @@
+// Headers the MTA adds: Received: in sendmail's layout, and Date:, Message-Id:
+// and From: when the message lacks them. Header strings keep their folds as
+// "\r\n\t" inside one string.
+
+import { rfc822Date } from './dates';
+
+/** Returns the unfolded value of the first header with that name, if any. */
+export function headerValue(headers: readonly string[], name: string): string | undefined {
+  const prefix = name.toLowerCase() + ':';
+  for (const h of headers) {
+    if (h.slice(0, prefix.length).toLowerCase() === prefix) {
+      return h.slice(prefix.length).replace(/\r?\n[ \t]/g, ' ').trim();
+    }
+  }
+  return undefined;
+}
+
+export function hasHeader(headers: readonly string[], name: string): boolean {
+  return headerValue(headers, name) !== undefined;
+}
+
+/**
+ * Builds the Received: header as sendmail's default template does:
+ * "from $s ($_)", "by $j ($v/$Z) with $r id $i", "for <rcpt>" when there is
+ * exactly one recipient, then the date.
+ */
+export function receivedHeader(
+  m: ReadonlyMap<string, string>,
+  tx: { id: string; recipients: ReadonlyArray<{ address: string }> },
+  now: Date,
+): string {
+  const helo = m.get('s');
+  const client = m.get('_');
+  let text = 'Received: ';
+
+  if (helo) text += `from ${helo} `;
+  if (client) text += `(${helo ? '' : 'from '}${client})\r\n\t`;
+
+  const protocol = m.get('r');
+  text += `by ${m.get('j')} (Posthorn ${m.get('v')}/${m.get('Z')})`;
+  if (protocol) text += ` with ${protocol}`;
+  text += ` id ${tx.id}`;
+
+  if (tx.recipients.length === 1) text += `\r\n\tfor <${tx.recipients[0].address}>; `;
+  else text += ';\r\n\t';
+  return text + rfc822Date(now);
+}
+
+export interface AddedHeaderFields {
+  sender: string;
+  hostName: string;
+  id: string;
+  now: Date;
+  /** Full name for From: (the -F flag). */
+  fullName?: string;
+}
+
+/** Appends Date:, Message-Id: and From: when missing, as sendmail's H?D?, H?M?, H?F? lines do. */
+export function addMissingHeaders(headers: string[], f: AddedHeaderFields): void {
+  if (!hasHeader(headers, 'date')) headers.push(`Date: ${rfc822Date(f.now)}`);
+
+  if (!hasHeader(headers, 'message-id')) {
+    const stamp = f.now.toISOString().replace(/[-:TZ.]/g, '').slice(0, 14);
+    headers.push(`Message-Id: <${stamp}.${f.id}@${f.hostName}>`);
+  }
+
+  if (!hasHeader(headers, 'from')) {
+    const address = f.sender === '' ? `MAILER-DAEMON@${f.hostName}` : f.sender;
+    headers.push(f.fullName ? `From: ${f.fullName} <${address}>` : `From: ${address}`);
+  }
+}

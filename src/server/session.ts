@@ -1,0 +1,266 @@
+// One inbound SMTP session (RFC 5321): reads commands, runs the verb handlers,
+// and in the DATA phase streams the message into the queue. Replies to
+// pipelined commands are collected and written in one go when the input that
+// is already buffered has been processed (RFC 2920).
+
+import { LineReader } from '../smtp/linereader';
+import { formatReply, reply, type Reply } from '../smtp/reply';
+import { parseCommand } from '../smtp/command';
+import type { Logger } from '../log/logger';
+import type { ServerContext, SessionTransport } from './context';
+import type { Transaction } from './transaction';
+import { handleCommand } from './commands';
+import { DataPhase } from './data';
+import { expandMacros } from '../config/macros';
+import { rfc822Date } from './dates';
+
+export type SessionState = 'connected' | 'greeted' | 'helo' | 'mail' | 'data' | 'closed';
+
+/** sendmail's MAXBADCOMMANDS: the session closes after this many bad commands. */
+const MAX_BAD_COMMANDS = 25;
+
+export interface SessionOptions {
+  /** Protocol for $r before any HELO: "SMTP" for daemons, "SMTP" for -bs too. */
+  daemonName: string;
+  /** -bs sessions and localhost may relay; set by connection checks. */
+  relayAllowed: boolean;
+  /** Text for relay= in logs, e.g. "localhost [127.0.0.1]". */
+  clientText?: string;
+}
+
+export class Session {
+  state: SessionState = 'connected';
+  readonly macros = new Map<string, string>();
+  readonly log: Logger;
+  readonly id: string;
+  relayAllowed: boolean;
+  heloName?: string;
+  esmtp = false;
+  transaction?: Transaction;
+  badCommands = 0;
+  /** Whether the session issued MAIL, EXPN, VRFY or ETRN (for the "did not issue" line). */
+  didWork = false;
+  /** A null server answers every command but QUIT/HELO/EHLO/NOOP/RSET with this reply. */
+  nullServerReply?: Reply;
+
+  private readonly lines: LineReader;
+  private data?: DataPhase;
+  private readonly inbox: Buffer[] = [];
+  private pumping = false;
+  private output = '';
+  private idleTimer?: NodeJS.Timeout;
+  private ended = false;
+
+  constructor(
+    readonly ctx: ServerContext,
+    readonly transport: SessionTransport,
+    readonly options: SessionOptions,
+  ) {
+    this.id = ctx.store.newId();
+    this.log = ctx.logger.child(this.id);
+    this.relayAllowed = options.relayAllowed;
+    this.lines = new LineReader({ maxLineLength: ctx.config.maxLineLength });
+    this.initMacros();
+  }
+
+  get hostName(): string {
+    return this.ctx.config.hostName;
+  }
+
+  /** Starts the session: sends the greeting and begins reading commands. */
+  start(greeting?: Reply): void {
+    this.transport.onData((chunk) => this.receive(chunk));
+    this.transport.onEnd(() => this.onPeerClosed());
+
+    this.send(greeting ?? this.defaultGreeting());
+    this.flush();
+    this.state = 'greeted';
+    this.armIdleTimer('command');
+  }
+
+  defaultGreeting(): Reply {
+    const template = String(this.ctx.config.options.get('SmtpGreetingMessage') ?? '$j Posthorn $v/$Z; $b');
+    const text = expandMacros(template, (name) => this.macros.get(name));
+    const words = text.split(' ');
+    // sendmail inserts "ESMTP" as the second word of every greeting.
+    words.splice(1, 0, 'ESMTP');
+    return reply(220, undefined, words.join(' '));
+  }
+
+  /** Queues a reply; it is written when the buffered input has been handled. */
+  send(r: Reply): void {
+    this.output += formatReply(r);
+    if (r.close) this.state = 'closed';
+  }
+
+  flush(): void {
+    if (this.output.length === 0) return;
+    this.transport.write(this.output);
+    this.output = '';
+  }
+
+  /** Ends the session after flushing queued replies. */
+  close(): void {
+    this.flush();
+    this.state = 'closed';
+    this.clearIdleTimer();
+    this.transport.close();
+    this.finish();
+  }
+
+  /** Switches to the DATA phase after the 354 reply. */
+  enterData(phase: DataPhase): void {
+    this.data = phase;
+    this.state = 'data';
+    this.armIdleTimer('datablock');
+  }
+
+  /** Returns to command mode after the DATA phase. */
+  leaveData(): void {
+    this.data = undefined;
+    this.state = 'helo';
+    this.armIdleTimer('command');
+  }
+
+  private initMacros(): void {
+    const t = this.transport;
+    const cfg = this.ctx.config;
+    for (const [k, v] of cfg.macros) this.macros.set(k, v);
+    this.macros.set('j', cfg.hostName);
+    this.macros.set('v', this.ctx.version);
+    this.macros.set('Z', this.ctx.version);
+    this.macros.set('b', rfc822Date(new Date()));
+    this.macros.set('r', 'SMTP');
+    this.macros.set('{daemon_name}', this.options.daemonName);
+    this.macros.set('{client_addr}', t.remoteAddress);
+    this.macros.set('{client_port}', String(t.remotePort));
+    this.macros.set('{if_addr}', t.localAddress);
+    this.macros.set('{daemon_port}', String(t.localPort));
+    this.macros.set('_', this.options.clientText ?? `[${t.remoteAddress}]`);
+    this.macros.set('{client_name}', this.options.clientText?.split(' ')[0] ?? `[${t.remoteAddress}]`);
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.inbox.push(chunk);
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    this.transport.pause();
+    try {
+      let chunk: Buffer | undefined;
+      while (this.state !== 'closed' && (chunk = this.inbox.shift()) !== undefined) {
+        await this.consume(chunk);
+      }
+    } catch (err) {
+      this.log.error(`session error: ${(err as Error).stack ?? err}`);
+      this.send(reply(421, '4.3.0', `${this.hostName} Internal error, closing connection`));
+      this.state = 'closed';
+    } finally {
+      this.pumping = false;
+      this.flush();
+      if (this.state === 'closed') this.close();
+      else this.transport.resume();
+    }
+  }
+
+  private async consume(chunk: Buffer): Promise<void> {
+    this.armIdleTimer(this.state === 'data' ? 'datablock' : 'command');
+
+    if (this.data) {
+      const rest = await this.data.push(chunk);
+      if (rest === undefined || rest.length === 0) return;
+      chunk = rest;
+    }
+    this.lines.push(chunk);
+
+    for (;;) {
+      if (this.state === 'closed') return;
+      const line = this.lines.next();
+      if (line === undefined) return;
+
+      if (line.kind === 'toolong') {
+        this.badCommand(reply(500, '5.5.0', 'Command line too long'));
+        continue;
+      }
+      await this.handleLine(line.text);
+
+      if (this.data) {
+        // Bytes that followed the DATA command belong to the message.
+        const rest = this.lines.takeRest();
+        if (rest.length === 0) return;
+        const after = await this.data.push(rest);
+        if (after !== undefined && after.length > 0) this.lines.push(after);
+      }
+    }
+  }
+
+  private async handleLine(text: string): Promise<void> {
+    const command = parseCommand(text);
+    this.log.log(14, 'debug', `<-- ${command.verb === 'AUTH' ? 'AUTH ...' : text.slice(0, 200)}`);
+    await handleCommand(this, command);
+  }
+
+  /** Counts a bad command and closes the session once there are too many. */
+  badCommand(r: Reply): void {
+    this.badCommands++;
+    if (this.badCommands >= MAX_BAD_COMMANDS) {
+      this.log.notice(`${this.macros.get('_')}: too many bad commands`);
+      this.send(reply(421, '4.7.0', `${this.hostName} Too many bad commands; closing connection`));
+      this.state = 'closed';
+      return;
+    }
+    this.send(r);
+  }
+
+  private armIdleTimer(kind: 'command' | 'datablock'): void {
+    this.clearIdleTimer();
+    const ms = this.ctx.config.timeouts.get(kind) ?? 3600_000;
+    if (ms <= 0) return;
+    this.idleTimer = setTimeout(() => this.onIdleTimeout(kind), ms);
+    this.idleTimer.unref();
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private onIdleTimeout(kind: string): void {
+    const during = kind === 'datablock' ? 'message collection' : 'server cmd read';
+    this.log.notice(`timeout waiting for input from ${this.macros.get('_')} during ${during}`);
+    this.send(reply(421, '4.4.1', `${this.hostName} Lost input channel from ${this.macros.get('_')}`));
+    void this.abortTransaction();
+    this.close();
+  }
+
+  private onPeerClosed(): void {
+    if (this.state === 'closed') return;
+    if (this.data) {
+      this.log.notice(`collect: premature EOM: unexpected close from ${this.macros.get('_')}`);
+    }
+    void this.abortTransaction();
+    this.state = 'closed';
+    this.close();
+  }
+
+  /** Drops the current transaction and any data file it started. */
+  async abortTransaction(): Promise<void> {
+    const data = this.data;
+    this.data = undefined;
+    this.transaction = undefined;
+    if (data) await data.abort();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (!this.didWork) {
+      const client = this.macros.get('_');
+      this.log.info(`${client} did not issue MAIL/EXPN/VRFY/ETRN during connection to ${this.options.daemonName}`, 6);
+    }
+  }
+}

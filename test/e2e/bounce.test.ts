@@ -1,0 +1,63 @@
+// A permanent failure for one recipient: the other recipient is delivered and a
+// DSN (RFC 3464) goes back to the sender's local mailbox.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsServer } from '../helpers/dns-server';
+import { startSink } from '../helpers/sink';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
+import { freePortOn, waitFor } from '../helpers/process';
+import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+
+test('5xx for one recipient bounces to sender', async (t) => {
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const sink = await startSink({
+    host: '127.0.0.2',
+    port: mailerPort,
+    rcptReply: (address) =>
+      address === 'bad@remote.example' ? `550 5.1.1 <${address}>... User unknown` : '250 2.1.5 Recipient ok',
+  });
+  t.after(() => sink.close());
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
+  });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
+  t.after(() => ph.stop());
+
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['good@remote.example', 'bad@remote.example'],
+    data: makeMessage({
+      from: 'alice@posthorn.test',
+      to: 'good@remote.example, bad@remote.example',
+      subject: 'half bounces',
+      body: 'One of two recipients is unknown.',
+    }),
+  });
+  const qid = sent.queueId;
+  assert.notEqual(qid, '', `no queue id in "${sent.accepted}"`);
+
+  const [message] = await sink.waitForMessages(1, 20_000);
+  assert.deepEqual(message.to, ['good@remote.example']);
+
+  const dsn = await waitFor('a DSN in the mailbox of alice', () => ph.mailbox('alice') || undefined, 30_000);
+  assert.match(dsn, /^From MAILER-DAEMON /m, 'the DSN has the null envelope sender');
+  assert.match(dsn, /^To: .*alice@posthorn\.test/im);
+  assert.match(dsn, /^From: .*MAILER-DAEMON@mx\.posthorn\.test/im);
+  assert.match(dsn, /^Content-Type: multipart\/report;.*report-type="?delivery-status"?/ims);
+  assert.match(dsn, /^Content-Type: message\/delivery-status/im);
+  assert.match(dsn, /^Reporting-MTA: dns; ?mx\.posthorn\.test/im);
+  assert.match(dsn, /^Final-Recipient: rfc822; ?bad@remote\.example/im);
+  assert.match(dsn, /^Action: failed/im);
+  assert.match(dsn, /^Status: 5\.1\.1/im);
+  assert.match(dsn, /^Remote-MTA: dns; ?mx1\.remote\.example/im);
+  assert.match(dsn, /^Diagnostic-Code: smtp; ?550 5\.1\.1 <bad@remote\.example>\.\.\. User unknown/im);
+  assert.doesNotMatch(dsn, /^Final-Recipient: rfc822; ?good@remote\.example/im);
+  assert.ok(dsn.includes('Subject: half bounces'), 'the DSN returns the original headers');
+
+  const logs = ph.logs();
+  assert.match(logs, new RegExp(`${quoteRe(qid)}: to=<bad@remote\\.example>, .*dsn=5\\.1\\.1, stat=User unknown`));
+  assert.match(logs, new RegExp(`${quoteRe(qid)}: to=<good@remote\\.example>, .*dsn=2\\.0\\.0, stat=Sent`));
+});

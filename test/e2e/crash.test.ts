@@ -1,0 +1,83 @@
+// A 250 after DATA is a promise: the item survives `kill -9` of the daemon and is
+// delivered after a restart.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsServer } from '../helpers/dns-server';
+import { startSink } from '../helpers/sink';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
+import { freePortOn } from '../helpers/process';
+import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+
+async function sendOne(port: number, subject: string): Promise<string> {
+  const sent = await sendRaw({
+    port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body: subject }),
+  });
+  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+  return sent.queueId;
+}
+
+test('queued item survives kill -9 (queueonly)', async (t) => {
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
+  t.after(() => sink.close());
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
+  });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({
+    mc: baseMc({ dnsPort: dns.port, mailerPort }),
+    args: ['-O', 'DeliveryMode=queueonly'],
+  });
+  t.after(() => ph.stop());
+
+  const qid = await sendOne(ph.port, 'survives kill');
+  await ph.kill('SIGKILL');
+
+  assert.ok(ph.queueFiles().includes(`qf${qid}`), `qf${qid} missing: ${ph.queueFiles().join(' ')}`);
+  assert.ok(ph.queueFiles().includes(`df${qid}`), `df${qid} missing: ${ph.queueFiles().join(' ')}`);
+  assert.equal(sink.messages.length, 0, 'queueonly must not deliver before a queue run');
+
+  await ph.restart();
+  const run = await ph.run(['-q']);
+  assert.equal(run.code, 0, run.stderr);
+
+  const [message] = await sink.waitForMessages(1, 20_000);
+  assert.match(message.data.toString('utf8'), /^Subject: survives kill\r$/m);
+  assert.equal(sink.messages.length, 1);
+  assert.deepEqual(ph.queueFiles().filter((f) => f.endsWith(qid)), []);
+  assert.match(ph.logs(), new RegExp(`${quoteRe(qid)}: to=<bob@remote\\.example>, .*stat=Sent`));
+});
+
+test('item survives kill -9 while next hop down', async (t) => {
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
+  });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
+  t.after(() => ph.stop());
+
+  const qid = await sendOne(ph.port, 'next hop down');
+  await ph.kill('SIGKILL');
+  assert.ok(ph.queueFiles().includes(`qf${qid}`), `qf${qid} missing: ${ph.queueFiles().join(' ')}`);
+
+  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
+  t.after(() => sink.close());
+  await ph.restart();
+
+  // The restarted daemon still accepts mail while the old item waits.
+  const second = await sendOne(ph.port, 'after restart');
+  assert.notEqual(second, qid);
+  await ph.waitForLog(new RegExp(`${quoteRe(second)}: to=<bob@remote\\.example>, .*stat=Sent`), 20_000);
+
+  const run = await ph.run(['-q']);
+  assert.equal(run.code, 0, run.stderr);
+  const messages = await sink.waitForMessages(2, 20_000);
+  const subjects = messages.map((m) => /^Subject: (.*)\r$/m.exec(m.data.toString('utf8'))?.[1]).sort();
+  assert.deepEqual(subjects, ['after restart', 'next hop down']);
+  assert.deepEqual(ph.queueFiles().filter((f) => f.endsWith(qid)), []);
+});

@@ -1,0 +1,107 @@
+// Delivery to a remote domain through its MX records, with a recording sink as
+// the next hop on its own loopback address.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsServer } from '../helpers/dns-server';
+import { startSink } from '../helpers/sink';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
+import { freePortOn } from '../helpers/process';
+import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+
+test('delivers through the MX host', async (t) => {
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
+  t.after(() => sink.close());
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
+  });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
+  t.after(() => ph.stop());
+
+  const body = 'The MX route works.\nSecond line.';
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({
+      from: 'alice@posthorn.test',
+      to: 'bob@remote.example',
+      subject: 'mx delivery',
+      body,
+    }),
+  });
+  assert.match(sent.replies[0], /^220 /);
+  assert.match(sent.replies[2], /^250 2\.1\.0 /);
+  assert.match(sent.replies[3], /^250 2\.1\.5 /);
+  assert.match(sent.replies[4], /^354 /);
+  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+
+  const [message] = await sink.waitForMessages(1, 20_000);
+  const text = message.data.toString('utf8');
+  assert.equal(message.from, 'alice@posthorn.test');
+  assert.deepEqual(message.to, ['bob@remote.example']);
+  assert.ok(text.includes('The MX route works.\r\nSecond line.\r\n'), text);
+  assert.match(text, /^Received: from client\.posthorn\.test /m);
+  assert.match(text, new RegExp(`by mx\\.posthorn\\.test .* id ${quoteRe(sent.queueId)}`, 's'));
+  assert.match(text, /^Subject: mx delivery\r$/m);
+
+  const qid = quoteRe(sent.queueId);
+  await ph.waitForLog(new RegExp(`${qid}: to=<bob@remote\\.example>, .*stat=Sent`));
+  const logs = ph.logs();
+  assert.match(
+    logs,
+    new RegExp(
+      `posthorn\\[\\d+\\]: ${qid}: from=<alice@posthorn\\.test>, size=\\d+, class=0, nrcpts=1, ` +
+        `msgid=<mx-delivery@client\\.posthorn\\.test>, proto=ESMTP, daemon=MTA, ` +
+        `relay=localhost \\[127\\.0\\.0\\.1\\]`,
+    ),
+  );
+  assert.match(
+    logs,
+    new RegExp(
+      `${qid}: to=<bob@remote\\.example>, delay=[0-9:+]+, xdelay=[0-9:+]+, mailer=esmtp, ` +
+        `pri=\\d+, relay=mx1\\.remote\\.example\\. \\[127\\.0\\.0\\.2\\], dsn=2\\.0\\.0, stat=Sent \\(`,
+    ),
+  );
+  assert.deepEqual(ph.queueFiles().filter((f) => f.endsWith(sent.queueId)), []);
+});
+
+test('tries the next MX after a refused connection', async (t) => {
+  // Nothing listens on 127.0.0.3, so the preferred MX refuses the connection.
+  const mailerPort = await freePortOn(['127.0.0.2', '127.0.0.3']);
+  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
+  t.after(() => sink.close());
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [
+      [10, 'mx1.remote.example', '127.0.0.3'],
+      [20, 'mx2.remote.example', '127.0.0.2'],
+    ]),
+  });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
+  t.after(() => ph.stop());
+
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({
+      from: 'alice@posthorn.test',
+      to: 'bob@remote.example',
+      subject: 'second mx',
+      body: 'Delivered by the second MX.',
+    }),
+  });
+  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+
+  const [message] = await sink.waitForMessages(1, 20_000);
+  assert.ok(message.data.toString('utf8').includes('Delivered by the second MX.'));
+  assert.deepEqual(message.to, ['bob@remote.example']);
+
+  const qid = quoteRe(sent.queueId);
+  const line = await ph.waitForLog(new RegExp(`${qid}: to=<bob@remote\\.example>, .*stat=Sent.*`));
+  assert.match(line[0], /relay=mx2\.remote\.example\. \[127\.0\.0\.2\]/);
+  assert.ok((dns.queries.get('remote.example/MX') ?? 0) >= 1, 'posthorn never asked for the MX');
+});

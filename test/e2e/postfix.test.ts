@@ -1,0 +1,81 @@
+// Postfix as a real peer: as the next hop that receives posthorn's mail into a
+// Maildir, and as a sending MTA that relays to posthorn.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsServer } from '../helpers/dns-server';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
+import { startPostfix } from '../helpers/postfix';
+import { requirePeer } from '../helpers/peers';
+import { freePortOn, waitFor } from '../helpers/process';
+import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+
+test('Postfix receives as the next hop', async (t) => {
+  if (!requirePeer(t, 'postfix')) return;
+  const mailerPort = await freePortOn(['127.0.0.4']);
+  const postfix = await startPostfix({ port: mailerPort, addr: '127.0.0.4', mode: 'mailbox', domains: ['remote.example'] });
+  t.after(() => postfix.stop());
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.4']]),
+  });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
+  t.after(() => ph.stop());
+
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({
+      from: 'alice@posthorn.test',
+      to: 'bob@remote.example',
+      subject: 'to postfix',
+      body: 'Postfix stores this in its Maildir.',
+    }),
+  });
+  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+
+  const [message] = await postfix.waitForMessages(1, 30_000);
+  assert.ok(message.includes('Postfix stores this in its Maildir.'), message);
+  assert.match(message, /^Subject: to postfix$/m);
+  assert.match(message, new RegExp(`by mx\\.posthorn\\.test .* id ${quoteRe(sent.queueId)}`, 's'));
+  assert.match(message, /^Return-Path: <alice@posthorn\.test>$/m);
+  assert.match(postfix.logs(), /to=<bob@remote\.example>, relay=virtual, .*status=sent/);
+  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*relay=mx\\.remote\\.example\\. \\[127\\.0\\.0\\.4\\], dsn=2\\.0\\.0, stat=Sent`));
+});
+
+test('Postfix relays into posthorn', async (t) => {
+  if (!requirePeer(t, 'postfix')) return;
+  const dns = await startDnsServer({ zones: mxZone('remote.example', []) });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port }) });
+  t.after(() => ph.stop());
+  const postfixPort = await freePortOn(['127.0.0.5']);
+  const postfix = await startPostfix({
+    port: postfixPort,
+    addr: '127.0.0.5',
+    mode: 'relay',
+    relayTo: `127.0.0.1:${ph.port}`,
+  });
+  t.after(() => postfix.stop());
+
+  const sent = await sendRaw({
+    port: postfixPort,
+    from: 'dave@client.example',
+    to: ['alice@posthorn.test'],
+    data: makeMessage({
+      from: 'dave@client.example',
+      to: 'alice@posthorn.test',
+      subject: 'through postfix',
+      body: 'Relayed by Postfix to posthorn.',
+    }),
+  });
+  assert.match(sent.accepted, /^250 2\.0\.0 Ok: queued as /);
+
+  const mbox = await waitFor('mail for alice', () => ph.mailbox('alice') || undefined, 30_000);
+  assert.ok(mbox.includes('Relayed by Postfix to posthorn.'), mbox);
+  assert.match(mbox, /^From dave@client\.example /m);
+  assert.match(mbox, /^Received: from postfix\.posthorn\.test /m);
+  assert.match(ph.logs(), /: from=<dave@client\.example>, size=\d+, class=0, nrcpts=1, .*proto=ESMTP, daemon=MTA/);
+  assert.match(postfix.logs(), /to=<alice@posthorn\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent/);
+});

@@ -1,0 +1,77 @@
+// The relay decision: localhost may relay, another client may only send to the
+// local domain, and is told "Relaying denied" for a remote one.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsServer } from '../helpers/dns-server';
+import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
+import { rawSmtp } from '../helpers/clients';
+import { waitFor } from '../helpers/process';
+import { makeMessage, mxZone } from '../helpers/e2e-setup';
+
+async function startRelayWorld(t: { after(fn: () => Promise<void>): void }): Promise<Posthorn> {
+  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
+  t.after(() => dns.close());
+  // queueonly keeps relayed test mail from leaving; only the replies matter here.
+  const ph = await startPosthorn({
+    mc: baseMc({ dnsPort: dns.port }),
+    args: ['-O', 'DeliveryMode=queueonly'],
+  });
+  t.after(() => ph.stop());
+  return ph;
+}
+
+test('relaying denied from 127.0.0.9', async (t) => {
+  const ph = await startRelayWorld(t);
+  const replies = await rawSmtp(
+    ph.port,
+    ['EHLO client.example', 'MAIL FROM:<carol@client.example>', 'RCPT TO:<x@remote.example>', 'QUIT'],
+    { localAddress: '127.0.0.9' },
+  );
+  assert.match(replies[0], /^220 /);
+  assert.match(replies[2], /^250 2\.1\.0 /);
+  assert.match(replies[3], /^550 5\.7\.1 <x@remote\.example>\.\.\. Relaying denied/);
+  assert.match(replies[4], /^221 /);
+});
+
+test('relaying allowed from 127.0.0.1', async (t) => {
+  const ph = await startRelayWorld(t);
+  const replies = await rawSmtp(
+    ph.port,
+    ['EHLO client.example', 'MAIL FROM:<carol@client.example>', 'RCPT TO:<x@remote.example>', 'QUIT'],
+    { localAddress: '127.0.0.1' },
+  );
+  assert.match(replies[3], /^250 2\.1\.5 /);
+});
+
+test('local domain accepted from 127.0.0.9', async (t) => {
+  const ph = await startRelayWorld(t);
+  const data = makeMessage({
+    from: 'carol@client.example',
+    to: 'alice@posthorn.test',
+    subject: 'from outside',
+    body: 'Local delivery for an outside client.',
+  });
+  const replies = await rawSmtp(
+    ph.port,
+    [
+      'EHLO client.example',
+      'MAIL FROM:<carol@client.example>',
+      'RCPT TO:<alice@posthorn.test>',
+      'DATA',
+      data + '.\r\n',
+      'QUIT',
+    ],
+    { localAddress: '127.0.0.9' },
+  );
+  assert.match(replies[3], /^250 2\.1\.5 /);
+  assert.match(replies[4], /^354 /);
+  assert.match(replies[5], /^250 2\.0\.0 \S+ Message accepted for delivery$/);
+
+  const run = await ph.run(['-q']);
+  assert.equal(run.code, 0, run.stderr);
+  const mbox = await waitFor('mail in the mailbox of alice', () => ph.mailbox('alice') || undefined, 20_000);
+  assert.match(mbox, /^From carol@client\.example /m);
+  assert.ok(mbox.includes('Local delivery for an outside client.'));
+  assert.match(mbox, /^Received: from client\.example \(.*\[127\.0\.0\.9\]\)/m);
+});

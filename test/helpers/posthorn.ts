@@ -1,0 +1,228 @@
+// Starts the real posthorn daemon in a private temporary folder for one test,
+// and runs its command line against the same configuration.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { repoRoot } from './peers';
+import { canConnect, freePort, runCommand, waitFor, type CommandResult } from './process';
+
+/** The command-line entry point, which calls main() of dist/src/cli/main.js. */
+export const posthornBin = path.join(repoRoot, 'bin', 'posthorn');
+
+export interface PosthornOptions {
+  /**
+   * The sendmail.mc text. These placeholders are filled in: @DIR@, @QUEUE_DIR@,
+   * @MAILBOX_DIR@, @LOG_FILE@, @PORT@ (the daemon's port), @ADDR@ (its address),
+   * and @NAME@ for every NAME in `vars`.
+   */
+  mc: string;
+  vars?: Record<string, string | number>;
+  /** Extra daemon arguments after `-bD -C FILE`, e.g. ['-O', 'DeliveryMode=q']. */
+  args?: string[];
+  /** Added to the environment of the daemon and of `run()`. */
+  env?: NodeJS.ProcessEnv;
+  /** Listening address for @ADDR@ (default 127.0.0.1). */
+  addr?: string;
+  /** Bound on the wait for the daemon's port (default 20000 ms). */
+  startTimeoutMs?: number;
+}
+
+export interface Posthorn {
+  port: number;
+  addr: string;
+  dir: string;
+  mcPath: string;
+  queueDir: string;
+  mailDir: string;
+  logPath: string;
+  /** The running daemon, replaced by restart(). */
+  proc: ChildProcess;
+  /** The daemon's log file so far. */
+  logs(): string;
+  /** What the daemon wrote on stdout and stderr, for failure messages. */
+  output(): string;
+  /** Runs the command line with the same -C, e.g. run(['-bp']). */
+  run(args: string[], input?: Buffer | string): Promise<CommandResult>;
+  /** Sends a signal to the daemon and waits until it has exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
+  /** Starts the daemon again on the same port and folder after kill(). */
+  restart(): Promise<void>;
+  /** Stops the daemon and removes the folder. */
+  stop(): Promise<void>;
+  /** Polls the log file until a line matches. */
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** The mbox file of a local user, or '' when nothing was delivered. */
+  mailbox(user: string): string;
+  /** Names of the files in the queue folder (qf..., df...), sorted. */
+  queueFiles(): string[];
+}
+
+/** Processes still running, killed when the test process exits early. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/**
+ * Returns the common .mc lines: queue, mailbox and log paths, the daemon socket,
+ * the local domain posthorn.test, and optionally the DNS server and the port that
+ * the esmtp mailer connects to.
+ */
+export function baseMc(opts: { dnsPort?: number; mailerPort?: number } = {}): string {
+  const lines = [
+    "define(`QUEUE_DIR', `@QUEUE_DIR@')",
+    "define(`confMAILBOX_DIR', `@MAILBOX_DIR@')",
+    "define(`confLOG_FILE', `@LOG_FILE@')",
+    "define(`confDOMAIN_NAME', `mx.posthorn.test')",
+    "LOCAL_DOMAIN(`posthorn.test')",
+    "DAEMON_OPTIONS(`Port=@PORT@, Addr=@ADDR@, Name=MTA')",
+  ];
+  if (opts.dnsPort !== undefined) {
+    lines.push(`define(\`confNAME_SERVERS', \`127.0.0.1:${opts.dnsPort}')`);
+  }
+  if (opts.mailerPort !== undefined) {
+    lines.push(`define(\`ESMTP_MAILER_ARGS', \`TCP $h ${opts.mailerPort}')`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function fillPlaceholders(text: string, values: Record<string, string | number>): string {
+  const filled = text.replace(/@([A-Z][A-Z0-9_]*)@/g, (whole, name: string) =>
+    name in values ? String(values[name]) : whole,
+  );
+  const left = filled.match(/@[A-Z][A-Z0-9_]*@/);
+  if (left) throw new Error(`placeholder ${left[0]} in the .mc has no value`);
+  return filled;
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Starts `posthorn -bD -C <dir>/sendmail.mc` and waits until its port accepts connections. */
+export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
+  const addr = opts.addr ?? '127.0.0.1';
+  const port = await freePort(addr);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-e2e-'));
+  const queueDir = path.join(dir, 'mqueue');
+  const mailDir = path.join(dir, 'mail');
+  const logPath = path.join(dir, 'maillog');
+  const mcPath = path.join(dir, 'sendmail.mc');
+  fs.mkdirSync(queueDir, { mode: 0o700 });
+  fs.mkdirSync(mailDir, { mode: 0o755 });
+
+  const values = {
+    ...(opts.vars ?? {}),
+    DIR: dir,
+    QUEUE_DIR: queueDir,
+    MAILBOX_DIR: mailDir,
+    LOG_FILE: logPath,
+    PORT: port,
+    ADDR: addr,
+  };
+  fs.writeFileSync(mcPath, fillPlaceholders(opts.mc, values));
+
+  const env = { ...process.env, ...(opts.env ?? {}) };
+  let output = '';
+
+  const spawnDaemon = (): ChildProcess => {
+    const args = [posthornBin, '-bD', '-C', mcPath, ...(opts.args ?? [])];
+    const child = spawn(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    child.on('exit', () => running.delete(child));
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    return child;
+  };
+
+  const waitUntilListening = async (child: ChildProcess): Promise<void> => {
+    await waitFor(
+      `posthorn to listen on ${addr}:${port}`,
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          const status = child.exitCode !== null ? `code ${child.exitCode}` : child.signalCode;
+          throw new Error(`posthorn exited with ${status} before listening:\n${output}${readOr(logPath, '')}`);
+        }
+        return canConnect(addr, port);
+      },
+      opts.startTimeoutMs ?? 20_000,
+    );
+  };
+
+  const instance: Posthorn = {
+    port,
+    addr,
+    dir,
+    mcPath,
+    queueDir,
+    mailDir,
+    logPath,
+    proc: spawnDaemon(),
+    logs: () => readOr(logPath, ''),
+    output: () => output,
+
+    run: (args, input) =>
+      runCommand(process.execPath, [posthornBin, '-C', mcPath, ...args], {
+        input,
+        env,
+        cwd: dir,
+      }),
+
+    async kill(signal) {
+      instance.proc.kill(signal);
+      await exited(instance.proc);
+    },
+
+    async restart() {
+      instance.proc = spawnDaemon();
+      await waitUntilListening(instance.proc);
+    },
+
+    async stop() {
+      const child = instance.proc;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited(child);
+        clearTimeout(killer);
+      }
+      if (!process.env.POSTHORN_KEEP_TEST_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+    },
+
+    waitForLog: (re, timeoutMs = 15_000) =>
+      waitFor(`a log line matching ${re}`, () => instance.logs().match(re) ?? undefined, timeoutMs).catch(
+        (err: Error) => {
+          throw new Error(`${err.message}\n--- log ---\n${instance.logs()}--- output ---\n${output}`);
+        },
+      ),
+
+    mailbox: (user) => readOr(path.join(mailDir, user), ''),
+
+    queueFiles: () => {
+      try {
+        return fs.readdirSync(queueDir).sort();
+      } catch {
+        return [];
+      }
+    },
+  };
+
+  try {
+    await waitUntilListening(instance.proc);
+  } catch (err) {
+    await instance.stop();
+    throw err;
+  }
+  return instance;
+}

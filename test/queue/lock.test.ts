@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { QueueStore } from '../../src/queue/store';
+import { captureLogger, makeTempDir, removeDir } from './helpers';
+
+const ID = 'k5KCE4Kb012345';
+
+function newStore(dir: string): QueueStore {
+  return new QueueStore({ dir, superSafe: 'true', logger: captureLogger().logger });
+}
+
+/** Returns the pid of a process that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', '']);
+  assert.equal(child.status, 0);
+  return child.pid;
+}
+
+test('lock is exclusive within a process', async () => {
+  const dir = makeTempDir();
+  const store = newStore(dir);
+  const other = newStore(dir);
+
+  assert.equal(await store.lock(ID), true);
+  assert.equal(fs.readFileSync(`${dir}/lf${ID}`, 'utf8'), `${process.pid}\n`);
+  assert.equal(await store.lock(ID), false, 'same store');
+  assert.equal(await other.lock(ID), false, 'second store in this process');
+  assert.equal(await other.isLocked(ID), true);
+
+  await other.unlock(ID);
+  assert.ok(fs.existsSync(`${dir}/lf${ID}`), 'unlock by a non-holder is ignored');
+  await store.unlock(ID);
+  assert.equal(fs.existsSync(`${dir}/lf${ID}`), false);
+  assert.equal(await other.lock(ID), true);
+  removeDir(dir);
+});
+
+test('lock held by live process is refused', async () => {
+  const dir = makeTempDir();
+  fs.writeFileSync(`${dir}/lf${ID}`, `${process.ppid}\n`);
+  const store = newStore(dir);
+
+  assert.equal(await store.lock(ID), false);
+  assert.equal(await store.isLocked(ID), true);
+  assert.equal(fs.readFileSync(`${dir}/lf${ID}`, 'utf8'), `${process.ppid}\n`);
+  removeDir(dir);
+});
+
+test('lock of dead process is taken over', async () => {
+  const dir = makeTempDir();
+  fs.writeFileSync(`${dir}/lf${ID}`, `${deadPid()}\n`);
+  const store = newStore(dir);
+
+  assert.equal(await store.isLocked(ID), false);
+  assert.equal(await store.lock(ID), true);
+  assert.equal(fs.readFileSync(`${dir}/lf${ID}`, 'utf8'), `${process.pid}\n`);
+  assert.deepEqual(fs.readdirSync(dir), [`lf${ID}`]);
+  removeDir(dir);
+});
+
+test('lock file without pid is stale only when old', async () => {
+  const dir = makeTempDir();
+  const lockPath = `${dir}/lf${ID}`;
+  fs.writeFileSync(lockPath, '');
+  const store = newStore(dir);
+  assert.equal(await store.lock(ID), false, 'may still be being written');
+
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(lockPath, old, old);
+  assert.equal(await store.lock(ID), true);
+  removeDir(dir);
+});
+
+test('concurrent lock calls give one owner', async () => {
+  const dir = makeTempDir();
+  fs.writeFileSync(`${dir}/lf${ID}`, `${deadPid()}\n`);
+  const stores = Array.from({ length: 8 }, () => newStore(dir));
+
+  const results = await Promise.all(stores.map((store) => store.lock(ID)));
+  assert.equal(results.filter(Boolean).length, 1);
+  removeDir(dir);
+});

@@ -1,0 +1,137 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { serializeControlFile } from '../../src/queue/qf';
+import { QueueStore } from '../../src/queue/store';
+import { captureLogger, makeTempDir, removeDir, sampleItem } from './helpers';
+
+const GOOD = 'k5KCE4Kb012345';
+const BAD = 'k5KCE4Kc012345';
+const NO_DATA = 'k5KCE4Kd012345';
+const ORPHAN = 'k5KCE4Ke012345';
+const YOUNG = 'k5KCE4Kf012345';
+
+const TWO_HOURS_AGO = new Date(Date.now() - 2 * 60 * 60 * 1000);
+
+function write(dir: string, name: string, content: string, old = false): void {
+  fs.writeFileSync(`${dir}/${name}`, content);
+  if (old) fs.utimesSync(`${dir}/${name}`, TWO_HOURS_AGO, TWO_HOURS_AGO);
+}
+
+test('recovery keeps complete items', async () => {
+  const dir = makeTempDir();
+  write(dir, `df${GOOD}`, 'body\r\n', true);
+  write(dir, `qf${GOOD}`, serializeControlFile(sampleItem(GOOD)), true);
+  const { logger, lines } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'true', logger });
+  await store.init();
+
+  assert.deepEqual(await store.list(), [GOOD]);
+  assert.deepEqual(await store.read(GOOD), sampleItem(GOOD));
+  assert.deepEqual(lines, []);
+  removeDir(dir);
+});
+
+test('recovery removes old tf leftovers', async () => {
+  const dir = makeTempDir();
+  write(dir, `df${GOOD}`, 'body\r\n', true);
+  write(dir, `qf${GOOD}`, serializeControlFile(sampleItem(GOOD)), true);
+  write(dir, `tf${GOOD}`, 'V8\nT1\n', true);
+  write(dir, `df${YOUNG}`, 'body\r\n');
+  write(dir, `tf${YOUNG}`, 'V8\n');
+  const { logger, lines } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'true', logger });
+  await store.init();
+
+  const names = fs.readdirSync(dir).sort();
+  assert.deepEqual(names, [`df${GOOD}`, `df${YOUNG}`, `qf${GOOD}`, `tf${YOUNG}`]);
+  assert.deepEqual(store.recovery?.removedTempFiles, [GOOD]);
+  assert.ok(lines.some((l) => l.startsWith(`${GOOD}: removed tf${GOOD}`)));
+  removeDir(dir);
+});
+
+test('recovery renames bad qf to Qf', async () => {
+  const dir = makeTempDir();
+  const truncated = serializeControlFile(sampleItem(BAD)).slice(0, 40);
+  write(dir, `df${BAD}`, 'body\r\n', true);
+  write(dir, `qf${BAD}`, truncated, true);
+  write(dir, `df${GOOD}`, 'body\r\n', true);
+  write(dir, `qf${GOOD}`, serializeControlFile(sampleItem(GOOD)), true);
+  const { logger, lines } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'true', logger });
+  await store.init();
+
+  assert.deepEqual(await store.list(), [GOOD]);
+  assert.deepEqual(await store.list('Qf'), [BAD]);
+  assert.equal(fs.readFileSync(`${dir}/Qf${BAD}`, 'utf8'), truncated);
+  assert.ok(fs.existsSync(`${dir}/df${BAD}`), 'the data file is kept');
+  assert.deepEqual(lines, [
+    `${BAD}: unparseable control file, renamed to Qf${BAD}: line 7: last line has no newline (file is truncated)`,
+  ]);
+  removeDir(dir);
+});
+
+test('recovery sets aside qf without df', async () => {
+  const dir = makeTempDir();
+  write(dir, `qf${NO_DATA}`, serializeControlFile(sampleItem(NO_DATA)), true);
+  const { logger, lines } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'true', logger });
+  await store.init();
+
+  assert.deepEqual(fs.readdirSync(dir), [`Qf${NO_DATA}`]);
+  assert.match(lines[0], /renamed to Qf\w+: data file df\w+ is missing$/);
+  removeDir(dir);
+});
+
+test('recovery removes only old orphan df', async () => {
+  const dir = makeTempDir();
+  write(dir, `df${ORPHAN}`, 'body\r\n', true);
+  write(dir, `df${YOUNG}`, 'body\r\n');
+  write(dir, 'unrelated-file', 'x', true);
+  const { logger, lines } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'true', logger });
+  await store.init();
+
+  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${YOUNG}`, 'unrelated-file']);
+  assert.deepEqual(lines, [`${ORPHAN}: removed data file df${ORPHAN} without control file`]);
+  removeDir(dir);
+});
+
+test('recovery removes stale locks', async () => {
+  const dir = makeTempDir();
+  const dead = spawnSync(process.execPath, ['-e', '']).pid;
+  write(dir, `df${GOOD}`, 'body\r\n', true);
+  write(dir, `qf${GOOD}`, serializeControlFile(sampleItem(GOOD)), true);
+  write(dir, `lf${GOOD}`, `${dead}\n`);
+  write(dir, `lf${BAD}`, `${process.pid}\n`);
+  write(dir, `lf${YOUNG}`, `${process.ppid}\n`);
+  const store = new QueueStore({ dir, superSafe: 'true', logger: captureLogger().logger });
+  await store.init();
+
+  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${GOOD}`, `lf${YOUNG}`, `qf${GOOD}`]);
+  removeDir(dir);
+});
+
+test('recovery keeps newer of qf and hf', async () => {
+  const dir = makeTempDir();
+  const quarantined = { ...sampleItem(GOOD), quarantine: 'held' };
+  write(dir, `df${GOOD}`, 'body\r\n', true);
+  write(dir, `qf${GOOD}`, serializeControlFile(sampleItem(GOOD)), true);
+  write(dir, `hf${GOOD}`, serializeControlFile(quarantined));
+  const store = new QueueStore({ dir, superSafe: 'true', logger: captureLogger().logger });
+  await store.init();
+
+  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${GOOD}`, `hf${GOOD}`]);
+  assert.deepEqual(await store.read(GOOD), quarantined);
+  removeDir(dir);
+});
+
+test('recovery creates missing directory', async () => {
+  const parent = makeTempDir();
+  const dir = `${parent}/spool/mqueue`;
+  const store = new QueueStore({ dir, superSafe: 'true', logger: captureLogger().logger });
+  await store.init();
+  assert.deepEqual(fs.readdirSync(dir), []);
+  removeDir(parent);
+});
