@@ -6,7 +6,7 @@ import { optionByName, type OptionDef } from './options';
 import { resolveOptionName } from './resolve';
 import { parseOptionValue } from './values';
 import { parseDaemonSpec } from './daemon-options';
-import { atLocation, ConfigError, type Location } from './errors';
+import { atLocation, ConfigError, formatPlace, type Location } from './errors';
 
 // Timeouts that also set their per-class forms, as sendmail's settimeout() does.
 const TIMEOUT_FAMILIES: Record<string, string[]> = {
@@ -74,8 +74,7 @@ export class ConfigBuilder {
   }
 
   notice(where: Location, text: string): void {
-    const place = where.line > 0 ? `${where.file}:${where.line}: ` : where.file === '' ? '' : `${where.file}: `;
-    this.notices.push(place + text);
+    this.notices.push(formatPlace(where) + text);
   }
 
   private apply(def: OptionDef, raw: string, where: Location): void {

@@ -1,5 +1,5 @@
-// Reader for sendmail.cf files. Options, macros, classes, mailers (for their
-// port) and mail filters are read; rewriting rules and other lines are
+// Reader for sendmail.cf files. It reads options, macros, classes, mailers
+// (for their port) and mail filters. Rewriting rules and other lines are
 // skipped, because Posthorn implements the standard rulesets itself.
 
 import * as fs from 'node:fs';
@@ -90,7 +90,7 @@ function readOptionLine(rest: string, where: Location, builder: ConfigBuilder): 
   builder.setOption(short.name, short.value, where);
 }
 
-/** A macro or class name: one character, or `{long name}`. Returns the name and the rest. */
+/** Split off a macro or class name (one character, or `{long name}`) from the rest. */
 function splitName(rest: string, where: Location): [string, string] {
   if (rest.startsWith('{')) {
     const close = rest.indexOf('}');

@@ -3,6 +3,7 @@
 
 import * as net from 'node:net';
 import type { DaemonSpec } from './types';
+import { ownEntry } from './own';
 
 /** Service names sendmail configurations commonly use in Port=. */
 const SERVICES: Record<string, number> = { smtp: 25, submission: 587, smtps: 465, lmtp: 24 };
@@ -31,7 +32,7 @@ export function parseDaemonSpec(spec: string, index: number): DaemonSpec {
     }
     const eq = field.indexOf('=');
     if (eq < 0) {
-      throw new Error(`DaemonPortOptions parameter "${field}" has no value`);
+      throw new Error(`missing value in DaemonPortOptions parameter "${field}"`);
     }
     applyField(daemon, field.slice(0, eq).trim(), field.slice(eq + 1).trim());
   }
@@ -66,7 +67,7 @@ function applyField(daemon: DaemonSpec, key: string, value: string): void {
     case 'I':
     case 'R':
     case 'S':
-      // InputMailFilters per daemon and socket buffer sizes: accepted, not applied.
+      // InputMailFilters per daemon (I) and socket buffer sizes (R, S) are accepted.
       // NOTE: a per-daemon InputMailFilters list is ignored; the global one applies.
       return;
     default:
@@ -83,7 +84,7 @@ function parseFamily(value: string): 'inet' | 'inet6' {
 }
 
 function parsePort(value: string): number {
-  const known = SERVICES[value.toLowerCase()];
+  const known = ownEntry(SERVICES, value.toLowerCase());
   if (known !== undefined) {
     return known;
   }

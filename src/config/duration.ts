@@ -14,8 +14,8 @@ const UNIT_MS: Record<string, number> = {
  * Parse a sendmail time value into milliseconds.
  *
  * The value is one or more numbers, each followed by a unit letter s, m, h, d
- * or w (`90s`, `1h30m`); a number without a letter uses `defaultUnit`. An
- * empty value is 0, as in sendmail. Throws an Error naming the text otherwise.
+ * or w (`90s`, `1h30m`). A number without a letter uses `defaultUnit`. An
+ * empty value is 0, as in sendmail. Other text throws an Error that names it.
  */
 export function parseDuration(text: string, defaultUnit: TimeUnit): number {
   const value = text.trim();

@@ -1,7 +1,7 @@
 // The one error type for configuration problems, so callers can tell a bad
 // configuration (refuse to start, exit EX_CONFIG) from a bug.
 
-/** Where a configuration value came from: a file and line, or "-O" with line 0. */
+/** The place a configuration value came from: a file and line, or "-O" with line 0. */
 export interface Location {
   file: string;
   line: number;
@@ -26,7 +26,8 @@ export class ConfigError extends Error {
   }
 }
 
-function formatPlace(where: Location): string {
+/** Format `where` as a message prefix: `file:line: `, `file: ` or nothing. */
+export function formatPlace(where: Location): string {
   if (where.file === '') {
     return '';
   }

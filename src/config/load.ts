@@ -47,7 +47,8 @@ function readConfigFile(file: string, builder: ConfigBuilder): void {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError({ file, line: 0 }, file, `cannot read configuration file: ${(err as Error).message}`);
+    const reason = (err as Error).message;
+    throw new ConfigError({ file, line: 0 }, file, `cannot read configuration file: ${reason}`);
   }
   if (isMcFile(file, text)) {
     readMc(text, file, builder);
@@ -56,7 +57,7 @@ function readConfigFile(file: string, builder: ConfigBuilder): void {
   }
 }
 
-/** A file is .mc by its extension, or, when it has neither .mc nor .cf, by m4 words in it. */
+/** Decide whether a file is .mc: by its extension, or by m4 words when it has neither .mc nor .cf. */
 export function isMcFile(file: string, text: string): boolean {
   if (file.endsWith('.mc')) {
     return true;
@@ -198,5 +199,12 @@ function timeouts(options: Map<string, OptionValue>): Map<string, number> {
 }
 
 function defaultDaemon(): Config['daemons'][number] {
-  return { name: 'MTA', addr: '0.0.0.0', port: 25, family: 'inet', modifiers: '', listen: DEFAULT_LISTEN_BACKLOG };
+  return {
+    name: 'MTA',
+    addr: '0.0.0.0',
+    port: 25,
+    family: 'inet',
+    modifiers: '',
+    listen: DEFAULT_LISTEN_BACKLOG,
+  };
 }

@@ -130,7 +130,7 @@ export class M4Scanner {
     return out;
   }
 
-  /** Read `(arg, arg, ...)`; the scanner stands on the opening parenthesis. */
+  /** Read `(arg, arg, ...)`. The scanner is at the opening parenthesis. */
   private readArguments(name: string, startLine: number): string[] {
     this.advance(1);
     const args: string[] = [];
@@ -178,7 +178,11 @@ export class M4Scanner {
         this.advance(1);
         return { value: value.slice(0, Math.max(keep, value.trimEnd().length)), last: ch === ')' };
       }
-      depth += ch === '(' ? 1 : ch === ')' ? -1 : 0;
+      if (ch === '(') {
+        depth++;
+      } else if (ch === ')') {
+        depth--;
+      }
       value += ch;
       if (!/\s/.test(ch)) {
         keep = value.length;

@@ -19,7 +19,7 @@ export interface McState {
 export interface McContext {
   builder: ConfigBuilder;
   state: McState;
-  /** Where the macro call being handled starts. */
+  /** Location of the macro call being handled. */
   where: Location;
   /** Read more .mc text in the current state, for include() and ifdef(). */
   readText(text: string, where: Location): void;

@@ -5,6 +5,7 @@
 import { optionByM4, optionByName } from './options';
 import { ConfigError } from './errors';
 import type { McContext } from './mc-context';
+import { ownEntry } from './own';
 
 // conf* names that are not in the option table under that name.
 const CONF_ALIASES: Record<string, string> = {
@@ -50,25 +51,32 @@ export const MAILER_ARGS: Record<string, string> = {
 
 // Mailer paths, flags and limits, and MAIL_SETTINGS_DIR: Posthorn runs its
 // own mailers, so these are accepted and reported.
-const ACCEPTED_VARIABLE = /^(LOCAL|SMTP|ESMTP|SMTP8|DSMTP|RELAY|PROCMAIL|UUCP|USENET|FAX|POP|QPAGE|CYRUS|CYRUSV2|MAIL11|PH|LOCAL_SHELL)_(MAILER_)?[A-Z0-9_]+$|^MAIL_SETTINGS_DIR$|^MASQUERADE_NAME$/;
+const MAILER_PREFIXES = [
+  'LOCAL', 'SMTP', 'ESMTP', 'SMTP8', 'DSMTP', 'RELAY', 'PROCMAIL', 'UUCP', 'USENET', 'FAX', 'POP',
+  'QPAGE', 'CYRUS', 'CYRUSV2', 'MAIL11', 'PH', 'LOCAL_SHELL',
+];
+const ACCEPTED_VARIABLE = new RegExp(
+  `^(${MAILER_PREFIXES.join('|')})_(MAILER_)?[A-Z0-9_]+$|^MAIL_SETTINGS_DIR$|^MASQUERADE_NAME$`,
+);
 
 /** Apply define(`name', `value'). Throws ConfigError for a name sendmail's m4 files do not know. */
 export function applyDefine(name: string, value: string, ctx: McContext): void {
   ctx.state.defined.add(name);
 
-  const def = optionByM4(name) ?? (CONF_ALIASES[name] !== undefined ? optionByName(CONF_ALIASES[name]) : undefined);
+  const alias = ownEntry(CONF_ALIASES, name);
+  const def = optionByM4(name) ?? (alias !== undefined ? optionByName(alias) : undefined);
   if (def !== undefined && name !== 'DAEMON_OPTIONS' && name !== 'CLIENT_OPTIONS') {
     ctx.builder.setOptionDef(def, value, ctx.where);
     return;
   }
 
-  const macro = CONF_MACROS[name] ?? VARIABLE_MACROS[name];
+  const macro = ownEntry(CONF_MACROS, name) ?? ownEntry(VARIABLE_MACROS, name);
   if (macro !== undefined) {
     ctx.builder.defineMacro(macro, value, ctx.where);
     return;
   }
 
-  if (MAILER_ARGS[name] !== undefined) {
+  if (ownEntry(MAILER_ARGS, name) !== undefined) {
     defineMailerArgs(name, value, ctx);
     return;
   }
@@ -85,7 +93,7 @@ export function applyDefine(name: string, value: string, ctx: McContext): void {
 }
 
 function defineMailerArgs(name: string, value: string, ctx: McContext): void {
-  const mailer = MAILER_ARGS[name];
+  const mailer = MAILER_ARGS[name] ?? name;
   ctx.state.mailerArgs.set(mailer, value);
   if (ctx.state.mailersDone.has(mailer)) {
     ctx.builder.notice(ctx.where, `${name} defined after MAILER(smtp) has no effect, as in sendmail`);

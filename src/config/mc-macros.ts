@@ -7,6 +7,7 @@ import type { McContext } from './mc-context';
 import { ENFORCED_FEATURES, KNOWN_FEATURES } from './features';
 import { addClassFromFile, portFromArgv, setMailer } from './cf';
 import { optionByName } from './options';
+import { ownEntry } from './own';
 
 type MacroHandler = (call: MacroCall, ctx: McContext) => void;
 
@@ -51,7 +52,7 @@ const SECTION_MACROS = new Set([
 function argument(call: MacroCall, index: number, ctx: McContext): string {
   const value = call.args[index];
   if (value === undefined || value === '') {
-    throw new ConfigError(ctx.where, call.name, `${call.name} needs an argument`);
+    throw new ConfigError(ctx.where, call.name, `missing argument for ${call.name}`);
   }
   return value;
 }
@@ -73,7 +74,7 @@ function feature(call: MacroCall, ctx: McContext): void {
 
 function mailer(call: MacroCall, ctx: McContext): void {
   const name = argument(call, 0, ctx);
-  const defined = MAILER_FILES[name];
+  const defined = ownEntry(MAILER_FILES, name);
   if (defined === undefined) {
     throw new ConfigError(ctx.where, name, `unknown mailer ${name} in MAILER`);
   }

@@ -13,6 +13,7 @@ import type { McContext, McState } from './mc-context';
 import { applyDefine, applyUndefine } from './mc-define';
 import { SENDMAIL_MACROS } from './mc-macros';
 import { addClassFromFile, readCfLine } from './cf';
+import { ownEntry } from './own';
 
 export { ConfigError } from './errors';
 
@@ -23,7 +24,8 @@ const DEFAULT_CT_FILE = '/etc/mail/trusted-users';
 type Builtin = (reader: McReader, call: MacroCall, where: Location) => void;
 
 const BUILTINS: Record<string, Builtin> = {
-  define: (reader, call, where) => applyDefine(nameArgument(call, where), call.args[1] ?? '', reader.context(where)),
+  define: (reader, call, where) =>
+    applyDefine(nameArgument(call, where), call.args[1] ?? '', reader.context(where)),
   undefine: (reader, call, where) => applyUndefine(nameArgument(call, where), reader.context(where)),
   divert: (reader, call) => reader.setDivert(call.args[0] ?? '0'),
   include: (reader, call, where) => reader.include(nameArgument(call, where), where, false),
@@ -34,7 +36,7 @@ const BUILTINS: Record<string, Builtin> = {
 function nameArgument(call: MacroCall, where: Location): string {
   const name = call.args[0];
   if (name === undefined || name === '') {
-    throw new ConfigError(where, call.name, `${call.name} needs a name`);
+    throw new ConfigError(where, call.name, `missing name argument for ${call.name}`);
   }
   return name;
 }
@@ -74,7 +76,8 @@ class McReader {
   readText(text: string, where: Location): void {
     const scanner = new M4Scanner(text, where.file, where.line);
     scanner.scan({
-      isMacro: (name) => BUILTINS[name] !== undefined || SENDMAIL_MACROS[name] !== undefined,
+      isMacro: (name) =>
+        ownEntry(BUILTINS, name) !== undefined || ownEntry(SENDMAIL_MACROS, name) !== undefined,
       call: (call) => this.call(call, { file: where.file, line: call.line }),
       text: (piece, line) => this.emit(piece, { file: where.file, line }),
     });
@@ -83,12 +86,12 @@ class McReader {
 
   private call(call: MacroCall, where: Location): void {
     this.flush();
-    const builtin = BUILTINS[call.name];
+    const builtin = ownEntry(BUILTINS, call.name);
     if (builtin !== undefined) {
       builtin(this, call, where);
       return;
     }
-    SENDMAIL_MACROS[call.name](call, this.context(where));
+    ownEntry(SENDMAIL_MACROS, call.name)?.(call, this.context(where));
   }
 
   setDivert(value: string): void {
@@ -103,7 +106,8 @@ class McReader {
       return;
     }
     if (this.includeDepth >= MAX_INCLUDE_DEPTH) {
-      throw new ConfigError(where, target, `includes nested more than ${MAX_INCLUDE_DEPTH} deep at ${target}`);
+      const text = `includes nested more than ${MAX_INCLUDE_DEPTH} deep at ${target}`;
+      throw new ConfigError(where, target, text);
     }
 
     const resolved = path.resolve(path.dirname(where.file), target);

@@ -1,5 +1,5 @@
 // General options A to L, in alphabetical order. Defaults are those of the
-// sendmail 8.13 binary (conf.c setdefaults) unless the description says
+// sendmail 8.13 binary (conf.c setdefaults) unless the description states
 // otherwise; options marked (Posthorn) do not exist in sendmail.
 
 import type { OptionDef } from './options';
@@ -102,7 +102,7 @@ export const OPTIONS_A_TO_L: OptionDef[] = [
   { name: 'ForwardPath', short: 'J', m4: 'confFORWARD_PATH', type: 'string', default: '$z/.forward',
     description: 'Colon-separated list of .forward file locations, macro-expanded per user.' },
   { name: 'HelpFile', short: 'H', m4: 'HELP_FILE', type: 'path', default: '/etc/mail/helpfile',
-    description: 'File answered to HELP.' },
+    description: 'File whose text is the reply to HELP.' },
   { name: 'HoldExpensive', short: 'c', m4: 'confCON_EXPENSIVE', type: 'boolean', default: false,
     description: 'Queue mail for mailers flagged expensive (e) instead of connecting at once.' },
   { name: 'HostsFile', m4: 'confHOSTS_FILE', type: 'path', default: '/etc/hosts',

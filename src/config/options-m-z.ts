@@ -1,5 +1,5 @@
 // General options M to Z, in alphabetical order. Defaults are those of the
-// sendmail 8.13 binary (conf.c setdefaults) unless the description says
+// sendmail 8.13 binary (conf.c setdefaults) unless the description states
 // otherwise; options marked (Posthorn) do not exist in sendmail.
 //
 // QueueLA and RefuseLA have no fixed default: loadConfig() sets them to 8 and
@@ -44,14 +44,14 @@ export const OPTIONS_M_TO_Z: OptionDef[] = [
   { name: 'MaxQueueRunSize', m4: 'confMAX_QUEUE_RUN_SIZE', type: 'number', default: 0,
     description: 'Process at most this many queue items per run, after sorting; 0 is unlimited.' },
   { name: 'MaxRecipientsPerMessage', m4: 'confMAX_RCPTS_PER_MESSAGE', type: 'number', default: 0,
-    description: 'Answer 452 to RCPT commands past this many in one transaction; 0 is unlimited.',
+    description: 'Reply 452 to RCPT commands past this many in one transaction; 0 is unlimited.',
     status: 'implemented' },
   { name: 'MaxRunnersPerQueue', m4: 'confMAX_RUNNERS_PER_QUEUE', type: 'number', default: 1,
     description: 'Queue runners per queue group.' },
   { name: 'MeToo', short: 'm', m4: 'confME_TOO', type: 'boolean', default: true,
     description: 'Keep the sender in an alias expansion that includes them.' },
   { name: 'MinFreeBlocks', short: 'b', m4: 'confMIN_FREE_BLOCKS', type: 'number', default: 100,
-    description: 'Answer 452 to MAIL when the queue file system has fewer free blocks than this.' },
+    description: 'Reply 452 to MAIL when the queue file system has fewer free blocks than this.' },
   { name: 'MinQueueAge', m4: 'confMIN_QUEUE_AGE', type: 'duration', unit: 'm', default: 0,
     description: 'A queue run skips items tried more recently than this.', status: 'implemented' },
   { name: 'MustQuoteChars', m4: 'confMUST_QUOTE_CHARS', type: 'string',

@@ -56,17 +56,17 @@ for (const def of OPTIONS) {
   }
 }
 
-/** The option with exactly this name, compared without regard to case. */
+/** Find the option with exactly this name, compared without regard to case. */
 export function optionByName(name: string): OptionDef | undefined {
   return byLowerName.get(name.toLowerCase());
 }
 
-/** The option an m4 variable sets; m4 names are case-sensitive. */
+/** Find the option an m4 variable sets. m4 names are case-sensitive. */
 export function optionByM4(m4Name: string): OptionDef | undefined {
   return byM4.get(m4Name);
 }
 
-/** The option with this single-character name (case-sensitive: `x` is not `X`). */
+/** Find the option with this single-character name (case-sensitive: `x` is not `X`). */
 export function optionByShort(letter: string): OptionDef | undefined {
   return byShort.get(letter);
 }

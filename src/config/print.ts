@@ -6,12 +6,13 @@ import { ENFORCED_FEATURES } from './features';
 import { formatDuration } from './duration';
 
 /**
- * Render `cfg`: one `O Name=value` line per option in table order, followed
- * by `# from <origin>` when the value is not the default; then daemons,
- * features, mailers, mail filters, classes and macros.
+ * Render `cfg` as text. Each option gets one `O Name=value` line in table
+ * order, followed by `# from <origin>` when the value is not the default.
+ * Daemons, features, mailers, mail filters, classes and macros follow.
  */
 export function printConfig(cfg: Config): string {
-  const lines: string[] = [`# Posthorn effective configuration (source: ${cfg.sourceFile || 'defaults only'})`];
+  const source = cfg.sourceFile === '' ? 'defaults only' : cfg.sourceFile;
+  const lines: string[] = [`# Posthorn effective configuration (source: ${source})`];
 
   for (const def of OPTIONS) {
     const value = cfg.options.get(def.name);

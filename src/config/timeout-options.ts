@@ -129,6 +129,8 @@ export const TIMEOUT_OPTIONS: OptionDef[] = [
     m4: timeoutM4(sub),
     type: 'number',
     default: 4,
-    description: 'Number of DNS query attempts' + (sub === 'resolver.retry' ? '; also sets .first and .normal.' : '.'),
+    description: sub === 'resolver.retry'
+      ? 'Number of DNS query attempts; also sets .first and .normal.'
+      : 'Number of DNS query attempts.',
   })),
 ];

@@ -46,7 +46,7 @@ export type OptionValue = string | number | boolean | string[];
 export interface Config {
   /** Every option that was set or has a default, by canonical name. */
   options: Map<string, OptionValue>;
-  /** Where each option was set: "file:line", "-O", or "default". */
+  /** The place each option was set: "file:line", "-O", or "default". */
   origins: Map<string, string>;
 
   /** $j: this host's fully qualified name (confDOMAIN_NAME or os.hostname()). */
@@ -95,7 +95,7 @@ export interface Config {
 
   /** Classes by name without braces (`w`, `R`, `E`, `VirtHost`), with their words. */
   classes: Map<string, Set<string>>;
-  /** Mail filter definitions in file order; InputMailFilters says which run. */
+  /** Mail filter definitions in file order. InputMailFilters selects which of them run. */
   mailFilters: MailFilterSpec[];
   /**
    * Things the reader accepted without acting on them and abbreviated option

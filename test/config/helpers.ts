@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** A fresh directory under the system temp directory; removed by `cleanup`. */
+/** Create a fresh directory under the system temp directory; `cleanup` removes it. */
 export function makeTempDir(): { dir: string; write(name: string, text: string): string; cleanup(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-config-'));
   return {

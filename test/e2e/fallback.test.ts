@@ -9,7 +9,7 @@ import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { freePortOn } from '../helpers/process';
 import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
 
-const FALLBACK = "define(`confFALLBACK_SMARTHOST', `[127.0.0.4]')\n";
+const FALLBACK = "define(`confFALLBACK_SMARTHOST', `[127.0.0.4]')";
 
 async function sendToRemote(port: number, subject: string): Promise<string> {
   const sent = await sendRaw({
@@ -34,7 +34,7 @@ test('fallback smart host when every MX is down', async (t) => {
     ]),
   });
   t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) + FALLBACK });
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort, extra: [FALLBACK] }) });
   t.after(() => ph.stop());
 
   const qid = await sendToRemote(ph.port, 'all mx down');
@@ -57,7 +57,7 @@ test('fallback smart host when DNS answers SERVFAIL', async (t) => {
   });
   dns.setMode('remote.example', 'servfail');
   t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) + FALLBACK });
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort, extra: [FALLBACK] }) });
   t.after(() => ph.stop());
 
   const qid = await sendToRemote(ph.port, 'dns servfail');

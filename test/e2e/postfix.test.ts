@@ -61,6 +61,7 @@ test('Postfix relays into posthorn', async (t) => {
 
   const sent = await sendRaw({
     port: postfixPort,
+    host: '127.0.0.5',
     from: 'dave@client.example',
     to: ['alice@posthorn.test'],
     data: makeMessage({

@@ -55,6 +55,7 @@ export interface SentTransaction {
 /** Sends one message over a raw socket and returns the replies and the queue id. */
 export async function sendRaw(opts: {
   port: number;
+  host?: string;
   from: string;
   to: string[];
   data: string;
@@ -68,7 +69,7 @@ export async function sendRaw(opts: {
     opts.data.replace(/^\./gm, '..') + '.\r\n',
     'QUIT',
   ];
-  const replies = await rawSmtp(opts.port, script, { localAddress: opts.localAddress });
+  const replies = await rawSmtp(opts.port, script, { host: opts.host, localAddress: opts.localAddress });
   const accepted = replies[4 + opts.to.length] ?? '';
   const match = /^250 2\.0\.0 (\S+) Message accepted for delivery$/.exec(accepted);
   return { replies, accepted, queueId: match ? match[1] : '' };

@@ -68,9 +68,10 @@ process.on('exit', () => {
 /**
  * Returns the common .mc lines: queue, mailbox and log paths, the daemon socket,
  * the local domain posthorn.test, and optionally the DNS server and the port that
- * the esmtp mailer connects to.
+ * the esmtp mailer connects to. The `extra` lines go before the MAILER lines,
+ * because *_MAILER_ARGS only take effect when defined before MAILER(`smtp').
  */
-export function baseMc(opts: { dnsPort?: number; mailerPort?: number } = {}): string {
+export function baseMc(opts: { dnsPort?: number; mailerPort?: number; extra?: string[] } = {}): string {
   const lines = [
     "define(`QUEUE_DIR', `@QUEUE_DIR@')",
     "define(`confMAILBOX_DIR', `@MAILBOX_DIR@')",
@@ -85,6 +86,7 @@ export function baseMc(opts: { dnsPort?: number; mailerPort?: number } = {}): st
   if (opts.mailerPort !== undefined) {
     lines.push(`define(\`ESMTP_MAILER_ARGS', \`TCP $h ${opts.mailerPort}')`);
   }
+  lines.push(...(opts.extra ?? []), "MAILER(`local')", "MAILER(`smtp')");
   return lines.join('\n') + '\n';
 }
 
