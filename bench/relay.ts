@@ -108,6 +108,8 @@ async function main(): Promise<void> {
     `define(\`RELAY_MAILER_ARGS', \`TCP $h ${sink.port}')`,
     `define(\`ESMTP_MAILER_ARGS', \`TCP $h ${sink.port}')`,
     `DAEMON_OPTIONS(\`Port=${port}, Addr=127.0.0.1, Name=MTA, Listen=1024')`,
+    "MAILER(`local')",
+    "MAILER(`smtp')",
   ].join('\n');
   fs.writeFileSync(path.join(dir, 'sendmail.mc'), mc + '\n');
 

@@ -59,7 +59,10 @@ for pkg in "${unpacked_packages[@]}"; do
     continue
   fi
   if ! ls "$debs/${pkg}"_*.deb >/dev/null 2>&1; then
-    (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "$pkg") || { fail "apt-get download $pkg"; continue; }
+    if ! (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "$pkg"); then
+      fail "apt-get download $pkg"
+      continue
+    fi
   fi
   deb="$(ls "$debs/${pkg}"_*.deb | head -n 1)"
   if dpkg -x "$deb" "$peers"; then

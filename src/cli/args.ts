@@ -44,6 +44,18 @@ export interface CliArgs {
   queueSelectors: QueueSelector[];
   /** -Q[reason]: quarantine (or release with an empty reason). */
   quarantine?: string;
+  /** -qL: operate on "lost" items (Qf files). */
+  queueLost?: boolean;
+  /** -qf: run the queue once in the foreground. */
+  queueForeground?: boolean;
+  /** -qp[time]: a persistent queue runner. */
+  queuePersistent?: boolean;
+  /** -d flags in order, e.g. ["0.1", "8.20"]. */
+  debugFlags?: string[];
+  /** -D logfile: debug output is appended to this file instead of stdout. */
+  debugFile?: string;
+  /** -X file: append an SMTP transcript to this file. */
+  transcriptFile?: string;
   verbose: boolean;
   bodyType?: string;
   dsnNotify?: string;
@@ -153,6 +165,16 @@ function applyFlag(args: CliArgs, flag: string, value: string): void {
     case 'Q':
       args.quarantine = value;
       return;
+    case 'd':
+      args.debugFlags = [...(args.debugFlags ?? []), value];
+      return;
+    case 'D':
+      if (args.debugFlags !== undefined) throw new ExitError('-D file must be before -d', EX_USAGE);
+      args.debugFile = value;
+      return;
+    case 'X':
+      args.transcriptFile = value;
+      return;
     case 'v':
       args.verbose = true;
       return;
@@ -170,9 +192,6 @@ function applyFlag(args: CliArgs, flag: string, value: string): void {
       return;
     // Accepted for compatibility and ignored: debug flags, hop count, tag, and
     // historical flags that sendmail 8 also ignores.
-    case 'd':
-    case 'D':
-    case 'X':
     case 'h':
     case 'L':
     case 'p':
@@ -200,7 +219,15 @@ function splitOption(text: string): { name: string; value: string } {
 /** -q, -q15m, -qI<id>, -q!R<rcpt>, -qS<sender>, -qQ[reason], -qf, -qp[time]. */
 function parseQueueFlag(args: CliArgs, value: string): void {
   args.queueRun = true;
-  if (value === '' || value === 'f') return;
+  if (value === '') return;
+  if (value === 'f') {
+    args.queueForeground = true;
+    return;
+  }
+  if (value === 'L') {
+    args.queueLost = true;
+    return;
+  }
 
   let negate = false;
   let text = value;
@@ -214,7 +241,10 @@ function parseQueueFlag(args: CliArgs, value: string): void {
     return;
   }
   if (negate) throw new ExitError(`Can not use -q!${text}`, EX_USAGE);
-  if (kind === 'p') text = text.slice(1) || '1s';
+  if (kind === 'p') {
+    args.queuePersistent = true;
+    text = text.slice(1) || '1s';
+  }
 
   try {
     args.queueInterval = parseDuration(text, 'm');
@@ -245,7 +275,12 @@ Flags:
   -f <addr>     envelope sender (also -r)
   -F <name>     full name of the sender for From:
   -v            verbose
-  -d<flags>     accepted for compatibility; no debug output yet
+  -d<flags>     debug output, e.g. -d0.1 (written to stdout, or to the -D file)
+  -D <file>     append debug output to <file>; must come before -d
+  -X <file>     append a transcript of every SMTP session to <file>
+  -Q[reason]    with -q selectors: quarantine the selected items; -Q alone releases them
+  -qQ[s] -q!Q<s>  only quarantined items (whose reason contains / lacks s)
+  -qf           run the queue once in the foreground; -qp[<time>] persistent runner
   --help        this text
   --version     print the version
 

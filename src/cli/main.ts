@@ -13,7 +13,7 @@ import { createLogger, createServices } from '../daemon/services';
 import { Daemon } from '../daemon/daemon';
 import { VERSION } from '../version';
 import { submitMessage } from './submit';
-import { printQueue, runQueueCommand } from './queue-commands';
+import { checkQuarantineMode, printQueue, runQueueCommand } from './queue-commands';
 import { runSmtpOnStdio } from './smtp-stdio';
 import { Logger, openSink } from '../log/logger';
 
@@ -96,7 +96,11 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
 }
 
 async function runDeliver(args: CliArgs, config: Config): Promise<number> {
-  const logger = new Logger([openSink(config.logFile)], config.logLevel);
+  // Programs that pipe mail into sendmail -t expect a silent stderr, so with
+  // LogFile=stderr only errors are shown unless -v is given.
+  const toStderr = config.logFile === '' || config.logFile === 'stderr';
+  const level = toStderr && !args.verbose ? Math.min(config.logLevel, 3) : config.logLevel;
+  const logger = new Logger([openSink(config.logFile)], level);
   const services = await createServices(config, logger);
   const id = await submitMessage({
     config,
@@ -131,6 +135,7 @@ async function run(args: CliArgs): Promise<number> {
       break;
   }
 
+  checkQuarantineMode(args);
   const config = readConfig(args);
   switch (args.mode) {
     case 'print-config':

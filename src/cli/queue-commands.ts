@@ -1,42 +1,131 @@
-// -bp (mailq) and -q: print the queue, or run it once or periodically.
+// -bp (mailq), -q and -Q: print the queue, run it once, periodically (-q15m)
+// or persistently (-qp), and quarantine or release selected items (-Q).
 
 import * as fs from 'node:fs';
 import type { Config } from '../config/types';
 import type { CliArgs } from './args';
 import { Logger, openSink } from '../log/logger';
-import { QueueStore } from '../queue/store';
-import { formatMailq, type MailqEntry } from '../queue/mailq';
+import { QueueStore, type ControlFileKind } from '../queue/store';
+import { formatMailq, readMailqEntries, type MailqEntry } from '../queue/mailq';
+import { quarantineQueue } from '../queue/quarantine';
+import { sortWork, tooYoung, type WorkEntry } from '../queue/sort';
 import { createServices } from '../daemon/services';
+import { queueRunPolicy } from '../daemon/queue-policy';
+import { PidFile, expandPidFilePath } from '../daemon/pidfile';
+import { formatInterval } from '../daemon/interval';
 import { matchesSelectors, needsItem } from './queue-select';
-import { EX_OK } from './sysexits';
+import { ExitError, EX_CONFIG, EX_NOPERM, EX_OK, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+
+/** The control files a command works on: hf with -qQ selectors, Qf with -qL, else qf. */
+export function queueKind(args: CliArgs): ControlFileKind {
+  if (args.queueLost) return 'Qf';
+  return args.queueSelectors.some((s) => s.kind === 'Q') ? 'hf' : 'qf';
+}
+
+const MODE_LETTERS: Partial<Record<CliArgs['mode'], string>> = {
+  daemon: 'd',
+  'daemon-foreground': 'D',
+  smtp: 's',
+  'print-queue': 'p',
+  'print-config': 'P',
+  'init-aliases': 'i',
+  verify: 'v',
+  test: 't',
+};
+
+/** Rejects -Q outside deliver and queue-run mode, as sendmail does. */
+export function checkQuarantineMode(args: CliArgs): void {
+  if (args.quarantine === undefined) return;
+  const letter = MODE_LETTERS[args.mode];
+  if (letter !== undefined) throw new ExitError(`Can not use -Q with -b${letter}`, EX_USAGE);
+  if (args.queueLost) throw new ExitError('Can not use -Q with -qL', EX_USAGE);
+}
+
+function policyOf(config: Config) {
+  try {
+    return queueRunPolicy(config);
+  } catch (err) {
+    throw new ExitError((err as Error).message, EX_CONFIG);
+  }
+}
 
 export async function printQueue(config: Config, args: CliArgs): Promise<number> {
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
   const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
-  const ids = fs.existsSync(config.queueDirectory) ? await store.list() : [];
+  const kind = queueKind(args);
+  const policy = policyOf(config);
+  const all = fs.existsSync(config.queueDirectory) ? await readMailqEntries(store, kind) : [];
 
-  const entries: MailqEntry[] = [];
-  for (const id of ids) {
-    let entry: MailqEntry;
-    try {
-      const item = await store.read(id);
-      entry = { id, item, size: item.bodySize, locked: false };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      entry = { id, size: 0, locked: false, error: code === 'ENOENT' ? 'job completed' : (err as Error).message };
-    }
-    if (!matchesSelectors(args.queueSelectors, id, entry.item)) continue;
-    entries.push(entry);
+  const now = Date.now();
+  const work: Array<WorkEntry & { entry: MailqEntry }> = [];
+  for (const entry of all) {
+    if (!matchesSelectors(args.queueSelectors, entry.id, entry.item)) continue;
+    // A qf file that carries a q line is neither run nor listed in normal mode.
+    if (kind === 'qf' && entry.item?.quarantine !== undefined) continue;
+    if (entry.item && tooYoung(entry.item, policy.minQueueAgeMs, now)) entry.tooYoung = true;
+    work.push({ id: entry.id, item: entry.item, locked: entry.locked, mtimeMs: await mtime(store, entry.id, kind), entry });
+  }
+  sortWork(work, policy.order);
+
+  const entries = work.map((w) => w.entry);
+  process.stdout.write(
+    formatMailq(config.queueDirectory, entries, { verbose: args.verbose, maxQueueRun: policy.maxRunSize }),
+  );
+  return EX_OK;
+}
+
+async function mtime(store: QueueStore, id: string, kind: ControlFileKind): Promise<number> {
+  try {
+    return (await fs.promises.stat(store.controlPath(id, kind))).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** Only root, the queue directory's owner and TrustedUser may quarantine, as in sendmail. */
+function checkQuarantinePermission(config: Config): void {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) return;
+  const owner = fs.existsSync(config.queueDirectory) ? fs.statSync(config.queueDirectory).uid : -1;
+  const trusted = config.options.get('TrustedUser');
+  const userName = process.env.USER ?? process.env.LOGNAME ?? '';
+  if (uid === owner || (typeof trusted === 'string' && trusted !== '' && (trusted === userName || trusted === String(uid)))) {
+    return;
+  }
+  throw new ExitError('Permission denied (real uid not trusted)', EX_NOPERM);
+}
+
+/** `-Q[reason]` with -q selectors: quarantine, re-label or release the selected items. */
+async function runQuarantine(config: Config, args: CliArgs): Promise<number> {
+  const logger = new Logger([openSink(config.logFile)], config.logLevel);
+  try {
+    checkQuarantinePermission(config);
+  } catch (err) {
+    logger.error(`ALERT: user ${process.getuid?.() ?? '?'} attempted to quarantine jobs`, 1);
+    throw err;
   }
 
-  process.stdout.write(formatMailq(config.queueDirectory, entries, { verbose: args.verbose }));
+  const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
+  await store.init();
+  const selectors = args.queueSelectors;
+  const result = await quarantineQueue(store, logger, {
+    reason: args.quarantine === '' ? undefined : args.quarantine,
+    quarantinedItems: queueKind(args) === 'hf',
+    select: (id, item) => matchesSelectors(selectors, id, item),
+    verbose: args.verbose,
+  });
+  for (const line of result.output) process.stdout.write(line + '\n');
   return EX_OK;
 }
 
 export async function runQueueCommand(config: Config, args: CliArgs): Promise<number> {
+  if (args.quarantine !== undefined) return runQuarantine(config, args);
+
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
   const services = await createServices(config, logger);
   const selectors = args.queueSelectors;
+  const kind = queueKind(args);
+  policyOf(config);
 
   const select = async (id: string): Promise<boolean> => {
     if (selectors.length === 0) return true;
@@ -45,10 +134,11 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
     return item !== undefined && matchesSelectors(selectors, id, item);
   };
 
-  const once = () => services.runner.runQueue({ force: true, select });
-  await once();
-
+  const once = () => services.runner.runQueue({ force: true, select, kind: kind === 'hf' ? 'hf' : 'qf' });
   const interval = args.queueInterval ?? 0;
+  if (args.queuePersistent) return runPersistent(config, args, once, interval);
+
+  await once();
   if (interval <= 0) return EX_OK;
 
   // -q<time> without -bd: a queue runner that repeats until it is stopped.
@@ -61,4 +151,54 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+}
+
+/**
+ * -qp[time]: runs the queue again `sleepMs` after each run ends, until
+ * SIGTERM or SIGINT. Like sendmail 8.13, a persistent runner writes the PidFile.
+ */
+async function runPersistent(
+  config: Config,
+  args: CliArgs,
+  once: () => Promise<number>,
+  sleepMs: number,
+): Promise<number> {
+  let pidFile: PidFile | undefined;
+  if (config.pidFile) {
+    const path = expandPidFilePath(config.pidFile, {
+      daemonInfo: `queueing@${formatInterval(sleepMs)}`,
+      queueIntervalMs: sleepMs,
+      macros: config.macros,
+    });
+    try {
+      pidFile = PidFile.claim(path, ['posthorn', ...process.argv.slice(2)].join(' '));
+    } catch (err) {
+      throw new ExitError((err as Error).message, EX_UNAVAILABLE);
+    }
+  }
+
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const stop = () => {
+    stopping = true;
+    wake?.();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  try {
+    while (!stopping) {
+      await once();
+      if (stopping) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(sleepMs, 1));
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    pidFile?.release();
+  }
+  return EX_OK;
 }

@@ -15,7 +15,7 @@ import type { Logger } from '../log/logger';
 import { initialPriority, precedenceClass } from '../queue/priority';
 import { parseHeaderAddresses, parsePath } from '../smtp/address';
 import { addMissingHeaders, headerValue, receivedHeader } from '../server/headers';
-import { ExitError, EX_DATAERR, EX_TEMPFAIL, EX_USAGE } from './sysexits';
+import { ExitError, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE } from './sysexits';
 import { VERSION } from '../version';
 import { SubmissionReader } from './submission-reader';
 
@@ -105,8 +105,10 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
   recipients = [...new Set(recipients)];
   if (recipients.length === 0) {
     await store.abort(id);
-    const text = opts.readRecipients ? 'No recipient addresses found in header' : 'Recipient names must be specified';
-    throw new ExitError(text, EX_USAGE);
+    // sendmail 8.17 prints this and exits 0 for -t (checked against Debian's
+    // 8.17.1.9); without -t it is a usage error.
+    if (opts.readRecipients) throw new ExitError('No recipient addresses found in header', EX_OK);
+    throw new ExitError('Recipient names must be specified', EX_USAGE);
   }
 
   const user = userName();

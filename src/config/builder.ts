@@ -29,6 +29,8 @@ export class ConfigBuilder {
   readonly mailers: MailerSpec[] = [];
   readonly mailFilters: MailFilterSpec[] = [];
   readonly notices: string[] = [];
+  /** m4 variables a .mc file defined that no option holds, e.g. LOCAL_MAILER_PATH. */
+  readonly variables = new Map<string, string>();
 
   /** True while -O overrides are applied: their first DaemonPortOptions replaces the file's. */
   private inOverrides = false;

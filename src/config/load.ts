@@ -114,6 +114,7 @@ function buildConfig(builder: ConfigBuilder, sourceFile: string): Config {
     classes: builder.classes,
     mailFilters: builder.mailFilters,
     notices: builder.notices,
+    mcVariables: builder.variables,
   };
 }
 

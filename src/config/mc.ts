@@ -153,6 +153,9 @@ class McReader {
     if (relayFile !== undefined) {
       this.readClassFile('R', relayFile, where);
     }
+    for (const [name, value] of this.state.variables) {
+      this.builder.variables.set(name, value);
+    }
   }
 
   // The m4 defaults use `-o` (a missing file is fine); Posthorn does the same

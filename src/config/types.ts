@@ -98,6 +98,11 @@ export interface Config {
   /** Mail filter definitions in file order. InputMailFilters selects which of them run. */
   mailFilters: MailFilterSpec[];
   /**
+   * m4 variables from a .mc file that no option holds, by name: mailer paths
+   * and arguments (LOCAL_MAILER_PATH, CYRUSV2_MAILER_ARGS), confLOCAL_MAILER.
+   */
+  mcVariables?: Map<string, string>;
+  /**
    * Things the reader accepted without acting on them and abbreviated option
    * names, one sentence each, for the caller to log at startup.
    */

@@ -12,6 +12,7 @@ import { serverContext, type Services } from './services';
 import type { ServerContext } from '../server/context';
 import { clientNameText } from './client-name';
 import { formatInterval } from './interval';
+import { expandPidFilePath, PidFile, PidFileInUseError } from './pidfile';
 
 export interface DaemonOptions {
   /** Milliseconds between queue runs; 0 for none. */
@@ -26,7 +27,7 @@ export class Daemon {
   private queueTimer?: NodeJS.Timeout;
   private readonly ctx: ServerContext;
   private stopping = false;
-  private pidFileWritten = false;
+  private pidFile?: PidFile;
 
   constructor(
     private readonly services: Services,
@@ -37,10 +38,18 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config, logger } = this.services;
-    for (const spec of config.daemons) {
-      this.servers.push(await this.listen(spec));
-    }
+    // The PidFile is claimed first, so that a second daemon on the same
+    // PidFile stops before it opens any socket.
     this.writePidFile();
+    try {
+      for (const spec of config.daemons) {
+        this.servers.push(await this.listen(spec));
+      }
+    } catch (err) {
+      for (const server of this.servers) server.close();
+      this.removePidFile();
+      throw err;
+    }
 
     const info = this.daemonInfo();
     logger.info(`starting daemon (Posthorn ${this.ctx.version}): ${info}`);
@@ -124,23 +133,32 @@ export class Daemon {
     }
   }
 
+  /**
+   * Claims the macro-expanded PidFile. Throws when another live process holds
+   * it; any other failure is logged and the daemon runs without a PidFile.
+   */
   private writePidFile(): void {
-    const path = this.services.config.pidFile;
-    if (!path) return;
+    const { config, logger } = this.services;
+    if (!config.pidFile) return;
+    const path = expandPidFilePath(config.pidFile, {
+      daemonInfo: this.daemonInfo(),
+      queueIntervalMs: this.options.queueInterval,
+      macros: config.macros,
+    });
     try {
-      fs.writeFileSync(path, `${process.pid}\n${this.options.commandLine}\n`, { mode: 0o600 });
-      this.pidFileWritten = true;
+      this.pidFile = PidFile.claim(path, this.options.commandLine);
+      logger.info(`started as: ${this.options.commandLine}`, 10);
     } catch (err) {
-      this.services.logger.warn(`unable to write pid to ${path}: ${(err as Error).message}`);
+      if (err instanceof PidFileInUseError) {
+        logger.error(err.message);
+        throw err;
+      }
+      logger.error(`unable to write pid to ${path}: ${(err as Error).message}`);
     }
   }
 
   private removePidFile(): void {
-    if (!this.pidFileWritten) return;
-    try {
-      fs.unlinkSync(this.services.config.pidFile);
-    } catch {
-      // Already gone: nothing to clean up.
-    }
+    this.pidFile?.release();
+    this.pidFile = undefined;
   }
 }

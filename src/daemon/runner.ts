@@ -6,10 +6,18 @@ import type { Logger } from '../log/logger';
 import type { QueueStore } from '../queue/store';
 import type { Deliverer } from '../delivery/deliver';
 import { nextRetryTime } from '../delivery/deliver';
+import type { ControlFileKind } from '../queue/store';
+import { queueRunIds, type QueueRunPolicy } from '../queue/sort';
 
 export interface RunnerOptions {
   /** Deliveries in flight at once. */
   concurrency: number;
+  /**
+   * QueueSortOrder, MinQueueAge, MaxQueueRunSize and QueueFactor for queue
+   * runs; a function so that a configuration reload takes effect. Without it
+   * a run takes the items in directory order.
+   */
+  policy?: () => QueueRunPolicy;
 }
 
 export interface QueueRunOptions {
@@ -17,6 +25,8 @@ export interface QueueRunOptions {
   force: boolean;
   /** Only items for which this returns true (the -qI/-qR/-qS selections). */
   select?: (id: string) => boolean | Promise<boolean>;
+  /** 'hf' for -qQ: run the quarantined items, which are then delivered normally. */
+  kind?: ControlFileKind;
 }
 
 export class DeliveryRunner {
@@ -25,6 +35,8 @@ export class DeliveryRunner {
   private readonly active = new Set<string>();
   private readonly idleWaiters: Array<() => void> = [];
   private runningQueue = false;
+  /** Quarantined items that a -qQ run may deliver. */
+  private readonly quarantinedRun = new Set<string>();
 
   constructor(
     private readonly deliverer: Deliverer,
@@ -47,10 +59,13 @@ export class DeliveryRunner {
     this.runningQueue = true;
     let count = 0;
     try {
-      const ids = await this.store.list();
+      const policy = this.options.policy?.();
+      const kind = opts.kind ?? 'qf';
+      const ids = policy ? await queueRunIds(this.store, policy, { kind }) : await this.store.list(kind);
       for (const id of ids) {
         if (opts.select && !(await opts.select(id))) continue;
         if (!opts.force && !(await this.isDue(id))) continue;
+        if (kind === 'hf') this.quarantinedRun.add(id);
         this.schedule(id, opts.force);
         count++;
       }
@@ -93,10 +108,11 @@ export class DeliveryRunner {
 
   private async deliver(id: string, force: boolean): Promise<void> {
     try {
-      await this.deliverer.deliver(id, { force });
+      await this.deliverer.deliver(id, { force, quarantined: this.quarantinedRun.has(id) });
     } catch (err) {
       this.logger.child(id).error(`delivery failed: ${(err as Error).stack ?? err}`);
     } finally {
+      this.quarantinedRun.delete(id);
       this.active.delete(id);
       this.pump();
     }

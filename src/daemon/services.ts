@@ -8,6 +8,7 @@ import { QueueStore } from '../queue/store';
 import { MailResolver } from '../dns/resolver';
 import { Deliverer } from '../delivery/deliver';
 import { DeliveryRunner } from './runner';
+import { queueRunPolicy } from './queue-policy';
 import { CheckpointChain } from '../server/checkpoint';
 import { relayCheckpoint } from '../policy/relay';
 import type { ServerContext } from '../server/context';
@@ -39,7 +40,10 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
 
   const resolver = new MailResolver(config.nameServers);
   const deliverer = new Deliverer({ config, store, logger, resolver });
-  const runner = new DeliveryRunner(deliverer, store, logger, { concurrency: 20 });
+  const runner = new DeliveryRunner(deliverer, store, logger, {
+    concurrency: 20,
+    policy: () => queueRunPolicy(config),
+  });
   const chain = new CheckpointChain([
     relayCheckpoint({ localDomains: config.localDomains, relayDomains: config.relayDomains }),
   ]);

@@ -57,9 +57,10 @@ export class Deliverer {
    * Makes one delivery attempt for queue item `id`. Returns 'locked' when
    * another run holds it, 'skipped' when it is quarantined or (without
    * `force`) not yet due by `nextRetryTime`, 'done' when no recipient is left
-   * and the item is removed, and 'deferred' when it stays queued.
+   * and the item is removed, and 'deferred' when it stays queued. A
+   * quarantined item is delivered only with `quarantined` (a -qQ queue run).
    */
-  async deliver(id: string, opts: { force?: boolean } = {}): Promise<DeliverOutcome> {
+  async deliver(id: string, opts: { force?: boolean; quarantined?: boolean } = {}): Promise<DeliverOutcome> {
     if (!(await this.ctx.store.lock(id))) return 'locked';
     let removed = false;
     let bounceId: string | undefined;
@@ -67,7 +68,7 @@ export class Deliverer {
     try {
       const item = await this.ctx.store.read(id);
       const nowSeconds = Math.floor(Date.now() / 1000);
-      if (item.quarantine !== undefined) return 'skipped';
+      if (item.quarantine !== undefined && !opts.quarantined) return 'skipped';
       if (!opts.force && nextRetryTime(item) > nowSeconds) return 'skipped';
 
       const attempt = await this.attempt(item);

@@ -348,7 +348,15 @@ export async function runSession(opts: SessionOptions, tx: Transaction): Promise
   } catch (err) {
     return { kind: 'unreachable', text: connectErrorText(err as NodeJS.ErrnoException, opts.hostName), transcript: [] };
   }
+  return runSessionOn(socket, opts, tx);
+}
 
+/**
+ * Runs one transaction over a stream that is already open: a TCP or unix
+ * socket, or a child process's stdio joined into one duplex (LMTP mailers).
+ * `opts.address` and `opts.port` are not used here.
+ */
+export async function runSessionOn(socket: net.Socket, opts: SessionOptions, tx: Transaction): Promise<SessionResult> {
   const session = new SmtpSession(socket, opts);
   const transcript = session.transcript;
   let hello: Reply;

@@ -4,6 +4,7 @@
 
 import * as fs from 'node:fs';
 import { parseMapSource } from './source';
+import { openMapBySpec } from './compiled';
 
 /** A map that returns the value for a key, or undefined when the key is absent. */
 export interface LookupMap {
@@ -86,7 +87,7 @@ export class TextMap implements LookupMap {
 export type MapOpener = (spec: MapSpec, onError: (message: string) => void) => LookupMap;
 
 /** Opens a map by its spec; the types hash and btree read the compiled form when present. */
-export let openMap: MapOpener = (spec, onError) => new TextMap(spec.type, spec.path, spec.optional, onError);
+export let openMap: MapOpener = (spec, onError) => openMapBySpec(spec, onError);
 
 /** Replaces the opener, e.g. with one that reads compiled maps. */
 export function setMapOpener(opener: MapOpener): void {

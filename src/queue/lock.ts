@@ -55,20 +55,23 @@ export class LockFiles {
     return !(await this.isStale(this.lockPath(id), content));
   }
 
+  /**
+   * Creates lf<id> with the pid already in it: the pid is written to a private
+   * temporary file that is then hard-linked to the lock name. link() fails with
+   * EEXIST like O_EXCL does, and a crash can never leave an empty lock behind.
+   */
   private async create(id: string): Promise<boolean> {
-    let handle: fs.promises.FileHandle;
+    const temp = path.join(this.dir, `.lf${id}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+    await fs.promises.writeFile(temp, `${process.pid}\n`, { mode: 0o600 });
     try {
-      handle = await fs.promises.open(this.lockPath(id), 'wx', 0o600);
+      await fs.promises.link(temp, this.lockPath(id));
+      return true;
     } catch (err) {
       if (errorCode(err) === 'EEXIST') return false;
       throw err;
-    }
-    try {
-      await handle.writeFile(`${process.pid}\n`);
     } finally {
-      await handle.close();
+      await unlinkIfExists(temp);
     }
-    return true;
   }
 
   /**

@@ -15,6 +15,8 @@ export interface MailqEntry {
   size: number;
   /** Whether a process holds the item's lock; printed as "*". */
   locked: boolean;
+  /** Tried more recently than MinQueueAge; printed as "-" when not locked. */
+  tooYoung?: boolean;
   /** The reason the control file could not be read, e.g. "job completed". */
   error?: string;
 }
@@ -61,7 +63,7 @@ function formatEntry(entry: MailqEntry, verbose: boolean): string {
   let out = entry.id.padStart(13);
   if (entry.error !== undefined) return `${out} (${entry.error})\n`;
 
-  out += entry.locked ? '*' : ' ';
+  out += entry.locked ? '*' : entry.tooYoung ? '-' : ' ';
   const item = entry.item;
   if (item === undefined) return `${out} (no control file)\n`;
 

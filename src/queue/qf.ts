@@ -81,6 +81,9 @@ function recipientLines(rcpt: QueueRecipient): string[] {
   if (rcpt.dsnCode !== undefined) lines.push(`Xdsn=${escapeField(rcpt.dsnCode)}`);
   if (rcpt.remoteHost !== undefined) lines.push(`Xhost=${escapeField(rcpt.remoteHost)}`);
   if (rcpt.diagnostic !== undefined) lines.push(`Xdiag=${escapeField(rcpt.diagnostic)}`);
+  if (rcpt.parent !== undefined) lines.push(`Xparent=${escapeField(rcpt.parent)}`);
+  if (rcpt.ctladdr !== undefined) lines.push(`Xctladdr=${escapeField(rcpt.ctladdr)}`);
+  if (rcpt.owner !== undefined) lines.push(`Xowner=${escapeField(rcpt.owner)}`);
   if (rcpt.orcpt !== undefined) lines.push(`Q${escapeField(rcpt.orcpt)}`);
 
   // NOTE: NOTIFY words other than SUCCESS, FAILURE, DELAY and NEVER are dropped.
@@ -252,6 +255,12 @@ class ControlFileParser {
       this.recipient().remoteHost = this.text(value);
     } else if (name === 'diag' && this.seenSender) {
       this.recipient().diagnostic = this.text(value);
+    } else if (name === 'parent' && this.seenSender) {
+      this.recipient().parent = this.text(value);
+    } else if (name === 'ctladdr' && this.seenSender) {
+      this.recipient().ctladdr = this.text(value);
+    } else if (name === 'owner' && this.seenSender) {
+      this.recipient().owner = this.text(value);
     } else {
       this.fail(`unrecognized line "${clip(line)}"`);
     }

@@ -20,6 +20,15 @@ export interface QueueRecipient {
   diagnostic?: string;
   /** Host that took or refused the recipient, for logs and DSNs. */
   remoteHost?: string;
+  /**
+   * The recipient whose alias, :include: or .forward expansion produced this
+   * one (Xparent line). Expanded recipients are final and never expanded again.
+   */
+  parent?: string;
+  /** Controlling user of a |program or /file target: whose .forward or :include: named it (Xctladdr line). */
+  ctladdr?: string;
+  /** Envelope sender for this recipient from an owner- alias (Xowner line). */
+  owner?: string;
 }
 
 export interface QueueItem {

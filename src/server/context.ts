@@ -5,6 +5,8 @@ import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
 import type { QueueStore } from '../queue/store';
 import type { CheckpointChain } from './checkpoint';
+import type { ServerHandshakeOptions, ServerTls } from '../tls/server';
+import type { TlsInfo } from '../tls/peer';
 
 export interface ServerContext {
   config: Config;
@@ -17,6 +19,8 @@ export interface ServerContext {
   resolveClientName?(address: string): Promise<string | undefined>;
   /** Product version for $v and $Z. */
   version: string;
+  /** The STARTTLS server context; absent where TLS cannot be used (e.g. -bs). */
+  tls?: ServerTls;
 }
 
 /** The transport under a session: a TCP socket, or stdin/stdout for -bs. */
@@ -29,6 +33,11 @@ export interface SessionTransport {
   close(): void;
   /** Waits until buffered output has drained to the peer. */
   drain(): Promise<void>;
+  /**
+   * Runs the TLS server handshake on the same connection (STARTTLS, RFC 3207).
+   * Bytes received before the call are never read as TLS records by the session.
+   */
+  startTls?(options: ServerHandshakeOptions): Promise<TlsInfo>;
   remoteAddress: string;
   remotePort: number;
   localAddress: string;

@@ -3,19 +3,36 @@
 import type * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { SessionTransport } from './context';
+import { acceptTls, type ServerHandshakeOptions } from '../tls/server';
+import type { TlsInfo } from '../tls/peer';
 
 export function socketTransport(socket: net.Socket): SessionTransport {
   socket.setNoDelay(true);
   socket.on('error', () => socket.destroy());
+  // After STARTTLS every call goes to the secure socket that wraps `socket`.
+  let active: net.Socket = socket;
+  const dataHandlers: Array<(chunk: Buffer) => void> = [];
   return {
-    write: (text) => socket.write(text),
-    onData: (handler) => socket.on('data', handler),
+    write: (text) => active.write(text),
+    onData: (handler) => {
+      dataHandlers.push(handler);
+      active.on('data', handler);
+    },
     onEnd: (handler) => socket.once('close', handler),
-    pause: () => socket.pause(),
-    resume: () => socket.resume(),
-    close: () => socket.end(),
+    pause: () => active.pause(),
+    resume: () => active.resume(),
+    close: () => active.end(),
     drain: () =>
-      socket.writableNeedDrain ? new Promise((resolve) => socket.once('drain', () => resolve())) : Promise.resolve(),
+      active.writableNeedDrain ? new Promise((resolve) => active.once('drain', () => resolve())) : Promise.resolve(),
+    async startTls(options: ServerHandshakeOptions): Promise<TlsInfo> {
+      for (const handler of dataHandlers) socket.removeListener('data', handler);
+      const { socket: secure, info } = await acceptTls(socket, options);
+      secure.on('error', () => secure.destroy());
+      secure.pause();
+      for (const handler of dataHandlers) secure.on('data', handler);
+      active = secure;
+      return info;
+    },
     remoteAddress: normalizeAddress(socket.remoteAddress ?? ''),
     remotePort: socket.remotePort ?? 0,
     localAddress: normalizeAddress(socket.localAddress ?? ''),

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startDnsServer } from '../helpers/dns-server';
 import { startSink } from '../helpers/sink';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn, waitFor } from '../helpers/process';
+import { freePortOn } from '../helpers/process';
 import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
 
 test('5xx for one recipient bounces to sender', async (t) => {
@@ -42,7 +42,7 @@ test('5xx for one recipient bounces to sender', async (t) => {
   const [message] = await sink.waitForMessages(1, 20_000);
   assert.deepEqual(message.to, ['good@remote.example']);
 
-  const dsn = await waitFor('a DSN in the mailbox of alice', () => ph.mailbox('alice') || undefined, 30_000);
+  const dsn = await ph.waitForMailbox('alice', 'Subject: half bounces', 30_000);
   assert.match(dsn, /^From MAILER-DAEMON /m, 'the DSN has the null envelope sender');
   assert.match(dsn, /^To: .*alice@posthorn\.test/im);
   assert.match(dsn, /^From: .*MAILER-DAEMON@mx\.posthorn\.test/im);
@@ -58,6 +58,9 @@ test('5xx for one recipient bounces to sender', async (t) => {
   assert.ok(dsn.includes('Subject: half bounces'), 'the DSN returns the original headers');
 
   const logs = ph.logs();
-  assert.match(logs, new RegExp(`${quoteRe(qid)}: to=<bad@remote\\.example>, .*dsn=5\\.1\\.1, stat=User unknown`));
+  assert.match(
+    logs,
+    new RegExp(`${quoteRe(qid)}: to=<bad@remote\\.example>, .*dsn=5\\.1\\.1, stat=User unknown`),
+  );
   assert.match(logs, new RegExp(`${quoteRe(qid)}: to=<good@remote\\.example>, .*dsn=2\\.0\\.0, stat=Sent`));
 });

@@ -6,11 +6,12 @@ import { startDnsServer } from '../helpers/dns-server';
 import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { nodemailerSend, smtplibSend, swaks } from '../helpers/clients';
 import { requirePeer } from '../helpers/peers';
-import { waitFor } from '../helpers/process';
 import { makeMessage, mxZone } from '../helpers/e2e-setup';
 
 async function startWorld(t: { after(fn: () => Promise<void>): void }): Promise<Posthorn> {
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
+  });
   t.after(() => dns.close());
   const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port }) });
   t.after(() => ph.stop());
@@ -44,7 +45,7 @@ test('smtplib sends to several recipients', async (t) => {
   assert.equal(result.quit?.code, 221);
 
   for (const user of ['alice', 'bob']) {
-    const mbox = await waitFor(`mail for ${user}`, () => ph.mailbox(user) || undefined, 20_000);
+    const mbox = await ph.waitForMailbox(user, 'Sent by smtplib.');
     assert.ok(mbox.includes('Sent by smtplib.'), `${user}: body missing`);
   }
 });
@@ -72,7 +73,7 @@ test('smtplib from 127.0.0.9 gets relay denial', async (t) => {
   assert.match(result.rcpt[1].text, /^5\.7\.1 <x@remote\.example>\.\.\. Relaying denied/);
   assert.equal(result.data?.code, 250);
 
-  const mbox = await waitFor('mail for alice', () => ph.mailbox('alice') || undefined, 20_000);
+  const mbox = await ph.waitForMailbox('alice', 'Only the local recipient gets this.');
   assert.ok(mbox.includes('Only the local recipient gets this.'));
   assert.match(mbox, /\[127\.0\.0\.9\]/);
 });
@@ -93,7 +94,7 @@ test('nodemailer sends with Cc', async (t) => {
   assert.match(info.response, /^250 2\.0\.0 \S+ Message accepted for delivery$/);
 
   for (const user of ['alice', 'bob']) {
-    const mbox = await waitFor(`mail for ${user}`, () => ph.mailbox(user) || undefined, 20_000);
+    const mbox = await ph.waitForMailbox(user, 'Sent by nodemailer.');
     assert.ok(mbox.includes('Sent by nodemailer.'), `${user}: body missing`);
     assert.ok(mbox.includes(info.messageId), `${user}: Message-ID changed`);
   }
@@ -119,7 +120,7 @@ test('swaks sends one message', async (t) => {
   assert.match(result.stdout, /<- {2}250 2\.0\.0 \S+ Message accepted for delivery/);
   assert.match(result.stdout, /<- {2}221 /);
 
-  const mbox = await waitFor('mail for alice', () => ph.mailbox('alice') || undefined, 20_000);
+  const mbox = await ph.waitForMailbox('alice', 'Sent by swaks.');
   assert.ok(mbox.includes('Sent by swaks.'));
   assert.match(mbox, /^Received: from swaks\.posthorn\.test /m);
 });

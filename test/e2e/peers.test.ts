@@ -15,7 +15,14 @@ test('rawSmtp collects one reply per line', async (t) => {
   t.after(() => sink.close());
   const replies = await rawSmtp(
     sink.port,
-    ['EHLO raw.posthorn.test', 'MAIL FROM:<a@b.example>', 'RCPT TO:<c@d.example>', 'DATA', 'Subject: x\r\n\r\n..dot\r\n.\r\n', 'QUIT'],
+    [
+      'EHLO raw.posthorn.test',
+      'MAIL FROM:<a@b.example>',
+      'RCPT TO:<c@d.example>',
+      'DATA',
+      'Subject: x\r\n\r\n..dot\r\n.\r\n',
+      'QUIT',
+    ],
     { host: '127.0.0.6', localAddress: '127.0.0.7' },
   );
   assert.equal(replies.length, 7);
@@ -27,7 +34,10 @@ test('rawSmtp collects one reply per line', async (t) => {
 test('smtplib binds its source address', async (t) => {
   const python = requirePeer(t, 'python3');
   if (!python) return;
-  const sink = await startSink({ host: '127.0.0.6', rcptReply: (a) => (a.startsWith('no') ? '550 5.1.1 no' : '250 ok') });
+  const sink = await startSink({
+    host: '127.0.0.6',
+    rcptReply: (address) => (address.startsWith('no') ? '550 5.1.1 no' : '250 ok'),
+  });
   t.after(() => sink.close());
   const result = await smtplibSend({
     python,
@@ -53,7 +63,12 @@ test('Postfix helper stores mail in a Maildir', async (t) => {
   t.after(() => postfix.stop());
 
   const result = await swaks(
-    ['--server', `127.0.0.6:${port}`, '--from', 'a@b.example', '--to', 'bob@postfix.test', '--body', 'maildir check'],
+    [
+      '--server', `127.0.0.6:${port}`,
+      '--from', 'a@b.example',
+      '--to', 'bob@postfix.test',
+      '--body', 'maildir check',
+    ],
     { bin },
   );
   assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -67,12 +82,24 @@ test('Postfix helper relays to a given host', async (t) => {
   const sink = await startSink({ host: '127.0.0.7' });
   t.after(() => sink.close());
   const port = await freePortOn(['127.0.0.6']);
-  const postfix = await startPostfix({ port, addr: '127.0.0.6', mode: 'relay', relayTo: `127.0.0.7:${sink.port}` });
+  const postfix = await startPostfix({
+    port,
+    addr: '127.0.0.6',
+    mode: 'relay',
+    relayTo: `127.0.0.7:${sink.port}`,
+  });
   t.after(() => postfix.stop());
 
   const replies = await rawSmtp(
     port,
-    ['EHLO raw.posthorn.test', 'MAIL FROM:<a@b.example>', 'RCPT TO:<c@elsewhere.example>', 'DATA', 'Subject: relay\r\n\r\nvia postfix\r\n.\r\n', 'QUIT'],
+    [
+      'EHLO raw.posthorn.test',
+      'MAIL FROM:<a@b.example>',
+      'RCPT TO:<c@elsewhere.example>',
+      'DATA',
+      'Subject: relay\r\n\r\nvia postfix\r\n.\r\n',
+      'QUIT',
+    ],
     { host: '127.0.0.6' },
   );
   assert.match(replies[5], /^250 2\.0\.0 Ok: queued as /);

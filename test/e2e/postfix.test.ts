@@ -7,13 +7,18 @@ import { startDnsServer } from '../helpers/dns-server';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { startPostfix } from '../helpers/postfix';
 import { requirePeer } from '../helpers/peers';
-import { freePortOn, waitFor } from '../helpers/process';
+import { freePortOn } from '../helpers/process';
 import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
 
 test('Postfix receives as the next hop', async (t) => {
   if (!requirePeer(t, 'postfix')) return;
   const mailerPort = await freePortOn(['127.0.0.4']);
-  const postfix = await startPostfix({ port: mailerPort, addr: '127.0.0.4', mode: 'mailbox', domains: ['remote.example'] });
+  const postfix = await startPostfix({
+    port: mailerPort,
+    addr: '127.0.0.4',
+    mode: 'mailbox',
+    domains: ['remote.example'],
+  });
   t.after(() => postfix.stop());
   const dns = await startDnsServer({
     zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.4']]),
@@ -41,7 +46,8 @@ test('Postfix receives as the next hop', async (t) => {
   assert.match(message, new RegExp(`by mx\\.posthorn\\.test .* id ${quoteRe(sent.queueId)}`, 's'));
   assert.match(message, /^Return-Path: <alice@posthorn\.test>$/m);
   assert.match(postfix.logs(), /to=<bob@remote\.example>, relay=virtual, .*status=sent/);
-  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*relay=mx\\.remote\\.example\\. \\[127\\.0\\.0\\.4\\], dsn=2\\.0\\.0, stat=Sent`));
+  const relay = 'relay=mx\\.remote\\.example\\. \\[127\\.0\\.0\\.4\\], dsn=2\\.0\\.0, stat=Sent';
+  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*${relay}`));
 });
 
 test('Postfix relays into posthorn', async (t) => {
@@ -73,10 +79,61 @@ test('Postfix relays into posthorn', async (t) => {
   });
   assert.match(sent.accepted, /^250 2\.0\.0 Ok: queued as /);
 
-  const mbox = await waitFor('mail for alice', () => ph.mailbox('alice') || undefined, 30_000);
+  const mbox = await ph.waitForMailbox('alice', 'Relayed by Postfix to posthorn.', 30_000);
   assert.ok(mbox.includes('Relayed by Postfix to posthorn.'), mbox);
   assert.match(mbox, /^From dave@client\.example /m);
   assert.match(mbox, /^Received: from postfix\.posthorn\.test /m);
-  assert.match(ph.logs(), /: from=<dave@client\.example>, size=\d+, class=0, nrcpts=1, .*proto=ESMTP, daemon=MTA/);
-  assert.match(postfix.logs(), /to=<alice@posthorn\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent/);
+  assert.match(
+    ph.logs(),
+    /: from=<dave@client\.example>, size=\d+, class=0, nrcpts=1, .*proto=ESMTP, daemon=MTA/,
+  );
+  assert.match(
+    postfix.logs(),
+    /to=<alice@posthorn\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent/,
+  );
+});
+
+test('Postfix receives via SMART_HOST', async (t) => {
+  if (!requirePeer(t, 'postfix')) return;
+  const mailerPort = await freePortOn(['127.0.0.4']);
+  const postfix = await startPostfix({
+    port: mailerPort,
+    addr: '127.0.0.4',
+    mode: 'mailbox',
+    domains: ['remote.example'],
+  });
+  t.after(() => postfix.stop());
+  // The MX points at a host with nothing listening, so only the smart host can deliver.
+  const dns = await startDnsServer({
+    zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.3']]),
+  });
+  t.after(() => dns.close());
+  const smartHost = [
+    "define(`SMART_HOST', `[127.0.0.4]')",
+    `define(\`RELAY_MAILER_ARGS', \`TCP $h ${mailerPort}')`,
+  ];
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort, extra: smartHost }) });
+  t.after(() => ph.stop());
+
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({
+      from: 'alice@posthorn.test',
+      to: 'bob@remote.example',
+      subject: 'smart host',
+      body: 'Sent through the smart host.',
+    }),
+  });
+  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+
+  const [message] = await postfix.waitForMessages(1, 30_000);
+  assert.ok(message.includes('Sent through the smart host.'), message);
+  assert.match(message, /^Return-Path: <alice@posthorn\.test>$/m);
+  const line = await ph.waitForLog(
+    new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*stat=Sent.*`),
+  );
+  assert.match(line[0], /relay=.*\[127\.0\.0\.4\]/);
+  assert.doesNotMatch(line[0], /127\.0\.0\.3/);
 });

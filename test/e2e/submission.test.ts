@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer } from '../helpers/dns-server';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { waitFor } from '../helpers/process';
 import { mxZone } from '../helpers/e2e-setup';
 
 /** Returns the header section of the last message in an mbox file. */
@@ -37,7 +36,7 @@ test('-t -i delivers to To, Cc and Bcc', async (t) => {
   assert.equal(result.code, 0, `exit ${result.code}: ${result.stderr}`);
 
   for (const user of ['alice', 'bob', 'carol']) {
-    const mbox = await waitFor(`mail for ${user}`, () => ph.mailbox(user) || undefined, 20_000);
+    const mbox = await ph.waitForMailbox(user, 'A lone dot above stays in the body because of -i.');
     const headers = headerSection(mbox);
     assert.ok(mbox.includes('All jobs finished.'), `${user}: body missing`);
     assert.match(mbox, /^\.$/m, `${user}: the lone dot was lost`);
@@ -52,7 +51,7 @@ test('-t -i delivers to To, Cc and Bcc', async (t) => {
   }
 });
 
-test('-t without recipients fails', async (t) => {
+test('-t without recipients reports error', async (t) => {
   const dns = await startDnsServer({ zones: mxZone('remote.example', []) });
   t.after(() => dns.close());
   const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port }) });

@@ -55,6 +55,11 @@ export interface Posthorn {
   waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** The mbox file of a local user, or '' when nothing was delivered. */
   mailbox(user: string): string;
+  /**
+   * Polls until the mbox of `user` contains `text`, which should be the end of
+   * the expected message so that a half-written file does not count.
+   */
+  waitForMailbox(user: string, text: string, timeoutMs?: number): Promise<string>;
   /** Names of the files in the queue folder (qf..., df...), sorted. */
   queueFiles(): string[];
 }
@@ -76,6 +81,7 @@ export function baseMc(opts: { dnsPort?: number; mailerPort?: number; extra?: st
     "define(`QUEUE_DIR', `@QUEUE_DIR@')",
     "define(`confMAILBOX_DIR', `@MAILBOX_DIR@')",
     "define(`confLOG_FILE', `@LOG_FILE@')",
+    "define(`confPID_FILE', `@DIR@/sendmail.pid')",
     "define(`confDOMAIN_NAME', `mx.posthorn.test')",
     "LOCAL_DOMAIN(`posthorn.test')",
     "DAEMON_OPTIONS(`Port=@PORT@, Addr=@ADDR@, Name=MTA')",
@@ -154,7 +160,8 @@ export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
       async () => {
         if (child.exitCode !== null || child.signalCode !== null) {
           const status = child.exitCode !== null ? `code ${child.exitCode}` : child.signalCode;
-          throw new Error(`posthorn exited with ${status} before listening:\n${output}${readOr(logPath, '')}`);
+          const log = readOr(logPath, '');
+          throw new Error(`posthorn exited with ${status} before listening:\n${output}${log}`);
         }
         return canConnect(addr, port);
       },
@@ -210,6 +217,19 @@ export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
       ),
 
     mailbox: (user) => readOr(path.join(mailDir, user), ''),
+
+    waitForMailbox: (user, text, timeoutMs = 20_000) =>
+      waitFor(
+        `"${text}" in the mailbox of ${user}`,
+        () => {
+          const mbox = instance.mailbox(user);
+          return mbox.includes(text) ? mbox : undefined;
+        },
+        timeoutMs,
+      ).catch((err: Error) => {
+        const mbox = instance.mailbox(user);
+        throw new Error(`${err.message}\n--- mailbox ---\n${mbox}--- log ---\n${instance.logs()}`);
+      }),
 
     queueFiles: () => {
       try {

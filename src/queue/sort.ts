@@ -1,0 +1,246 @@
+// QueueSortOrder: the order in which a queue run (and mailq) takes the items of
+// the queue directory, as sendmail 8.13's sortq() and workcmpf0..6 do it, plus
+// the filters that gatherq() applies before sorting (MinQueueAge, QueueFactor
+// under load) and the MaxQueueRunSize cut after it.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { parseControlFile } from './qf';
+import { ControlFileKind, QueueStore } from './store';
+import { QueueItem } from './types';
+
+export type QueueSortOrder = 'priority' | 'host' | 'filename' | 'time' | 'random' | 'modification' | 'none';
+
+const ORDERS: Record<string, QueueSortOrder> = {
+  p: 'priority',
+  h: 'host',
+  f: 'filename',
+  t: 'time',
+  r: 'random',
+  m: 'modification',
+  n: 'none',
+};
+
+/**
+ * Parses a QueueSortOrder value. Like sendmail, only the first letter counts,
+ * without case; anything else throws `Invalid queue sort order "<v>"`.
+ */
+export function parseQueueSortOrder(value: string): QueueSortOrder {
+  const order = ORDERS[(value[0] ?? '').toLowerCase()];
+  if (order === undefined) throw new Error(`Invalid queue sort order "${value}"`);
+  return order;
+}
+
+/** Whether an order needs the control files; the others sort by name or mtime only. */
+export function sortNeedsControlFile(order: QueueSortOrder): boolean {
+  return order === 'priority' || order === 'host' || order === 'time';
+}
+
+/** One queue item as the sort sees it. */
+export interface WorkEntry {
+  id: string;
+  /** The parsed control file, when the order or a filter needed it. */
+  item?: QueueItem;
+  /** Control file modification time in milliseconds, for the modification order. */
+  mtimeMs?: number;
+  /** Whether a live process holds the item's lock. */
+  locked?: boolean;
+}
+
+/** The first recipient's domain, lower case and reversed as a string, as sendmail's host order uses it. */
+export function reversedHost(item: QueueItem | undefined): string {
+  const rcpt = item?.recipients.find((r) => r.state === 'pending' || r.state === 'deferred') ?? item?.recipients[0];
+  if (rcpt === undefined) return '';
+  const at = rcpt.address.lastIndexOf('@');
+  if (at < 0) return '';
+  return [...rcpt.address.slice(at + 1).toLowerCase()].reverse().join('');
+}
+
+/** sendmail gives an item without a readable P line the worst priority. */
+function priorityOf(entry: WorkEntry): number {
+  return entry.item?.priority ?? Number.MAX_SAFE_INTEGER;
+}
+
+function compareNumbers(a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Sorts `entries` in place by `order` and returns them. The sort is stable, so
+ * equal keys keep directory order. `random` takes a source of randomness so
+ * that tests can fix it.
+ */
+export function sortWork(entries: WorkEntry[], order: QueueSortOrder, random: () => number = Math.random): WorkEntry[] {
+  switch (order) {
+    case 'none':
+      return entries;
+    case 'priority':
+      return entries.sort((a, b) => compareNumbers(priorityOf(a), priorityOf(b)));
+    case 'filename':
+      return entries.sort((a, b) => compareStrings(a.id, b.id));
+    case 'time':
+      return entries.sort((a, b) => compareNumbers(a.item?.created ?? 0, b.item?.created ?? 0));
+    case 'modification':
+      return entries.sort((a, b) => compareNumbers(a.mtimeMs ?? 0, b.mtimeMs ?? 0));
+    case 'random': {
+      // sendmail compares the file names at one randomly chosen position per
+      // run; a random key per entry gives every order the same chance.
+      const keys = new Map(entries.map((e) => [e.id, random()]));
+      return entries.sort((a, b) => compareNumbers(keys.get(a.id) ?? 0, keys.get(b.id) ?? 0));
+    }
+    case 'host':
+      return sortByHost(entries);
+  }
+}
+
+/**
+ * The host order: reversed domain of the first recipient (items without a
+ * host first), then unlocked before locked, then priority. If any item to a
+ * host is locked, sendmail marks every item to that host locked and sorts
+ * again, so hosts already being served go last.
+ */
+function sortByHost(entries: WorkEntry[]): WorkEntry[] {
+  const lockedHosts = new Set<string>();
+  for (const e of entries) if (e.locked) lockedHosts.add(reversedHost(e.item));
+
+  const isLocked = (e: WorkEntry): number => (e.locked || lockedHosts.has(reversedHost(e.item)) ? 1 : 0);
+  return entries.sort((a, b) => {
+    const lockDiff = isLocked(a) - isLocked(b);
+    if (lockDiff !== 0) return lockDiff;
+    const hostDiff = compareStrings(reversedHost(a.item), reversedHost(b.item));
+    if (hostDiff !== 0) return hostDiff;
+    return compareNumbers(priorityOf(a), priorityOf(b));
+  });
+}
+
+export interface GatherOptions {
+  kind?: ControlFileKind;
+  order: QueueSortOrder;
+  /** Reads control files even if the order does not need them (for -qR, -qS, -qQ selectors or mailq). */
+  needItems?: boolean;
+  /** Drops items for which this returns false, before sorting. */
+  select?: (id: string, item: QueueItem | undefined) => boolean;
+  /** MinQueueAge in milliseconds: drop items tried more recently than this. */
+  minQueueAgeMs?: number;
+  /** The QueueFactor test; items for which it returns true are dropped from the run. */
+  shouldQueue?: (item: QueueItem) => boolean;
+  /** MaxQueueRunSize: keep only this many after sorting; 0 is no limit. */
+  maxRunSize?: number;
+  /** Time of the run in milliseconds. */
+  now?: number;
+  random?: () => number;
+}
+
+/**
+ * Collects, filters and sorts the items of one queue directory for a queue run,
+ * as sendmail's gatherq() and sortq() do. Unreadable control files are kept
+ * (without `item`) so that the deliverer can set them aside and log why.
+ */
+export async function gatherQueue(store: QueueStore, opts: GatherOptions): Promise<WorkEntry[]> {
+  const kind = opts.kind ?? 'qf';
+  const needItems =
+    opts.needItems === true ||
+    sortNeedsControlFile(opts.order) ||
+    (opts.minQueueAgeMs ?? 0) > 0 ||
+    opts.shouldQueue !== undefined;
+  const now = opts.now ?? Date.now();
+  const work: WorkEntry[] = [];
+
+  for (const id of await store.list(kind)) {
+    const entry: WorkEntry = { id };
+    if (needItems) entry.item = await readItem(store, id, kind);
+    if (opts.select && !opts.select(id, entry.item)) continue;
+
+    const item = entry.item;
+    // sendmail skips a qf file that carries a q line in a normal run.
+    if (kind === 'qf' && item?.quarantine !== undefined) continue;
+    if (item && tooYoung(item, opts.minQueueAgeMs ?? 0, now)) continue;
+    if (item && opts.shouldQueue?.(item)) continue;
+
+    if (opts.order === 'modification') entry.mtimeMs = await mtimeOf(store.controlPath(id, kind));
+    if (opts.order === 'host') entry.locked = await store.isLocked(id);
+    work.push(entry);
+  }
+
+  sortWork(work, opts.order, opts.random);
+  const max = opts.maxRunSize ?? 0;
+  return max > 0 ? work.slice(0, max) : work;
+}
+
+/** Whether an item was tried less than MinQueueAge ago; never-tried items are not too young. */
+export function tooYoung(item: QueueItem, minQueueAgeMs: number, now: number): boolean {
+  if (minQueueAgeMs <= 0 || item.lastAttempt === 0) return false;
+  return now - item.lastAttempt * 1000 < minQueueAgeMs;
+}
+
+/**
+ * sendmail's shouldqueue(): under a load average at or above QueueLA, an item
+ * waits when its priority exceeds QueueFactor / (load - QueueLA + 1).
+ */
+export function shouldQueue(priority: number, load: number, queueLA: number, queueFactor: number): boolean {
+  if (load < queueLA) return false;
+  return priority > queueFactor / (load - queueLA + 1);
+}
+
+/** The one-minute load average rounded down, as sendmail's getla() reports it. */
+export function currentLoad(): number {
+  return Math.floor(os.loadavg()[0]);
+}
+
+/** QueueLA's default: 8 per CPU. */
+export function defaultQueueLA(): number {
+  return 8 * Math.max(1, os.cpus().length);
+}
+
+async function readItem(store: QueueStore, id: string, kind: ControlFileKind): Promise<QueueItem | undefined> {
+  try {
+    if (kind !== 'Qf') return await store.read(id);
+    return parseControlFile(await fs.promises.readFile(store.controlPath(id, 'Qf'), 'utf8'), id);
+  } catch {
+    return undefined;
+  }
+}
+
+async function mtimeOf(file: string): Promise<number> {
+  try {
+    return (await fs.promises.stat(file)).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** The options that shape every queue run, taken from the configuration. */
+export interface QueueRunPolicy {
+  order: QueueSortOrder;
+  /** MinQueueAge in milliseconds. */
+  minQueueAgeMs: number;
+  /** MaxQueueRunSize; 0 is no limit. */
+  maxRunSize: number;
+  queueFactor: number;
+  queueLA: number;
+  /** The load average source; tests replace it. */
+  load?: () => number;
+}
+
+/** Gathers the ids of one queue run under `policy`, in the order they should run. */
+export async function queueRunIds(
+  store: QueueStore,
+  policy: QueueRunPolicy,
+  opts: { kind?: ControlFileKind; select?: (id: string, item: QueueItem | undefined) => boolean } = {},
+): Promise<string[]> {
+  const load = (policy.load ?? currentLoad)();
+  const underLoad = load >= policy.queueLA;
+  const work = await gatherQueue(store, {
+    kind: opts.kind,
+    order: policy.order,
+    select: opts.select,
+    minQueueAgeMs: policy.minQueueAgeMs,
+    shouldQueue: underLoad ? (item) => shouldQueue(item.priority, load, policy.queueLA, policy.queueFactor) : undefined,
+    maxRunSize: policy.maxRunSize,
+  });
+  return work.map((e) => e.id);
+}
