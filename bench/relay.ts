@@ -114,7 +114,11 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(dir, 'sendmail.mc'), mc + '\n');
 
   const bin = path.resolve(__dirname, '..', '..', 'bin', 'posthorn');
-  const daemon = spawn(process.execPath, [bin, '-bD', '-C', path.join(dir, 'sendmail.mc')], { stdio: 'ignore' });
+  // BENCH_NODE_ARGS passes flags to the daemon's node, e.g. "--cpu-prof".
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const daemon = spawn(process.execPath, [...nodeArgs, bin, '-bD', '-C', path.join(dir, 'sendmail.mc')], {
+    stdio: 'ignore',
+  });
   for (let i = 0; i < 200; i++) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => {

@@ -87,7 +87,7 @@ export class Daemon {
 
   private listen(spec: DaemonSpec): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer((socket) => this.accept(socket, spec));
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket, spec));
       server.once('error', (err) => reject(new Error(`cannot listen on ${spec.addr} port ${spec.port}: ${err.message}`)));
       server.listen({ host: spec.addr, port: spec.port, backlog: spec.listen }, () => {
         server.removeAllListeners('error');
@@ -120,6 +120,7 @@ export class Daemon {
       daemonName: spec.name,
       relayAllowed: isLocalhostClient(address),
       clientText,
+      daemonModifiers: spec.modifiers,
     });
     session.start();
   }

@@ -11,6 +11,9 @@ import { DeliveryRunner } from './runner';
 import { queueRunPolicy } from './queue-policy';
 import { CheckpointChain } from '../server/checkpoint';
 import { relayCheckpoint } from '../policy/relay';
+import { tlsClientCheckpoint } from '../policy/tls-rulesets';
+import { ServerTls } from '../tls/server';
+import { tlsAccessMap } from '../tls/access';
 import type { ServerContext } from '../server/context';
 import { VERSION } from '../version';
 
@@ -45,6 +48,7 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     policy: () => queueRunPolicy(config),
   });
   const chain = new CheckpointChain([
+    tlsClientCheckpoint(() => tlsAccessMap(config, (message) => logger.error(message))),
     relayCheckpoint({ localDomains: config.localDomains, relayDomains: config.relayDomains }),
   ]);
   return { config, logger, store, resolver, deliverer, runner, chain };
@@ -59,6 +63,7 @@ export function serverContext(services: Services): ServerContext {
     store,
     chain,
     version: VERSION,
+    tls: new ServerTls(config, logger),
     onAccepted(id: string): void {
       if (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') {
         runner.schedule(id);

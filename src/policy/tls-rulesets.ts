@@ -5,6 +5,7 @@
 
 import { reply, type Reply } from '../smtp/reply';
 import type { AccessHit, AccessMap } from './access';
+import { CONTINUE, type CheckContext, type Checkpoint, type Verdict } from '../server/checkpoint';
 
 /** What TLS_connection reads from the session's macros. */
 export interface TlsFacts {
@@ -193,4 +194,39 @@ export function relayByCertificate(access: AccessMap | undefined, facts: TlsFact
   if (issuer === 'RELAY') return true;
   if (issuer !== 'SUBJECT') return false;
   return access.exact('CertSubject', facts.certSubject)?.value.trim().toUpperCase() === 'RELAY';
+}
+
+/** DAEMON_OPTIONS modifier with which a listener requires STARTTLS before MAIL (`M=T`, a Posthorn addition). */
+export const REQUIRE_TLS_MODIFIER = 'T';
+
+/**
+ * tls_client at MAIL (`${verify} $| MAIL`, as the default check_mail calls it
+ * first), plus two STARTTLS rules of RFC 3207: a client that must use TLS and
+ * has not started it gets 530, and after the handshake MAIL needs a new EHLO.
+ */
+export function tlsClientCheckpoint(accessOf: () => AccessMap | undefined): Checkpoint {
+  return {
+    name: 'tls_client',
+    stages: new Set(['mail']),
+    check(ctx: CheckContext): Verdict {
+      const m = ctx.macros;
+      const active = (m.get('{tls_version}') ?? '') !== '';
+      if (active && !m.get('s')) {
+        return { action: 'reject', reply: reply(503, '5.0.0', 'Polite people say HELO first'), source: 'STARTTLS' };
+      }
+
+      const clientName = m.get('{client_name}') ?? '';
+      const hit = tlsClientRequirement(accessOf(), clientName, ctx.clientAddress);
+      const required = (m.get('{daemon_flags}') ?? '').includes(REQUIRE_TLS_MODIFIER)
+        || (hit !== undefined && parseTlsRequirement(hit.value) !== undefined);
+      if (!active && required) {
+        return { action: 'reject', reply: reply(530, '5.7.0', 'Must issue a STARTTLS command first') };
+      }
+      if (!hit) return CONTINUE;
+
+      const failure = tlsConnection(tlsFactsFromMacros(m, clientName), hit.value);
+      if (!failure) return CONTINUE;
+      return { action: failure.code < 500 ? 'tempfail' : 'reject', reply: failure };
+    },
+  };
 }

@@ -76,14 +76,13 @@ export class QueueStore {
   }
 
   /** Returns a new queue id that no file in the directory uses yet. */
+  /**
+   * Returns a fresh queue id. Ids carry the pid, the second and a sequence
+   * number, so they repeat only if a process with the same pid reuses the same
+   * second; openDataFile() creates df<id> with O_EXCL and fails in that case.
+   */
   newId(): string {
-    for (;;) {
-      const id = this.ids.next();
-      const inUse = ['df', 'qf', 'hf', 'Qf', 'tf'].some((kind) =>
-        fs.existsSync(path.join(this.dir, kind + id)),
-      );
-      if (!inUse) return id;
-    }
+    return this.ids.next();
   }
 
   dataPath(id: string): string {

@@ -5,6 +5,7 @@ import { reply, type Reply } from '../smtp/reply';
 import type { Session } from './session';
 import { handleMail, handleRcpt } from './envelope';
 import { handleData } from './data';
+import { handleStarttls, starttlsOffered } from './starttls';
 
 export interface Command {
   verb: string;
@@ -28,7 +29,7 @@ const HANDLERS: Record<string, Handler> = {
   HELP: handleHelp,
   VRFY: handleVrfy,
   EXPN: handleExpn,
-  STARTTLS: (s) => s.send(reply(503, '5.5.0', 'TLS not available')),
+  STARTTLS: handleStarttls,
   AUTH: (s) => s.send(reply(503, '5.3.3', 'AUTH not available')),
 };
 
@@ -72,7 +73,8 @@ function handleHelo(session: Session, arg: string, extended: boolean): void {
   session.esmtp = extended;
   session.state = 'helo';
   session.macros.set('s', name);
-  session.macros.set('r', extended ? 'ESMTP' : 'SMTP');
+  // RFC 3848: ESMTPS marks an ESMTP session protected by STARTTLS.
+  session.macros.set('r', extended ? (session.tls ? 'ESMTPS' : 'ESMTP') : 'SMTP');
 
   const greeting = `${session.hostName} Hello ${session.macros.get('_')}, pleased to meet you`;
   if (!extended) {
@@ -87,6 +89,7 @@ function ehloReply(session: Session, greeting: string): Reply {
 
   const max = session.ctx.config.maxMessageSize;
   const lines = [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN'];
+  if (starttlsOffered(session)) lines.push('STARTTLS');
   lines.push('HELP');
   return reply(250, undefined, ...lines);
 }

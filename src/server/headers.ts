@@ -21,8 +21,9 @@ export function hasHeader(headers: readonly string[], name: string): boolean {
 
 /**
  * Builds the Received: header as sendmail's default template does:
- * "from $s ($_)", "by $j ($v/$Z) with $r id $i", "for <rcpt>" when there is
- * exactly one recipient, then the date.
+ * "from $s ($_)", "by $j ($v/$Z) with $r id $i", the STARTTLS parameters
+ * when ${tls_version} is set, "for <rcpt>" when there is exactly one
+ * recipient, then the date.
  */
 export function receivedHeader(
   m: ReadonlyMap<string, string>,
@@ -40,6 +41,10 @@ export function receivedHeader(
   text += `by ${m.get('j')} (Posthorn ${m.get('v')}/${m.get('Z')})`;
   if (protocol) text += ` with ${protocol}`;
   text += ` id ${tx.id}`;
+  const tlsVersion = m.get('{tls_version}');
+  if (tlsVersion) {
+    text += `\r\n\t(version=${tlsVersion} cipher=${m.get('{cipher}')} bits=${m.get('{cipher_bits}')} verify=${m.get('{verify}')})`;
+  }
 
   if (tx.recipients.length === 1) text += `\r\n\tfor <${tx.recipients[0].address}>; `;
   else text += ';\r\n\t';

@@ -13,6 +13,7 @@ import { handleCommand } from './commands';
 import { DataPhase } from './data';
 import { expandMacros } from '../config/macros';
 import { rfc822Date } from './dates';
+import type { TlsInfo } from '../tls/peer';
 
 export type SessionState = 'connected' | 'greeted' | 'helo' | 'mail' | 'data' | 'closed';
 
@@ -26,6 +27,8 @@ export interface SessionOptions {
   relayAllowed: boolean;
   /** Text for relay= in logs, e.g. "localhost [127.0.0.1]". */
   clientText?: string;
+  /** M= modifiers of the daemon that accepted the connection, e.g. "S" (no STARTTLS); also ${daemon_flags}. */
+  daemonModifiers?: string;
 }
 
 export class Session {
@@ -42,6 +45,8 @@ export class Session {
   didWork = false;
   /** A null server answers every command but QUIT/HELO/EHLO/NOOP/RSET with this reply. */
   nullServerReply?: Reply;
+  /** What STARTTLS negotiated; set once the handshake succeeded. */
+  tls?: TlsInfo;
 
   private readonly lines: LineReader;
   private data?: DataPhase;
@@ -50,6 +55,7 @@ export class Session {
   private output = '';
   private idleTimer?: NodeJS.Timeout;
   private ended = false;
+  private peerEnded = false;
 
   constructor(
     readonly ctx: ServerContext,
@@ -108,6 +114,17 @@ export class Session {
     this.finish();
   }
 
+  /**
+   * Drops every byte that arrived but was not yet read as a command, for the
+   * switch to TLS (RFC 3207: commands pipelined after STARTTLS must not run).
+   * Returns the number of bytes dropped.
+   */
+  discardPendingInput(): number {
+    let dropped = this.lines.takeRest().length;
+    for (const chunk of this.inbox.splice(0)) dropped += chunk.length;
+    return dropped;
+  }
+
   /** Switches to the DATA phase after the 354 reply. */
   enterData(phase: DataPhase): void {
     this.data = phase;
@@ -132,6 +149,7 @@ export class Session {
     this.macros.set('b', rfc822Date(new Date()));
     this.macros.set('r', 'SMTP');
     this.macros.set('{daemon_name}', this.options.daemonName);
+    this.macros.set('{daemon_flags}', this.options.daemonModifiers ?? '');
     this.macros.set('{client_addr}', t.remoteAddress);
     this.macros.set('{client_port}', String(t.remotePort));
     this.macros.set('{if_addr}', t.localAddress);
@@ -163,6 +181,7 @@ export class Session {
       this.pumping = false;
       this.flush();
       if (this.state === 'closed') this.close();
+      else if (this.peerEnded && this.inbox.length === 0) this.endAfterInput();
       else this.transport.resume();
     }
   }
@@ -237,8 +256,19 @@ export class Session {
     this.close();
   }
 
+  /**
+   * Handles the end of the client's input. Commands that arrived before it are
+   * still processed and answered first, as a client may send everything and
+   * then half-close the connection.
+   */
   private onPeerClosed(): void {
     if (this.state === 'closed') return;
+    this.peerEnded = true;
+    if (this.pumping || this.inbox.length > 0) return;
+    this.endAfterInput();
+  }
+
+  private endAfterInput(): void {
     if (this.data) {
       this.log.notice(`collect: premature EOM: unexpected close from ${this.macros.get('_')}`);
     }

@@ -18,7 +18,11 @@ export function socketTransport(socket: net.Socket): SessionTransport {
       dataHandlers.push(handler);
       active.on('data', handler);
     },
-    onEnd: (handler) => socket.once('close', handler),
+    onEnd: (handler) => {
+      // 'end' is a half-close (the client may still read replies); 'close' an abrupt end.
+      socket.once('end', handler);
+      socket.once('close', handler);
+    },
     pause: () => active.pause(),
     resume: () => active.resume(),
     close: () => active.end(),

@@ -92,34 +92,36 @@ export class ServerTls {
  * reading from `socket`. Rejects with a HandshakeError on failure or timeout.
  */
 export function acceptTls(socket: net.Socket, opts: ServerHandshakeOptions): Promise<{ socket: tls.TLSSocket; info: TlsInfo }> {
+  // A tls.Server that never listens runs the handshake of the handed-over
+  // socket; unlike a bare TLSSocket it also records the client certificate's
+  // verification result in `authorized` and `authorizationError`.
+  const server = tls.createServer({
+    secureContext: opts.context,
+    requestCert: opts.requestCert,
+    rejectUnauthorized: false,
+    handshakeTimeout: opts.timeoutMs > 0 ? opts.timeoutMs : 0x7fffffff,
+  });
   return new Promise((resolve, reject) => {
-    const secure = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext: opts.context,
-      requestCert: opts.requestCert,
-      rejectUnauthorized: false,
-    });
     let done = false;
-    const finish = (err?: HandshakeError): void => {
+    const onClose = (): void => fail(new HandshakeError('connection closed during the handshake', false, 0));
+    const fail = (err: HandshakeError): void => {
       if (done) return;
       done = true;
-      if (timer) clearTimeout(timer);
-      if (err) {
-        secure.destroy();
-        reject(err);
-        return;
-      }
-      secure.removeListener('error', onError);
+      socket.removeListener('close', onClose);
+      socket.destroy();
+      reject(err);
+    };
+    server.once('secureConnection', (secure: tls.TLSSocket) => {
+      if (done) return;
+      done = true;
+      socket.removeListener('close', onClose);
       resolve({ socket: secure, info: tlsInfoOf(secure, opts.requestCert) });
-    };
-    const onError = (err: NodeJS.ErrnoException): void => {
-      finish(new HandshakeError(err.message, false, typeof err.errno === 'number' ? err.errno : 0));
-    };
-    const timer = opts.timeoutMs > 0
-      ? setTimeout(() => finish(new HandshakeError('handshake timed out', true, 0)), opts.timeoutMs)
-      : undefined;
-    secure.once('secure', () => finish());
-    secure.on('error', onError);
-    secure.once('close', () => finish(new HandshakeError('connection closed during the handshake', false, 0)));
+    });
+    server.once('tlsClientError', (err: NodeJS.ErrnoException) => {
+      const timedOut = /timeout/i.test(err.message) || err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+      fail(new HandshakeError(err.message, timedOut, typeof err.errno === 'number' ? err.errno : 0));
+    });
+    socket.once('close', onClose);
+    server.emit('connection', socket);
   });
 }

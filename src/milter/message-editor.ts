@@ -1,0 +1,160 @@
+// The end-of-message changes a filter may make, applied to the queue item
+// before it is committed: headers, recipients, sender, quarantine and body.
+
+import * as fs from 'node:fs';
+import type { QueueItem, QueueRecipient } from '../queue/types';
+
+interface HeaderEntry {
+  /** The whole field, "Name: value", folds as CRLF plus white space. */
+  text: string;
+  /** Whether filters see it: headers from the client and from filters, not Posthorn's own. */
+  user: boolean;
+}
+
+/** Splits "Name: value" into name and value; the value keeps its leading space. */
+export function splitHeader(text: string): [string, string] {
+  const colon = text.indexOf(':');
+  if (colon < 0) return [text, ''];
+  return [text.slice(0, colon), text.slice(colon + 1)];
+}
+
+export class MessageEditor {
+  private readonly entries: HeaderEntry[];
+  /** The replacement body collected from 'b' replies, until it is written. */
+  private pendingBody?: Buffer[];
+
+  /**
+   * `clientHeaders` are the header fields the client sent, in order; they are
+   * found in `item.headers` between the ones Posthorn added.
+   */
+  constructor(
+    readonly item: QueueItem,
+    clientHeaders: readonly string[],
+    readonly dataPath: string,
+  ) {
+    let next = 0;
+    this.entries = item.headers.map((text) => {
+      const user = next < clientHeaders.length && clientHeaders[next] === text;
+      if (user) next++;
+      return { text, user };
+    });
+  }
+
+  /** The headers that filters see, as name and value (leading space included). */
+  userHeaders(): [string, string][] {
+    return this.entries.filter((e) => e.user).map((e) => splitHeader(e.text));
+  }
+
+  /** Appends a header (SMFIR_ADDHEADER). */
+  addHeader(name: string, value: string): void {
+    this.entries.push({ text: `${name}:${foldsToCrlf(value)}`, user: true });
+  }
+
+  /** Inserts a header after `index` headers, counting every header (SMFIR_INSHEADER). */
+  insertHeader(index: number, name: string, value: string): void {
+    const at = Math.min(index, this.entries.length);
+    this.entries.splice(at, 0, { text: `${name}:${foldsToCrlf(value)}`, user: true });
+  }
+
+  /**
+   * Changes the `index`-th (from 1) header called `name` that filters see; an
+   * empty value deletes it, and a missing one is added (SMFIR_CHGHEADER).
+   */
+  changeHeader(index: number, name: string, value: string): void {
+    const lower = name.toLowerCase();
+    let seen = 0;
+    for (let i = 0; i < this.entries.length; i++) {
+      const entry = this.entries[i];
+      if (!entry.user || splitHeader(entry.text)[0].toLowerCase() !== lower) continue;
+      seen++;
+      if (seen !== Math.max(index, 1)) continue;
+      if (value.trim() === '') this.entries.splice(i, 1);
+      else entry.text = `${name}:${foldsToCrlf(value)}`;
+      return;
+    }
+    if (value.trim() !== '') this.addHeader(name, value);
+  }
+
+  /** Adds a recipient with optional ESMTP arguments (NOTIFY=, ORCPT=). */
+  addRecipient(address: string, args: string[] = []): void {
+    const recipient: QueueRecipient = { address: stripBrackets(address), state: 'pending' };
+    for (const arg of args) {
+      const eq = arg.indexOf('=');
+      const key = (eq < 0 ? arg : arg.slice(0, eq)).toUpperCase();
+      const value = eq < 0 ? '' : arg.slice(eq + 1);
+      if (key === 'NOTIFY') recipient.notify = value.toUpperCase().split(',');
+      else if (key === 'ORCPT') recipient.orcpt = value;
+    }
+    this.item.recipients.push(recipient);
+  }
+
+  /** Removes every recipient whose address matches, ignoring case and angle brackets. */
+  deleteRecipient(address: string): void {
+    const wanted = stripBrackets(address).toLowerCase();
+    this.item.recipients = this.item.recipients.filter((r) => r.address.toLowerCase() !== wanted);
+  }
+
+  /** Replaces the envelope sender. NOTE: ESMTP arguments of the new sender are ignored. */
+  changeSender(address: string): void {
+    this.item.sender = stripBrackets(address);
+  }
+
+  quarantine(reason: string): void {
+    this.item.quarantine = reason;
+  }
+
+  /** Adds one 'b' chunk of the replacement body; the first chunk starts a new body. */
+  appendBody(chunk: Buffer): void {
+    this.pendingBody ??= [];
+    this.pendingBody.push(chunk);
+  }
+
+  get hasPendingBody(): boolean {
+    return this.pendingBody !== undefined;
+  }
+
+  /** Drops a replacement body that was not taken, e.g. when its filter failed. */
+  discardPendingBody(): void {
+    this.pendingBody = undefined;
+  }
+
+  /**
+   * Writes the replacement body over the data file, so the next filter and
+   * the delivery see it. Lines are ended with CRLF as in every data file.
+   * The caller fsyncs it per SuperSafe.
+   */
+  async writePendingBody(sync: boolean): Promise<void> {
+    if (this.pendingBody === undefined) return;
+    const body = toCrlf(Buffer.concat(this.pendingBody));
+    this.pendingBody = undefined;
+    const handle = await fs.promises.open(this.dataPath, 'w', 0o600);
+    try {
+      await handle.writeFile(body);
+      if (sync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    this.item.bodySize = body.length;
+  }
+
+  /** Stores the edited headers in the queue item. */
+  finish(): void {
+    this.item.headers = this.entries.map((e) => e.text);
+  }
+}
+
+function stripBrackets(address: string): string {
+  const trimmed = address.trim();
+  return trimmed.startsWith('<') && trimmed.endsWith('>') ? trimmed.slice(1, -1) : trimmed;
+}
+
+/** Filters fold header values with LF; queue items keep folds as CRLF. */
+function foldsToCrlf(value: string): string {
+  return value.replace(/\r?\n/g, '\r\n');
+}
+
+/** Turns bare LF and bare CR into CRLF. */
+function toCrlf(body: Buffer): Buffer {
+  const text = body.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+  return Buffer.from(text, 'latin1');
+}

@@ -1,0 +1,152 @@
+// QueueSortOrder and the queue run filters (MinQueueAge, QueueFactor, MaxQueueRunSize).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { QueueStore } from '../../src/queue/store';
+import {
+  parseQueueSortOrder,
+  queueRunIds,
+  reversedHost,
+  shouldQueue,
+  sortWork,
+  type QueueRunPolicy,
+  type WorkEntry,
+} from '../../src/queue/sort';
+import type { QueueItem } from '../../src/queue/types';
+import { captureLogger, makeTempDir, removeDir, sampleItem } from '../queue/helpers';
+
+function item(id: string, fields: Partial<QueueItem>): QueueItem {
+  return { ...sampleItem(id), quarantine: undefined, ...fields };
+}
+
+function entry(id: string, fields: Partial<QueueItem>, extra: Partial<WorkEntry> = {}): WorkEntry {
+  return { id, item: item(id, fields), ...extra };
+}
+
+test('sort order names by first letter', () => {
+  assert.equal(parseQueueSortOrder('priority'), 'priority');
+  assert.equal(parseQueueSortOrder('Host'), 'host');
+  assert.equal(parseQueueSortOrder('f'), 'filename');
+  assert.equal(parseQueueSortOrder('TIME'), 'time');
+  assert.equal(parseQueueSortOrder('random'), 'random');
+  assert.equal(parseQueueSortOrder('mod'), 'modification');
+  assert.equal(parseQueueSortOrder('none'), 'none');
+  assert.throws(() => parseQueueSortOrder('size'), /^Error: Invalid queue sort order "size"$/);
+  assert.throws(() => parseQueueSortOrder(''), /Invalid queue sort order ""/);
+});
+
+test('priority order', () => {
+  const work = [entry('c', { priority: 300 }), entry('a', { priority: 100 }), entry('b', { priority: 200 }), { id: 'z' }];
+  assert.deepEqual(sortWork(work, 'priority').map((e) => e.id), ['a', 'b', 'c', 'z']);
+});
+
+test('filename, time and modification orders', () => {
+  const work = () => [
+    entry('k2', { created: 30 }, { mtimeMs: 1 }),
+    entry('k1', { created: 20 }, { mtimeMs: 3 }),
+    entry('k3', { created: 10 }, { mtimeMs: 2 }),
+  ];
+  assert.deepEqual(sortWork(work(), 'filename').map((e) => e.id), ['k1', 'k2', 'k3']);
+  assert.deepEqual(sortWork(work(), 'time').map((e) => e.id), ['k3', 'k1', 'k2']);
+  assert.deepEqual(sortWork(work(), 'modification').map((e) => e.id), ['k2', 'k3', 'k1']);
+  assert.deepEqual(sortWork(work(), 'none').map((e) => e.id), ['k2', 'k1', 'k3']);
+});
+
+test('random order uses the random source', () => {
+  const ids = ['a', 'b', 'c', 'd'];
+  const values = [0.9, 0.1, 0.5, 0.3];
+  let i = 0;
+  const sorted = sortWork(ids.map((id) => ({ id })), 'random', () => values[i++]);
+  assert.deepEqual(sorted.map((e) => e.id), ['b', 'd', 'c', 'a']);
+});
+
+test('host order clusters reversed domains', () => {
+  const rcpt = (address: string) => [{ address, state: 'pending' as const }];
+  assert.equal(reversedHost(item('x', { recipients: rcpt('u@Mail.Example.COM') })), 'moc.elpmaxe.liam');
+  const work = [
+    entry('1', { recipients: rcpt('u@b.example.org'), priority: 5 }),
+    entry('2', { recipients: rcpt('u@example.com'), priority: 9 }),
+    entry('3', { recipients: rcpt('u@a.example.org'), priority: 1 }),
+    entry('4', { recipients: rcpt('local'), priority: 7 }),
+    entry('5', { recipients: rcpt('v@example.com'), priority: 2 }),
+  ];
+  // "moc.elpmaxe" < "gro.elpmaxe.a" < "gro.elpmaxe.b"; no host comes first.
+  assert.deepEqual(sortWork(work, 'host').map((e) => e.id), ['4', '5', '2', '3', '1']);
+});
+
+test('host order puts hosts with a locked item last', () => {
+  const rcpt = (address: string) => [{ address, state: 'pending' as const }];
+  const work = [
+    entry('1', { recipients: rcpt('u@a.example'), priority: 1 }, { locked: true }),
+    entry('2', { recipients: rcpt('v@a.example'), priority: 2 }),
+    entry('3', { recipients: rcpt('u@z.example'), priority: 3 }),
+  ];
+  assert.deepEqual(sortWork(work, 'host').map((e) => e.id), ['3', '1', '2']);
+});
+
+test('QueueFactor under load', () => {
+  assert.equal(shouldQueue(10_000_000, 3, 8, 600000), false, 'below QueueLA nothing waits');
+  assert.equal(shouldQueue(300_001, 9, 8, 600000), true, '600000 / (9 - 8 + 1) = 300000');
+  assert.equal(shouldQueue(300_000, 9, 8, 600000), false);
+});
+
+async function storeWith(items: QueueItem[]): Promise<{ store: QueueStore; dir: string }> {
+  const dir = makeTempDir();
+  const store = new QueueStore({ dir, superSafe: 'false', logger: captureLogger().logger });
+  await store.init();
+  for (const it of items) {
+    const w = await store.openDataFile(it.id);
+    await w.write(Buffer.from('body\r\n'));
+    await w.close();
+    await store.commit(it);
+  }
+  return { store, dir };
+}
+
+const POLICY: QueueRunPolicy = {
+  order: 'priority',
+  minQueueAgeMs: 0,
+  maxRunSize: 0,
+  queueFactor: 600000,
+  queueLA: 8,
+  load: () => 0,
+};
+
+test('queue run order, MaxQueueRunSize and MinQueueAge', async (t) => {
+  const now = Math.floor(Date.now() / 1000);
+  const { store, dir } = await storeWith([
+    item('aaaaaaaaaaaaa1', { priority: 500 }),
+    item('aaaaaaaaaaaaa2', { priority: 100, lastAttempt: now - 10, attempts: 1 }),
+    item('aaaaaaaaaaaaa3', { priority: 300 }),
+    item('aaaaaaaaaaaaa4', { priority: 50, quarantine: 'held' }),
+  ]);
+  t.after(() => removeDir(dir));
+
+  assert.deepEqual(await queueRunIds(store, POLICY), ['aaaaaaaaaaaaa2', 'aaaaaaaaaaaaa3', 'aaaaaaaaaaaaa1']);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, maxRunSize: 2 }), ['aaaaaaaaaaaaa2', 'aaaaaaaaaaaaa3']);
+  assert.deepEqual(
+    await queueRunIds(store, { ...POLICY, minQueueAgeMs: 60_000 }),
+    ['aaaaaaaaaaaaa3', 'aaaaaaaaaaaaa1'],
+    'tried 10 s ago is too young for MinQueueAge=1m',
+  );
+  assert.deepEqual(await queueRunIds(store, POLICY, { kind: 'hf' }), ['aaaaaaaaaaaaa4']);
+});
+
+test('QueueFactor drops only high priorities', async (t) => {
+  const { store, dir } = await storeWith([
+    item('bbbbbbbbbbbbb1', { priority: 400000 }),
+    item('bbbbbbbbbbbbb2', { priority: 200000 }),
+  ]);
+  t.after(() => removeDir(dir));
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 9 }), ['bbbbbbbbbbbbb2']);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 7 }), ['bbbbbbbbbbbbb2', 'bbbbbbbbbbbbb1']);
+});
+
+test('modification order reads mtimes', async (t) => {
+  const { store, dir } = await storeWith([item('ccccccccccccc1', {}), item('ccccccccccccc2', {})]);
+  t.after(() => removeDir(dir));
+  const old = new Date(Date.now() - 3600_000);
+  fs.utimesSync(store.controlPath('ccccccccccccc2'), old, old);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, order: 'modification' }), ['ccccccccccccc2', 'ccccccccccccc1']);
+});
