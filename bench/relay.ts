@@ -104,6 +104,10 @@ async function main(): Promise<void> {
     `define(\`confLOG_FILE', \`${dir}/maillog')`,
     `define(\`confPID_FILE', \`${dir}/posthorn.pid')`,
     "define(`confDOMAIN_NAME', `mx.posthorn.test')",
+    // A shared, busy machine must not make the daemon queue only or refuse
+    // connections: Postfix has no such load limits.
+    "define(`confQUEUE_LA', `1000')",
+    "define(`confREFUSE_LA', `1000')",
     "define(`SMART_HOST', `[127.0.0.1]')",
     `define(\`RELAY_MAILER_ARGS', \`TCP $h ${sink.port}')`,
     `define(\`ESMTP_MAILER_ARGS', \`TCP $h ${sink.port}')`,

@@ -16,7 +16,7 @@ peers="$repo/.peers"
 debs="$peers/debs"
 failed=()
 
-apt_packages=(swaks python3 openssl opendkim opendkim-tools dovecot-core dovecot-lmtpd m4)
+apt_packages=(swaks libnet-ssleay-perl python3 openssl opendkim opendkim-tools dovecot-core dovecot-lmtpd m4)
 unpacked_packages=(postfix sendmail-bin sendmail-base sendmail-cf)
 # Shared libraries that the unpacked Postfix binaries load (checked with ldd).
 postfix_libraries=(libicu72 libpcre2-8-0 libdb5.3 libsasl2-2 libssl3 libnsl2)

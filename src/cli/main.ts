@@ -14,7 +14,11 @@ import { Daemon } from '../daemon/daemon';
 import { VERSION } from '../version';
 import { submitMessage } from './submit';
 import { checkQuarantineMode, printQueue, runQueueCommand } from './queue-commands';
+import { applyDebugFlags, openTranscript } from './debug-flags';
+import { onSighup } from '../daemon/signals';
 import { runSmtpOnStdio } from './smtp-stdio';
+import { runNewaliases } from './newaliases';
+import { runVerify } from './verify';
 import { Logger, openSink } from '../log/logger';
 
 const DEFAULT_CONFIG_FILES = ['/etc/mail/sendmail.mc', '/etc/mail/sendmail.cf'];
@@ -79,6 +83,7 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
   const daemon = new Daemon(services, {
     queueInterval: args.queueInterval ?? 0,
     commandLine: ['posthorn', ...process.argv.slice(2)].join(' '),
+    transcript: openTranscript(args),
   });
   try {
     await daemon.start();
@@ -86,8 +91,18 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
     throw new ExitError((err as Error).message, EX_UNAVAILABLE);
   }
 
+  // SIGHUP: read the configuration and maps again; a broken file keeps the old one.
+  const removeSighup = onSighup(async () => {
+    try {
+      daemon.reload(readConfig(args));
+    } catch (err) {
+      logger.error(`configuration not reloaded: ${(err as Error).message}`);
+    }
+  });
+
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
+      removeSighup();
       void daemon.stop(signal).then(() => resolve(EX_OK));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -112,6 +127,7 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
     ignoreDots: args.ignoreDots || config.options.get('IgnoreDots') === true,
     sender: args.sender,
     fullName: args.fullName,
+    quarantine: args.quarantine,
   });
 
   if (config.deliveryMode === 'interactive') {
@@ -136,6 +152,7 @@ async function run(args: CliArgs): Promise<number> {
   }
 
   checkQuarantineMode(args);
+  applyDebugFlags(args, VERSION);
   const config = readConfig(args);
   switch (args.mode) {
     case 'print-config':
@@ -153,9 +170,11 @@ async function run(args: CliArgs): Promise<number> {
     case 'deliver':
       return runDeliver(args, config);
     case 'init-aliases':
+      return runNewaliases(config, { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
     case 'verify':
+      return runVerify(config, args.recipients, (l) => process.stdout.write(`${l}\n`));
     case 'test':
-      throw new ExitError(`mode -b${args.mode === 'init-aliases' ? 'i' : args.mode[0]} is not implemented yet`, EX_UNAVAILABLE);
+      throw new ExitError('mode -bt is not implemented yet', EX_UNAVAILABLE);
   }
   return EX_USAGE;
 }

@@ -68,9 +68,9 @@ export async function printQueue(config: Config, args: CliArgs): Promise<number>
   sortWork(work, policy.order);
 
   const entries = work.map((w) => w.entry);
-  process.stdout.write(
-    formatMailq(config.queueDirectory, entries, { verbose: args.verbose, maxQueueRun: policy.maxRunSize }),
-  );
+  const text = formatMailq(config.queueDirectory, entries, { verbose: args.verbose, maxQueueRun: policy.maxRunSize });
+  // main() calls process.exit() next, which would cut output still queued for a pipe (mailq | less).
+  await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
   return EX_OK;
 }
 

@@ -5,6 +5,7 @@ import type { Config } from '../config/types';
 import { Logger, openSink } from '../log/logger';
 import { createServices, serverContext } from '../daemon/services';
 import { Session } from '../server/session';
+import { startSessionWithMilters } from '../milter/connect';
 import { streamTransport } from '../server/transport';
 import { EX_OK } from './sysexits';
 import * as os from 'node:os';
@@ -35,7 +36,7 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
     relayAllowed: true,
     clientText: `${user}@localhost`,
   });
-  session.start();
+  await startSessionWithMilters(session);
   await closed;
 
   if (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') deliver(accepted);

@@ -29,6 +29,8 @@ export interface SubmitOptions {
   ignoreDots: boolean;
   sender?: string;
   fullName?: string;
+  /** -Q<reason>: the message is queued quarantined (hf file) with this reason. */
+  quarantine?: string;
 }
 
 const RECIPIENT_HEADERS = ['to', 'cc', 'bcc'];
@@ -114,6 +116,7 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
   const user = userName();
   const sender = opts.sender !== undefined ? checkSender(opts.sender) : `${user}@${config.hostName}`;
   const item = buildItem({ id, config, sender, recipients, headers, user, fullName: opts.fullName, size: writer.size });
+  if (opts.quarantine) item.quarantine = opts.quarantine.replace(/[\r\n]/g, '');
 
   try {
     await store.commit(item);

@@ -5,7 +5,15 @@
  * accepted and reported by loadConfig() in `notices`. Parts that implement a
  * FEATURE add its name here.
  */
-export const ENFORCED_FEATURES = new Set<string>(['nocanonify', 'use_cw_file', 'always_add_domain']);
+export const ENFORCED_FEATURES = new Set<string>([
+  'nocanonify', 'use_cw_file', 'always_add_domain',
+  // Access map and connection policy (src/policy/, src/server/connect.ts).
+  'access_db', 'blacklist_recipients', 'delay_checks', 'greet_pause', 'conncontrol', 'ratecontrol',
+  'mtamark', 'use_client_ptr', 'dnsbl', 'enhdnsbl',
+  // Local delivery and the address tables (src/aliases/, src/delivery/).
+  'local_lmtp', 'mailertable', 'virtusertable', 'virtuser_entire_domain', 'genericstable',
+  'generics_entire_domain', 'masquerade_envelope', 'masquerade_entire_domain', 'limited_masquerade',
+]);
 
 /** The cf/feature files of sendmail 8.13, plus a few later ones common in Debian. */
 export const KNOWN_FEATURES = new Set<string>([

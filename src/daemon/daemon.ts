@@ -6,26 +6,41 @@ import * as net from 'node:net';
 import * as fs from 'node:fs';
 import type { DaemonSpec } from '../config/types';
 import { Session } from '../server/session';
+import { startSessionWithMilters } from '../milter/connect';
 import { socketTransport } from '../server/transport';
+import { createConnectPolicy, type ConnectPolicy } from '../server/connect';
+import { ConnectionRefusal, refusalOptionsFromConfig } from './refuse-connections';
 import { isLocalhostClient } from '../policy/relay';
 import { serverContext, type Services } from './services';
 import type { ServerContext } from '../server/context';
 import { clientNameText } from './client-name';
 import { formatInterval } from './interval';
 import { expandPidFilePath, PidFile, PidFileInUseError } from './pidfile';
+import type { TranscriptFile } from '../log/transcript';
+import { SessionTracker } from './signals';
+import type { Config } from '../config/types';
+import { createChain } from './services';
 
 export interface DaemonOptions {
   /** Milliseconds between queue runs; 0 for none. */
   queueInterval: number;
   /** The command line, written to the PidFile's second line. */
   commandLine: string;
+  /** -X: every session's lines are copied into this file. */
+  transcript?: TranscriptFile;
 }
 
 export class Daemon {
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private queueTimer?: NodeJS.Timeout;
-  private readonly ctx: ServerContext;
+  /** Replaced by reload(); open sessions keep the context they started with. */
+  private ctx: ServerContext;
+  private readonly sessions = new SessionTracker();
+  /** check_relay, the connection counts and greet_pause, before each greeting. */
+  private readonly connectPolicy: ConnectPolicy;
+  /** RefuseLA and MaxDaemonChildren. */
+  private readonly refusal: ConnectionRefusal;
   private stopping = false;
   private pidFile?: PidFile;
 
@@ -34,6 +49,8 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     this.ctx = serverContext(services);
+    this.connectPolicy = createConnectPolicy(this.ctx, services.logger);
+    this.refusal = new ConnectionRefusal(refusalOptionsFromConfig(services.config), services.logger);
   }
 
   async start(): Promise<void> {
@@ -70,13 +87,40 @@ export class Daemon {
     logger.info(`stopping daemon, reason=${reason}`);
 
     if (this.queueTimer) clearInterval(this.queueTimer);
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // Messages being received are finished (or, after the grace period, aborted
+    // below), so that no half-written item stays in the queue.
+    const unfinished = await this.sessions.waitForTransactions();
     for (const socket of this.sockets) {
       socket.end('421 4.3.2 Shutting down\r\n');
       socket.destroySoon();
     }
+    await this.sessions.waitClosed();
+    // Only a message still being received is dropped; a commit in progress
+    // (state no longer 'data') is left to finish.
+    for (const session of unfinished) if (session.state === 'data') await session.abortTransaction();
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
     await runner.idle();
     this.removePidFile();
+  }
+
+  /**
+   * Applies a configuration read again on SIGHUP: the option values are
+   * updated in place, and the checkpoint chain (access map, rulesets, milters)
+   * is rebuilt for new sessions. Queued mail, deliveries and open sessions
+   * are left alone.
+   *
+   * NOTE: changed DAEMON_OPTIONS (addresses, ports) need a restart; sendmail
+   * re-executes itself on SIGHUP and so also re-opens its listeners.
+   */
+  reload(config: Config): void {
+    const { logger } = this.services;
+    Object.assign(this.services.config, config);
+    logger.level = config.logLevel;
+    this.services.chain = createChain(this.services.config, logger);
+    this.ctx = serverContext(this.services);
+    logger.info('restarting posthorn due to signal: configuration and maps read again');
   }
 
   /** ${daemon_info}: e.g. "SMTP+queueing@00:15:00" or "SMTP". */
@@ -104,13 +148,18 @@ export class Daemon {
       socket.destroy();
       return;
     }
+    if (this.refusal.refuse(spec.name, this.sockets.size)) {
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     void this.startSession(socket, spec);
   }
 
   private async startSession(socket: net.Socket, spec: DaemonSpec): Promise<void> {
-    const transport = socketTransport(socket);
+    const plain = socketTransport(socket);
+    const transport = this.options.transcript ? this.options.transcript.wrap(plain) : plain;
     const address = transport.remoteAddress;
     const haveNameServers = this.services.config.nameServers.length > 0;
     const clientText = await clientNameText(address, this.services.resolver, haveNameServers);
@@ -122,7 +171,9 @@ export class Daemon {
       clientText,
       daemonModifiers: spec.modifiers,
     });
-    session.start();
+    this.sessions.add(session);
+    if (!(await this.connectPolicy.prepare(session, socket, spec))) return;
+    await startSessionWithMilters(session);
   }
 
   private async runQueue(force: boolean): Promise<void> {

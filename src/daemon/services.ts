@@ -2,6 +2,7 @@
 // deliverer, delivery runner and the checkpoint chain.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { Config } from '../config/types';
 import { Logger, openSink } from '../log/logger';
 import { QueueStore } from '../queue/store';
@@ -11,6 +12,8 @@ import { DeliveryRunner } from './runner';
 import { queueRunPolicy } from './queue-policy';
 import { CheckpointChain } from '../server/checkpoint';
 import { relayCheckpoint } from '../policy/relay';
+import { accessCheckpoints } from '../policy/check-mail';
+import { milterCheckpoint } from '../milter/checkpoint';
 import { tlsClientCheckpoint } from '../policy/tls-rulesets';
 import { ServerTls } from '../tls/server';
 import { tlsAccessMap } from '../tls/access';
@@ -47,11 +50,24 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     concurrency: 20,
     policy: () => queueRunPolicy(config),
   });
+  const chain = createChain(config, logger);
+  return { config, logger, store, resolver, deliverer, runner, chain };
+}
+
+/**
+ * Builds the checkpoint chain from `config`: rulesets, access map and mail
+ * filters. A SIGHUP reload builds a new one, so maps are read again.
+ */
+export function createChain(config: Config, logger: Logger): CheckpointChain {
   const chain = new CheckpointChain([
     tlsClientCheckpoint(() => tlsAccessMap(config, (message) => logger.error(message))),
+    // The access map's From:, To: and Connect: entries, before the relay decision they can allow.
+    ...accessCheckpoints(config, (message) => logger.error(message)),
     relayCheckpoint({ localDomains: config.localDomains, relayDomains: config.relayDomains }),
   ]);
-  return { config, logger, store, resolver, deliverer, runner, chain };
+  // The input mail filters come after the rulesets, as in sendmail.
+  chain.add(milterCheckpoint(config, logger));
+  return chain;
 }
 
 /** The context an SMTP session gets; accepted mail goes to the runner per DeliveryMode. */
@@ -65,6 +81,10 @@ export function serverContext(services: Services): ServerContext {
     version: VERSION,
     tls: new ServerTls(config, logger),
     onAccepted(id: string): void {
+      if (loadAtOrAbove(config, 'QueueLA')) {
+        logger.info(`${id}: load average at or above QueueLA, queued for the next queue run`, 9);
+        return;
+      }
       if (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') {
         runner.schedule(id);
       }
@@ -79,4 +99,10 @@ function ensureMailboxDirectory(config: Config, logger: Logger): void {
   } catch (err) {
     logger.warn(`cannot create MailboxDirectory ${config.mailboxDirectory}: ${(err as Error).message}`);
   }
+}
+
+/** Whether the one-minute load average reached a load option (QueueLA, RefuseLA); 0 turns it off. */
+function loadAtOrAbove(config: Config, option: string): boolean {
+  const limit = config.options.get(option);
+  return typeof limit === 'number' && limit > 0 && os.loadavg()[0] >= limit;
 }

@@ -45,7 +45,7 @@ function dsnRecipient(rcpt: QueueRecipient, now: Date): DsnRecipient {
 }
 
 /** Copies the original body into the DSN data file and ends it with CRLF. */
-async function copyBody(path: string, write: (chunk: Buffer) => Promise<void>): Promise<void> {
+export async function copyBody(path: string, write: (chunk: Buffer) => Promise<void>): Promise<void> {
   let last: Buffer = Buffer.alloc(0);
   for await (const chunk of fs.createReadStream(path, { highWaterMark: 64 * 1024 })) {
     const buf = chunk as Buffer;

@@ -10,7 +10,12 @@ import { retryPriority } from '../queue/priority';
 import type { QueueStore } from '../queue/store';
 import type { QueueItem, QueueRecipient } from '../queue/types';
 import { queueBounce } from './bounce';
-import { deliverToMailbox } from './mbox';
+import { queueNotices } from './dsn-notify';
+import { AliasExpander } from '../aliases/expand';
+import { expandQueueItem } from '../aliases/queue-expand';
+import { rewriteOutbound } from './genericstable';
+import { deliverLocalRoute } from './local-delivery';
+import { isLocalRoute, withoutSmartHost } from './mailertable';
 import { deliverRemote } from './remote';
 import { Route, routeRecipients } from './router';
 import type { RecipientResult, Transaction } from './smtp-client';
@@ -50,7 +55,24 @@ function optionNumber(config: Config, name: string): number | undefined {
   return typeof value === 'number' ? value : undefined;
 }
 
+/**
+ * Logs sendmail's line for a recipient of a quarantined item:
+ * "to=<a>, delay=..., pri=..., quarantine=<reason>, stat=quarantined".
+ * NOTE: written when a delivery is attempted right after acceptance; with
+ * DeliveryMode=queueonly or deferred no such line is written.
+ */
+function logQuarantined(logger: Logger, item: QueueItem, nowSeconds: number): void {
+  const open = item.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
+  if (open.length === 0) return;
+  const to = open.map((r) => `<${r.address}>`).join(',');
+  logger
+    .child(item.id)
+    .info(`to=${to}, delay=${formatDelay(nowSeconds - item.created)}, pri=${item.priority}, quarantine=${item.quarantine}, stat=quarantined`);
+}
+
 export class Deliverer {
+  private expander: AliasExpander | undefined;
+
   constructor(private readonly ctx: DelivererContext) {}
 
   /**
@@ -64,29 +86,40 @@ export class Deliverer {
     if (!(await this.ctx.store.lock(id))) return 'locked';
     let removed = false;
     let bounceId: string | undefined;
+    let noticeIds: string[] = [];
     let outcome: DeliverOutcome;
     try {
       const item = await this.ctx.store.read(id);
       const nowSeconds = Math.floor(Date.now() / 1000);
-      if (item.quarantine !== undefined && !opts.quarantined) return 'skipped';
+      if (item.quarantine !== undefined && !opts.quarantined) {
+        logQuarantined(this.ctx.logger, item, nowSeconds);
+        return 'skipped';
+      }
       if (!opts.force && nextRetryTime(item) > nowSeconds) return 'skipped';
 
       const attempt = await this.attempt(item);
       bounceId = attempt.bounceId;
+      noticeIds = attempt.noticeIds;
       removed = attempt.removed;
       outcome = removed ? 'done' : 'deferred';
     } finally {
       if (!removed) await this.ctx.store.unlock(id);
     }
     if (bounceId !== undefined) await this.deliver(bounceId, { force: true });
+    for (const noticeId of noticeIds) await this.deliver(noticeId, { force: true });
     return outcome;
   }
 
-  private async attempt(item: QueueItem): Promise<{ removed: boolean; bounceId?: string }> {
+  private async attempt(item: QueueItem): Promise<{ removed: boolean; bounceId?: string; noticeIds: string[] }> {
     const started = Date.now();
     const firstAttempt = item.attempts === 0;
-    const routes = routeRecipients(item, this.ctx.config);
-    const results = await Promise.all(routes.map((route) => this.deliverRoute(item, route, firstAttempt)));
+    const expansionResults = this.expandAliases(item);
+    const failed = new Set(expansionResults.flatMap((r) => r.route.recipients));
+    const routes = routeRecipients(item, this.ctx.config)
+      .map((route) => ({ ...route, recipients: route.recipients.filter((r) => !failed.has(r)) }))
+      .filter((route) => route.recipients.length > 0);
+    const delivered = await Promise.all(routes.map((route) => this.deliverRoute(item, route, firstAttempt)));
+    const results = [...expansionResults, ...delivered];
 
     const newlyBounced: QueueRecipient[] = [];
     for (const rr of results) {
@@ -101,15 +134,16 @@ export class Deliverer {
 
     const transcript = results.flatMap((r) => r.transcript);
     const bounceId = newlyBounced.length > 0 ? await this.bounce(item, newlyBounced, transcript) : undefined;
+    const noticeIds = await this.notices(item, results, transcript);
 
     const open = item.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
     if (open.length === 0) {
       await this.ctx.store.remove(item.id);
-      return { removed: true, bounceId };
+      return { removed: true, bounceId, noticeIds };
     }
     item.statusMessage = open[open.length - 1].status;
     await this.ctx.store.update(item);
-    return { removed: false, bounceId };
+    return { removed: false, bounceId, noticeIds };
   }
 
   private async bounce(item: QueueItem, bounced: QueueRecipient[], transcript: string[]): Promise<string | undefined> {
@@ -123,8 +157,19 @@ export class Deliverer {
     }
   }
 
+  /** Queues the success and delay notices of this attempt (NOTIFY=SUCCESS, DELAY). */
+  private async notices(item: QueueItem, results: RouteResult[], transcript: string[]): Promise<string[]> {
+    const routes = results.map((r) => ({ recipients: r.route.recipients, results: r.results, local: r.route.mailer === 'local' }));
+    try {
+      return await queueNotices(this.ctx, item, routes, transcript);
+    } catch (err) {
+      this.ctx.logger.child(item.id).error(`failed to queue DSN: ${(err as Error).message}`);
+      return [];
+    }
+  }
+
   private async deliverRoute(item: QueueItem, route: Route, firstAttempt: boolean): Promise<RouteResult> {
-    if (route.mailer === 'local') return this.deliverLocal(item, route);
+    if (isLocalRoute(route, this.ctx.config)) return this.deliverLocal(item, route, firstAttempt);
     const tx: Transaction = {
       sender: item.sender,
       recipients: route.recipients.map((r) => ({ address: r.address, notify: r.notify, orcpt: r.orcpt })),
@@ -135,24 +180,34 @@ export class Deliverer {
       ret: item.ret,
       envid: item.envid,
     };
-    const ctx = { config: this.ctx.config, resolver: this.ctx.resolver, firstAttempt };
-    const outcome = await deliverRemote(route.destination, tx, ctx);
+    const logger = this.ctx.logger.child(item.id);
+    const ctx = { config: this.ctx.config, resolver: this.ctx.resolver, firstAttempt, logger };
+    const log = (m: string): void => logger.error(m);
+    Object.assign(tx, rewriteOutbound(route.recipients[0]?.owner ?? item.sender, item.headers, this.ctx.config, log));
+    const outcome = await deliverRemote(route.destination, tx, route.mailertable ? { ...ctx, config: withoutSmartHost(ctx.config) } : ctx);
     return { route, results: outcome.recipients, relay: outcome.relay, remoteMta: outcome.remoteMta, transcript: outcome.transcript };
   }
 
-  private async deliverLocal(item: QueueItem, route: Route): Promise<RouteResult> {
-    const results: RecipientResult[] = [];
-    for (const rcpt of route.recipients) {
-      const r = await deliverToMailbox(this.ctx.config.mailboxDirectory, rcpt.address, {
-        sender: item.sender,
-        headers: item.headers,
-        dataPath: this.ctx.store.dataPath(item.id),
-        date: new Date(),
-      });
-      if (r.status === 'sent') results.push({ address: rcpt.address, status: 'sent', dsn: '2.0.0', text: '' });
-      else results.push({ address: rcpt.address, status: r.status, dsn: r.dsn, text: r.text });
-    }
-    return { route, results, transcript: [] };
+  /** Local mailbox, LMTP, |program and /file delivery (see local-delivery.ts). */
+  private async deliverLocal(item: QueueItem, route: Route, firstAttempt: boolean): Promise<RouteResult> {
+    const ctx = { config: this.ctx.config, dataPath: this.ctx.store.dataPath(item.id), firstAttempt };
+    const { results, transcript } = await deliverLocalRoute(item, route.recipients, route.mailer, ctx);
+    return { route, results, transcript };
+  }
+
+  /**
+   * Replaces aliased recipients by their targets (aliases, :include:,
+   * .forward, virtusertable). Recipients whose expansion fails come back as
+   * results of a "local" route so that they are logged and bounced like
+   * delivery failures.
+   */
+  private expandAliases(item: QueueItem): RouteResult[] {
+    const log = this.ctx.logger.child(item.id);
+    this.expander ??= new AliasExpander(this.ctx.config, (m) => log.info(m, 9));
+    const failures = expandQueueItem(item, this.expander, (m) => log.info(m, 10));
+    if (failures.length === 0) return [];
+    const route: Route = { mailer: 'local', destination: this.ctx.config.hostName, recipients: failures.map((f) => f.recipient) };
+    return [{ route, results: failures.map((f) => f.result), transcript: [] }];
   }
 
   /** Writes each result into its recipient; collects the ones that bounced now. */

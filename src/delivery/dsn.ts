@@ -9,7 +9,7 @@ export interface DsnRecipient {
   address: string;
   /** ORCPT as received, e.g. "rfc822;bob@example.com". */
   orcpt?: string;
-  action: 'failed' | 'delayed';
+  action: 'failed' | 'delayed' | 'delivered' | 'relayed';
   /** Enhanced status code, e.g. "5.1.1". */
   status: string;
   /** Status text as logged, e.g. "User unknown". */
@@ -22,7 +22,7 @@ export interface DsnRecipient {
 }
 
 export interface DsnInput {
-  kind: 'failure' | 'delay';
+  kind: 'failure' | 'delay' | 'success';
   /** The message the report is about. */
   item: QueueItem;
   recipients: DsnRecipient[];
@@ -68,12 +68,13 @@ export function rfc5322Date(d: Date): string {
 
 function subjectOf(input: DsnInput): string {
   if (input.kind === 'delay') return `Warning: could not send message for past ${input.delayedFor ?? '4 hours'}`;
+  if (input.kind === 'success') return 'Return receipt';
   if (input.postmasterCopy) return 'Postmaster notify: see transcript for details';
   return 'Returned mail: see transcript for details';
 }
 
 function reportHeaders(input: DsnInput, boundary: string): string[] {
-  const autoSubmitted = input.kind === 'delay' ? 'auto-generated (delay)' : 'auto-generated (failure)';
+  const autoSubmitted = `auto-generated (${input.kind})`;
   return [
     `From: Mail Delivery Subsystem <MAILER-DAEMON@${input.hostName}>`,
     `To: <${input.to}>`,
@@ -101,6 +102,7 @@ function explanation(input: DsnInput): string[] {
   lines.push(`The original message was received at ${rfc5322Date(new Date(input.item.created * 1000))}`);
   if (relay) lines.push(`from ${relay}`);
   lines.push('');
+  if (input.kind === 'success') return [...lines, ...successList(input)];
 
   const heading =
     input.kind === 'delay'
@@ -120,6 +122,17 @@ function explanation(input: DsnInput): string[] {
     lines.push(`Warning: message still undelivered after ${input.delayedFor ?? '4 hours'}`);
     if (input.giveUpAfter) lines.push(`Will keep trying until message is ${input.giveUpAfter} old`);
   }
+  return lines;
+}
+
+/** The list of a success notice, with sendmail's wording per action. */
+function successList(input: DsnInput): string[] {
+  const lines = ['   ----- The following addresses had successful delivery notifications -----'];
+  for (const r of input.recipients) {
+    const how = r.action === 'relayed' ? 'relayed to non-DSN-aware mailer' : 'successfully delivered to mailbox';
+    lines.push(`<${r.address}>  (${how})`);
+  }
+  if (input.transcript.length > 0) lines.push('', '   ----- Transcript of session follows -----', ...input.transcript);
   return lines;
 }
 
@@ -152,7 +165,8 @@ function statusFields(input: DsnInput): string[] {
  */
 export function buildDsn(input: DsnInput): DsnMessage {
   const boundary = `${input.item.id}.${Math.floor(input.now.getTime() / 1000)}/${input.hostName}`;
-  const headersOnly = input.item.ret === 'HDRS';
+  // A success notice returns only the headers, as sendmail's MSG_NOBODYRETN does.
+  const headersOnly = input.item.ret === 'HDRS' || input.kind === 'success';
   const crlf = (lines: string[]): string => lines.map((l) => l + '\r\n').join('');
 
   const head = crlf([

@@ -1,7 +1,7 @@
 // FEATURE(`mailertable'): routes a recipient domain to a mailer and host.
 // Keys are tried as sendmail's cf does: the full domain, then each parent
 // domain with a leading dot (".example.com"), then "." alone. For a parent
-// match, %1 in the value is the part of the domain that was cut off; for the
+// match, %1 in the value is the part of the domain that was cut off. For the
 // "." key, %1 is the whole domain. Values:
 //   esmtp:[mx.example.com]   mailer and host ("[...]" skips the MX lookup)
 //   relay:host, smtp:host    another SMTP mailer
@@ -12,6 +12,8 @@
 
 import type { Config } from '../config/types';
 import type { LookupMap } from '../maps/map';
+import type { QueueRecipient } from '../queue/types';
+import { ipcMailer } from './local-lmtp';
 import { featureMap, hasFeature, parseTableError, substituteArgs, type TableError } from './feature-maps';
 import { isOwnName } from './router';
 
@@ -67,4 +69,38 @@ export function mailertableRoute(domain: string, config: Config, onError?: (m: s
   if (map === undefined) return undefined;
   const found = lookupMailertable(map, domain);
   return found === undefined ? undefined : parseMailertableValue(found.value, config);
+}
+
+/**
+ * Returns the route of a recipient that does not follow the domain rules:
+ * |program targets go to the prog mailer, /file targets to *file*, "\user"
+ * to the local mailer, and a
+ * domain with a mailertable entry goes to that entry's mailer and host.
+ */
+export function tableRoute(rcpt: QueueRecipient, config: Config): { mailer: string; destination: string; mailertable: boolean } | undefined {
+  if (rcpt.parent !== undefined && rcpt.address.startsWith('|')) return { mailer: 'prog', destination: config.hostName, mailertable: false };
+  if (rcpt.parent !== undefined && rcpt.address.startsWith('/')) return { mailer: '*file*', destination: config.hostName, mailertable: false };
+  if (rcpt.parent !== undefined && rcpt.address.startsWith('\\')) return { mailer: 'local', destination: config.hostName, mailertable: false };
+  const at = rcpt.address.lastIndexOf('@');
+  const domain = at < 0 ? '' : rcpt.address.slice(at + 1).toLowerCase();
+  if (domain === '' || isOwnName(domain, config)) return undefined;
+  const found = mailertableRoute(domain, config);
+  if (found?.kind !== 'mailer') return undefined;
+  // NOTE: the user of a "mailer:user@host" value is not sent; the recipient keeps
+  // its address. SMTP mailers other than esmtp use esmtp's port.
+  return { mailer: found.mailer, destination: found.host, mailertable: true };
+}
+
+/** Checks whether a route is delivered locally: local, prog, *file*, or an LMTP [IPC] mailer. */
+export function isLocalRoute(route: { mailer: string }, config: Config): boolean {
+  if (route.mailer === 'local' || route.mailer === 'prog' || route.mailer === '*file*') return true;
+  return ipcMailer(config, route.mailer) !== undefined;
+}
+
+/** Returns a copy of the configuration without SmartHost, for routes that mailertable chose. */
+export function withoutSmartHost(config: Config): Config {
+  if (config.smartHost === undefined) return config;
+  const copy = { ...config };
+  delete copy.smartHost;
+  return copy;
 }

@@ -10,6 +10,8 @@ import { hostList } from './router';
 import type { RecipientResult, SessionResult, Transaction } from './smtp-client';
 import { runSession } from './smtp-client';
 import { clientTimeouts } from './timing';
+import type { Logger } from '../log/logger';
+import { clientTlsFor } from '../tls/client';
 
 export interface RemoteOutcome {
   recipients: RecipientResult[];
@@ -24,6 +26,8 @@ export interface RemoteContext {
   config: Config;
   resolver: MailResolver;
   firstAttempt: boolean;
+  /** Logger of the queue item, for the STARTTLS=client lines. */
+  logger?: Logger;
 }
 
 interface HostAttempt {
@@ -71,6 +75,8 @@ async function tryHost(
         hostName: name,
         heloName: ctx.config.hostName,
         timeouts: clientTimeouts(ctx.config, ctx.firstAttempt),
+        tls: ctx.logger ? clientTlsFor(ctx.config, ctx.logger) : undefined,
+        logger: ctx.logger,
       },
       tx,
     );

@@ -66,6 +66,11 @@ export class ReplyReader {
     socket.on('close', () => this.fail(new SmtpClientError('closed', 'connection closed')));
   }
 
+  /** Whether bytes arrived beyond the replies already taken, e.g. data a server sent after its 220 to STARTTLS. */
+  hasPendingInput(): boolean {
+    return this.buffered.length > 0 || this.ready.length > 0;
+  }
+
   /** Waits for the next reply; rejects after `timeoutMs` with a timeout error. */
   next(timeoutMs: number, during: string): Promise<Reply> {
     const queued = this.ready.shift();

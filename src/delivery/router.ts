@@ -5,14 +5,18 @@ import type { Config } from '../config/types';
 import type { MailResolver } from '../dns/resolver';
 import { parseAddressLiteral } from '../dns/resolver';
 import type { QueueItem, QueueRecipient } from '../queue/types';
+import { tableRoute } from './mailertable';
 
-export type MailerName = 'local' | 'esmtp' | 'relay';
+/** 'local', 'esmtp' and 'relay', or another mailer that mailertable names (smtp, cyrusv2, ...). */
+export type MailerName = 'local' | 'esmtp' | 'relay' | (string & {});
 
 export interface Route {
   mailer: MailerName;
   /** Recipient domain (lower case) for esmtp, the SmartHost for relay, $j for local. */
   destination: string;
   recipients: QueueRecipient[];
+  /** Set when mailertable chose the mailer and host: SmartHost does not apply. */
+  mailertable?: boolean;
 }
 
 export interface RelayHost {
@@ -62,7 +66,11 @@ export function routeRecipients(item: QueueItem, config: Config): Route[] {
     const domain = domainOf(rcpt.address);
     let mailer: MailerName;
     let destination: string;
-    if (domain === '' || isOwnName(domain, config)) {
+    const table = tableRoute(rcpt, config);
+    if (table !== undefined) {
+      mailer = table.mailer;
+      destination = table.destination;
+    } else if (domain === '' || isOwnName(domain, config)) {
       mailer = 'local';
       destination = config.hostName;
     } else if (config.smartHost) {
@@ -72,8 +80,9 @@ export function routeRecipients(item: QueueItem, config: Config): Route[] {
       mailer = 'esmtp';
       destination = domain;
     }
-    const key = `${mailer}:${destination}`;
-    const route = routes.get(key) ?? { mailer, destination, recipients: [] };
+    // Recipients with another envelope sender (owner- aliases) need their own transaction.
+    const key = `${mailer}:${destination}:${rcpt.owner ?? ''}`;
+    const route: Route = routes.get(key) ?? { mailer, destination, recipients: [], ...(table?.mailertable ? { mailertable: true } : {}) };
     route.recipients.push(rcpt);
     routes.set(key, route);
   }

@@ -6,10 +6,15 @@
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import type { SecureContext } from 'node:tls';
 
 import type { Reply } from '../smtp/reply';
 import { DotStuffer } from './dot-stuff';
 import { ReplyReader, SmtpClientError } from './reply-reader';
+import type { Logger } from '../log/logger';
+import type { ClientTls } from '../tls/client';
+import { setTlsMacros, tlsLogFields } from '../tls/peer';
+import { tlsFactsFromMacros } from '../policy/tls-rulesets';
 
 /** Timeout.* values in milliseconds, as sendmail names them. */
 export interface ClientTimeouts {
@@ -35,6 +40,12 @@ export interface SessionOptions {
   timeouts: ClientTimeouts;
   lmtp?: boolean;
   localAddress?: string;
+  /** STARTTLS settings and the rulesets try_tls, tls_server, tls_rcpt; without them STARTTLS is not used. */
+  tls?: ClientTls;
+  /** Skips STARTTLS, for the clear-text retry after a failed handshake. */
+  noTls?: boolean;
+  /** Receives the STARTTLS=client lines. */
+  logger?: Logger;
 }
 
 export interface OutboundRecipient {
@@ -68,6 +79,8 @@ export interface RecipientResult {
   text: string;
   /** The remote reply as one line, for Diagnostic-Code; absent for local errors. */
   diagnostic?: string;
+  /** Whether the next hop offered DSN, so that success notices pass to it; absent for local delivery. */
+  nextHopDsn?: boolean;
 }
 
 /**
@@ -79,7 +92,11 @@ export type SessionResult = (
   | { kind: 'unreachable'; text: string }
   | { kind: 'rejected'; dsn: string; text: string; diagnostic: string }
   | { kind: 'transaction'; recipients: RecipientResult[] }
-) & { transcript: string[] };
+) & {
+  transcript: string[];
+  /** The TLS handshake failed and no TLS_Srv: requirement forbids sending in clear text. */
+  retryWithoutTls?: boolean;
+};
 
 const MAX_TRANSCRIPT_LINES = 200;
 
@@ -149,13 +166,19 @@ function xtext(value: string): string {
 /** One outbound session; use `runSession` rather than this class directly. */
 class SmtpSession {
   readonly transcript: string[] = [];
-  private readonly reader: ReplyReader;
+  private reader: ReplyReader;
   private extensions = new Map<string, string>();
   /** Per-recipient results known so far, kept for a session that breaks off. */
   results: RecipientResult[] | undefined;
+  /** ${server_name}, ${server_addr}, ${verify} and the TLS macros of this connection. */
+  readonly macros = new Map<string, string>();
+  /** tls_server refused this server; open() returned this reply. */
+  tlsFailure?: Reply;
+  /** The handshake failed and the server may be retried without STARTTLS. */
+  retryWithoutTls = false;
 
   constructor(
-    private readonly socket: net.Socket,
+    private socket: net.Socket,
     private readonly opts: SessionOptions,
   ) {
     this.reader = new ReplyReader(socket);
@@ -191,8 +214,7 @@ class SmtpSession {
     const ehlo = await this.expect(t.helo, `client ${hello}`);
     if (ehlo.code === 250) {
       this.extensions = parseExtensions(ehlo);
-      await this.startTls();
-      return ehlo;
+      return this.startTls(ehlo);
     }
     if (ehlo.code < 500 || this.opts.lmtp) return ehlo;
 
@@ -200,9 +222,111 @@ class SmtpSession {
     return this.expect(t.helo, 'client HELO');
   }
 
-  /** NOTE: STARTTLS (RFC 3207) is not implemented yet; it belongs here, after EHLO. */
-  private async startTls(): Promise<void> {
-    return;
+  /**
+   * STARTTLS after EHLO (RFC 3207) as sendmail's client does it: try_tls,
+   * the STARTTLS reply and handshake setting ${verify}, a new EHLO inside TLS,
+   * then tls_server. Returns the EHLO reply to go on with, or tls_server's
+   * error reply.
+   */
+  private async startTls(ehlo: Reply): Promise<Reply> {
+    const policy = this.opts.tls;
+    // NOTE: LMTP sessions never use STARTTLS.
+    if (!policy || this.opts.lmtp) return ehlo;
+    const name = this.opts.hostName.replace(/\.$/, '');
+    const addr = this.opts.address;
+    const relay = `${this.opts.hostName} [${addr}]`;
+    this.macros.set('{server_name}', name);
+    this.macros.set('{server_addr}', addr);
+
+    let verify = 'NONE';
+    const context = policy.secureContext();
+    if (this.extensions.has('STARTTLS') && !this.opts.noTls && context && policy.tryTls(name, addr)) {
+      verify = await this.negotiateTls(policy, context, name, relay);
+    }
+    this.macros.set('{verify}', verify);
+
+    const failure = policy.tlsServer(name, addr, tlsFactsFromMacros(this.macros, name));
+    if (failure) {
+      this.tlsFailure = failure;
+      this.opts.logger?.notice(`ruleset=tls_server, arg1=${verify}, relay=${relay}, reject=${replyLine(failure)}`, 4);
+      return failure;
+    }
+    if (!this.macros.has('{tls_version}')) return ehlo;
+
+    // RFC 3207 section 4.2: everything learnt before TLS is void, so EHLO again.
+    this.send([`EHLO ${this.opts.heloName}`]);
+    const again = await this.expect(this.opts.timeouts.helo, 'client EHLO');
+    this.extensions = again.code === 250 ? parseExtensions(again) : new Map();
+    return again;
+  }
+
+  /** Sends STARTTLS and runs the handshake; returns the ${verify} value. */
+  private async negotiateTls(policy: ClientTls, context: SecureContext, name: string, relay: string): Promise<string> {
+    this.send(['STARTTLS']);
+    let answer: Reply;
+    try {
+      answer = await this.expect(policy.timeoutMs, 'client STARTTLS');
+    } catch {
+      return 'FAILURE';
+    }
+    // sendmail 8.13.5 and later treat 421 like 454, as a temporary failure.
+    if (answer.code === 454 || answer.code === 421) return 'TEMP';
+    if (answer.code === 501) return 'USAGE';
+    if (answer.code !== 220) return 'PROTOCOL';
+
+    try {
+      // Bytes after the 220 would be taken as coming from inside TLS (CVE-2011-0411).
+      if (this.reader.hasPendingInput()) throw new Error('server sent data after its 220 reply to STARTTLS');
+      this.socket.removeAllListeners('data');
+      const { socket, info } = await policy.handshake(this.socket, context, name);
+      this.socket = socket;
+      this.reader = new ReplyReader(socket);
+      socket.on('error', () => undefined);
+      setTlsMacros(this.macros, info);
+      this.opts.logger?.info(`STARTTLS=client, ${tlsLogFields(relay, info)}`, 9);
+      return info.verify;
+    } catch (err) {
+      this.opts.logger?.notice(`STARTTLS=client, error: connect failed=-1, SSL_error=1, relay=${relay}: ${(err as Error).message}`, 6);
+      this.retryWithoutTls = policy.serverRequirement(name, this.opts.address) === undefined;
+      return 'SOFTWARE';
+    }
+  }
+
+  /**
+   * Runs tls_rcpt for each recipient: those whose TLS_Rcpt: requirement this
+   * connection does not meet get its error and are not sent. The others go
+   * through one transaction, and the results keep the order of `tx.recipients`.
+   */
+  async transact(tx: Transaction): Promise<RecipientResult[]> {
+    const policy = this.opts.tls;
+    if (!policy || this.opts.lmtp) return this.transactAll(tx);
+    const name = this.macros.get('{server_name}') ?? '';
+    const facts = tlsFactsFromMacros(this.macros, name);
+    const blocked = tx.recipients.map((r) => policy.tlsRcpt(r.address, facts));
+    if (blocked.every((b) => b === undefined)) return this.transactAll(tx);
+
+    for (const [i, failure] of blocked.entries()) {
+      if (!failure) continue;
+      const relay = `${this.opts.hostName} [${this.opts.address}]`;
+      this.opts.logger?.notice(`ruleset=tls_rcpt, arg1=<${tx.recipients[i].address}>, relay=${relay}, reject=${replyLine(failure)}`, 4);
+    }
+    const merge = (sent: RecipientResult[] | undefined): RecipientResult[] => {
+      let next = 0;
+      return tx.recipients.map((r, i) => {
+        const failure = blocked[i];
+        if (failure) return tlsFailureResult(r.address, failure);
+        return sent?.[next++] ?? { address: r.address, status: 'sent', dsn: '', text: '' };
+      });
+    };
+    const open = tx.recipients.filter((_, i) => blocked[i] === undefined);
+    if (open.length === 0) return merge([]);
+    try {
+      this.results = merge(await this.transactAll({ ...tx, recipients: open }));
+      return this.results;
+    } catch (err) {
+      this.results = merge(this.results);
+      throw err;
+    }
   }
 
   private mailCommand(tx: Transaction): string {
@@ -211,7 +335,8 @@ class SmtpSession {
     if (tx.eightBit && this.extensions.has('8BITMIME')) cmd += ' BODY=8BITMIME';
     if (this.extensions.has('DSN')) {
       if (tx.ret) cmd += ` RET=${tx.ret}`;
-      if (tx.envid) cmd += ` ENVID=${xtext(tx.envid)}`;
+      // The queue keeps ENVID and ORCPT in xtext form as received, so they go out unchanged.
+      if (tx.envid) cmd += ` ENVID=${tx.envid}`;
     }
     return cmd;
   }
@@ -220,13 +345,13 @@ class SmtpSession {
     let cmd = `RCPT TO:<${r.address}>`;
     if (this.extensions.has('DSN')) {
       if (r.notify && r.notify.length > 0) cmd += ` NOTIFY=${r.notify.join(',')}`;
-      if (r.orcpt) cmd += ` ORCPT=${xtext(r.orcpt)}`;
+      if (r.orcpt) cmd += ` ORCPT=${r.orcpt}`;
     }
     return cmd;
   }
 
   /** Runs MAIL, RCPT, DATA and the message; returns one result per recipient. */
-  async transact(tx: Transaction): Promise<RecipientResult[]> {
+  private async transactAll(tx: Transaction): Promise<RecipientResult[]> {
     const t = this.opts.timeouts;
     const commands = [this.mailCommand(tx), ...tx.recipients.map((r) => this.rcptCommand(r))];
     const pipelining = this.extensions.has('PIPELINING');
@@ -254,7 +379,9 @@ class SmtpSession {
       return results;
     }
     if (data?.code !== 354) return fail(results, data as Reply);
-    return this.sendMessage(tx, results);
+    const sent = await this.sendMessage(tx, results);
+    for (const r of sent) if (r.status === 'sent') r.nextHopDsn = this.extensions.has('DSN');
+    return sent;
   }
 
   /** Ends a DATA phase that a pipelined DATA opened without valid recipients. */
@@ -329,6 +456,13 @@ function messageSize(tx: Transaction): number {
   return headerBytes + 2 + tx.bodySize;
 }
 
+/** The result of a recipient that tls_rcpt kept back: deferred for a 4xx reply, bounced for a 5xx. */
+function tlsFailureResult(address: string, failure: Reply): RecipientResult {
+  const line = replyLine(failure);
+  const status = failure.code < 500 ? 'tempfail' : 'permfail';
+  return { address, status, dsn: dsnOf(failure), text: line, diagnostic: line };
+}
+
 /** Applies a failing reply to every recipient that was still on course. */
 function fail(results: RecipientResult[], reply: Reply): RecipientResult[] {
   return results.map((r) => (r.status === 'sent' ? resultFromReply(r.address, reply) : r));
@@ -348,7 +482,19 @@ export async function runSession(opts: SessionOptions, tx: Transaction): Promise
   } catch (err) {
     return { kind: 'unreachable', text: connectErrorText(err as NodeJS.ErrnoException, opts.hostName), transcript: [] };
   }
-  return runSessionOn(socket, opts, tx);
+  const result = await runSessionOn(socket, opts, tx);
+  if (!result.retryWithoutTls) return result;
+
+  // As sendmail 8.16's TLSFallbacktoClear: the same server again, without STARTTLS.
+  opts.logger?.notice(`STARTTLS=client, relay=${opts.hostName} [${opts.address}], TLS handshake failed, retrying without STARTTLS`, 6);
+  let clear: net.Socket;
+  try {
+    clear = await connect(opts);
+  } catch (err) {
+    return { kind: 'unreachable', text: connectErrorText(err as NodeJS.ErrnoException, opts.hostName), transcript: result.transcript };
+  }
+  const retried = await runSessionOn(clear, { ...opts, noTls: true }, tx);
+  return { ...retried, transcript: [...result.transcript, ...retried.transcript] };
 }
 
 /**
@@ -368,6 +514,10 @@ export async function runSessionOn(socket: net.Socket, opts: SessionOptions, tx:
   }
   if (hello.code !== 250) {
     await session.quit();
+    if (session.retryWithoutTls) return { kind: 'unreachable', text: replyLine(hello), transcript, retryWithoutTls: true };
+    if (session.tlsFailure && hello.code >= 500) {
+      return { kind: 'rejected', dsn: dsnOf(hello), text: replyLine(hello), diagnostic: replyLine(hello), transcript };
+    }
     if (hello.code < 500) return { kind: 'unreachable', text: replyLine(hello), transcript };
     const dsn = dsnOf(hello);
     return { kind: 'rejected', dsn, text: permanentText(dsn), diagnostic: replyLine(hello), transcript };

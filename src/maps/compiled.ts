@@ -26,15 +26,23 @@ export class CompiledMap implements LookupMap {
   private stamp = '';
   private fallback?: TextMap;
   private readonly nullTerminated: boolean;
+  private readonly onError: (message: string) => void;
+  private lastError = '';
 
   constructor(
     readonly type: string,
     readonly path: string,
     private readonly optional: boolean,
     flags: string[],
-    private readonly onError: (message: string) => void = () => undefined,
+    onError: (message: string) => void = () => undefined,
   ) {
     this.nullTerminated = flags.includes('-N');
+    // refresh() runs for every connection, so a problem that persists is logged once, not per connection.
+    this.onError = (message) => {
+      if (message === this.lastError) return;
+      this.lastError = message;
+      onError(message);
+    };
     this.refresh();
   }
 
@@ -73,6 +81,7 @@ export class CompiledMap implements LookupMap {
       this.reader = new CdbReader(data);
       this.stamp = stamp;
       this.fallback = undefined;
+      this.lastError = '';
     } catch (err) {
       // Keep the map that was read before, as sendmail keeps an open map.
       this.onError(`cannot read map ${file}: ${(err as Error).message}`);

@@ -47,7 +47,7 @@ export class PacketError extends Error {}
  * milter_read rejects both.
  */
 export class PacketDecoder {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
 
   constructor(private readonly maxDataSize = MAX_DATA_SIZE) {}
 

@@ -17,7 +17,7 @@ export async function runEndOfMessage(
   filter: Filter,
   editor: MessageEditor,
   macros: Map<string, string>,
-  logWarning: (text: string) => void,
+  log: (text: string) => void,
 ): Promise<Decision> {
   const early = await sendHeaders(filter, editor, macros);
   if (early !== undefined) return early;
@@ -27,7 +27,7 @@ export async function runEndOfMessage(
 
   await filter.sendMacros('eom', macros);
   await filter.sendPacket('E');
-  return readEndOfMessageReplies(filter, editor, logWarning);
+  return readEndOfMessageReplies(filter, editor, log);
 }
 
 /** Sends L for every header filters see, then N; returns a decision that ends the message early. */
@@ -94,7 +94,7 @@ async function readDecision(filter: Filter, letter: string, skipAllowed = false)
 async function readEndOfMessageReplies(
   filter: Filter,
   editor: MessageEditor,
-  logWarning: (text: string) => void,
+  log: (text: string) => void,
 ): Promise<Decision> {
   const limit = filter.def.timeouts.eom;
   let deadline = Date.now() + limit;
@@ -110,7 +110,7 @@ async function readEndOfMessageReplies(
       if (decision.kind === 'skip') throw new MilterError("invalid response 's' to command 'E'");
       return decision;
     }
-    applyModification(filter, editor, packet, logWarning);
+    applyModification(filter, editor, packet, log);
   }
 }
 
@@ -131,14 +131,14 @@ const REQUIRED_ACTION: Record<string, number> = {
  * ask for in the negotiation is applied with a warning, except a body change,
  * which fails the filter.
  */
-function applyModification(filter: Filter, editor: MessageEditor, packet: Packet, logWarning: (text: string) => void): void {
+function applyModification(filter: Filter, editor: MessageEditor, packet: Packet, log: (text: string) => void): void {
   const required = REQUIRED_ACTION[packet.command];
   if (required === undefined) {
     throw new MilterError(`invalid response '${packet.command}' to command 'E'`);
   }
   if ((filter.actions & required) === 0) {
     if (packet.command === 'b') throw new MilterError('body replacement not negotiated');
-    logWarning(`Milter (${filter.name}): ${packet.command} modification not negotiated, applied anyway`);
+    log(`Milter (${filter.name}): ${packet.command} modification not negotiated, applied anyway`);
   }
 
   const fields = splitNulFields(packet.command === 'i' || packet.command === 'm' ? packet.data.subarray(4) : packet.data);
@@ -177,6 +177,7 @@ function applyModification(filter: Filter, editor: MessageEditor, packet: Packet
     case 'q':
       requireFields(fields, 1, packet.command);
       editor.quarantine(fields[0]);
+      log(`milter=${filter.name}, quarantine=${fields[0]}`);
       return;
     case 'b':
       editor.appendBody(packet.data);

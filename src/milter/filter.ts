@@ -53,6 +53,11 @@ export class Filter {
     return this.def.name;
   }
 
+  /** Whether the filter is in the error state (also after a command put it there). */
+  get failed(): boolean {
+    return this.state === 'error';
+  }
+
   get onFailure(): FailureAction {
     return this.def.onFailure;
   }

@@ -155,7 +155,7 @@ export class MilterSession {
         continue;
       }
       const decision = await filter.command(letter, data, options, macros);
-      if (filter.state === 'error') {
+      if (filter.failed) {
         const failed = this.failureResult(filter);
         if (failed) return failed;
         continue;

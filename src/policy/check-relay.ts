@@ -36,7 +36,7 @@ export interface ConnectFacts {
 
 type DnsCheck = { kind: 'mtamark'; feature: MtamarkFeature } | { kind: 'blocklist'; feature: BlocklistFeature };
 
-/** Turns a Connect: value into a decision; undefined for OK and RELAY handled by the caller. */
+/** Turns a Connect: value into a decision, as Basic_check_relay does. */
 export function connectValueDecision(value: string, delayed: boolean): ConnectDecision {
   const action = parseAccessValue(value);
   switch (action.kind) {
@@ -62,6 +62,8 @@ export function connectValueDecision(value: string, delayed: boolean): ConnectDe
 export class CheckRelay {
   readonly useClientPtr: boolean;
   private readonly delayChecks: boolean;
+  /** DeliveryMode=deferred skips every check but the `nodelay` controls, as Basic_check_relay does. */
+  private readonly deferredMode: boolean;
   private readonly rateControl?: ControlFeature;
   private readonly connControl?: ControlFeature;
   private readonly dnsChecks: DnsCheck[] = [];
@@ -74,6 +76,7 @@ export class CheckRelay {
     const feature = (name: string) => config.features.find((f) => f.name === name);
     this.useClientPtr = feature('use_client_ptr') !== undefined;
     this.delayChecks = feature('delay_checks') !== undefined;
+    this.deferredMode = config.deliveryMode === 'deferred';
     const rate = feature('ratecontrol');
     const conn = feature('conncontrol');
     if (rate) this.rateControl = parseControlFeature(rate.args);
@@ -92,6 +95,7 @@ export class CheckRelay {
   async run(facts: ConnectFacts): Promise<ConnectDecision> {
     const immediate = this.controls(facts, true);
     if (immediate) return immediate;
+    if (this.deferredMode) return { action: 'continue' };
 
     const delayed = this.delayChecks;
     if (this.access) {

@@ -20,7 +20,7 @@ export interface BlocklistFeature {
   message: string;
   /** The temporary-failure text, or undefined to continue on DNS failure. */
   tempText?: string;
-  /** enhdnsbl: the answers that count as listed, e.g. "127.0.0.2." or "127.0.0.$-."; empty means any. */
+  /** enhdnsbl: the DNS results that count as listed, e.g. "127.0.0.2." or "127.0.0.$-.". An empty list means any result. */
   values: string[];
 }
 
@@ -30,7 +30,9 @@ export function parseBlocklistFeature(name: string, args: readonly string[]): Bl
   if (domain === '') return undefined;
   const message = args[1]?.trim() || `"550 Rejected: " $&{client_addr} " listed at ${domain}"`;
   const temp = args[2]?.trim() ?? '';
-  const tempText = temp === '' ? undefined : temp === 't' ? `"451 Temporary lookup failure of " $&{client_addr} " at ${domain}"` : temp;
+  let tempText: string | undefined;
+  if (temp === 't') tempText = `"451 Temporary lookup failure of " $&{client_addr} " at ${domain}"`;
+  else if (temp !== '') tempText = temp;
   const values = name === 'enhdnsbl' ? args.slice(3).map((v) => v.trim()).filter((v) => v !== '') : [];
   return { enhanced: name === 'enhdnsbl', domain, message, tempText, values };
 }

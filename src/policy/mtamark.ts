@@ -21,7 +21,9 @@ export function parseMtamarkFeature(args: readonly string[]): MtamarkFeature {
   const prefix = args[2]?.trim() || '_perm._smtp._srv';
   const rejectText = args[0]?.trim() || '"550 Rejected: " $&{client_addr} " not listed as MTA"';
   const temp = args[1]?.trim() ?? '';
-  const tempText = temp === '' ? undefined : temp === 't' ? `"451 Temporary lookup failure of " ${prefix}.$&{client_addr}` : temp;
+  let tempText: string | undefined;
+  if (temp === 't') tempText = `"451 Temporary lookup failure of " ${prefix}.$&{client_addr}`;
+  else if (temp !== '') tempText = temp;
   return { rejectText, tempText, prefix };
 }
 

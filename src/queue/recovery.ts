@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Logger } from '../log/logger';
 import { isQueueId } from './id';
-import { errorCode, LockFiles, parsePid, unlinkIfExists } from './lock';
+import { errorCode, isProcessAlive, LockFiles, parsePid, unlinkIfExists } from './lock';
 import { parseControlFile, QueueFileError } from './qf';
 
 /**
@@ -53,7 +53,22 @@ export async function recoverQueue(
       if (errorCode(err) !== 'ENOENT') throw err;
     }
   }
+  await removeDeadLockTempFiles(dir, report);
   return report;
+}
+
+/**
+ * Removes ".lf<id>.<pid>.<suffix>" files, the private temporary files of
+ * LockFiles, whose process is gone: a kill between writing one and removing it
+ * leaves it behind. A live process's file is left alone.
+ */
+async function removeDeadLockTempFiles(dir: string, report: RecoveryReport): Promise<void> {
+  for (const name of await fs.promises.readdir(dir)) {
+    const match = /^\.lf([^.]+)\.(\d+)\./.exec(name);
+    if (match === null || !isQueueId(match[1]) || isProcessAlive(Number(match[2]))) continue;
+    await unlinkIfExists(path.join(dir, name));
+    report.removedTempFiles.push(match[1]);
+  }
 }
 
 interface RecoveryContext {

@@ -1,10 +1,11 @@
-// QueueSortOrder: the order in which a queue run (and mailq) takes the items of
-// the queue directory, as sendmail 8.13's sortq() and workcmpf0..6 do it, plus
-// the filters that gatherq() applies before sorting (MinQueueAge, QueueFactor
-// under load) and the MaxQueueRunSize cut after it.
+// QueueSortOrder: the order in which a queue run and mailq take the items of
+// the queue directory, as sendmail 8.13's sortq() and workcmpf0..6 sort them.
+// The filters of sendmail's gatherq() run before sorting (MinQueueAge, and
+// QueueFactor under load), and MaxQueueRunSize cuts the list after it.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { debugTrace } from '../log/debug';
 import { parseControlFile } from './qf';
 import { ControlFileKind, QueueStore } from './store';
 import { QueueItem } from './types';
@@ -31,12 +32,12 @@ export function parseQueueSortOrder(value: string): QueueSortOrder {
   return order;
 }
 
-/** Whether an order needs the control files; the others sort by name or mtime only. */
+/** Tests whether an order needs the control files; the others sort by name or mtime only. */
 export function sortNeedsControlFile(order: QueueSortOrder): boolean {
   return order === 'priority' || order === 'host' || order === 'time';
 }
 
-/** One queue item as the sort sees it. */
+/** One queue item with the fields the sort compares. */
 export interface WorkEntry {
   id: string;
   /** The parsed control file, when the order or a filter needed it. */
@@ -47,7 +48,7 @@ export interface WorkEntry {
   locked?: boolean;
 }
 
-/** The first recipient's domain, lower case and reversed as a string, as sendmail's host order uses it. */
+/** Returns the first open recipient's domain, lower case and reversed as a string, the key of the host order. */
 export function reversedHost(item: QueueItem | undefined): string {
   const rcpt = item?.recipients.find((r) => r.state === 'pending' || r.state === 'deferred') ?? item?.recipients[0];
   if (rcpt === undefined) return '';
@@ -62,11 +63,13 @@ function priorityOf(entry: WorkEntry): number {
 }
 
 function compareNumbers(a: number, b: number): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return Math.sign(a - b);
 }
 
+/** Compares by UTF-16 code units, like C's strcmp() on ASCII names. */
 function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  if (a === b) return 0;
+  return a < b ? -1 : 1;
 }
 
 /**
@@ -117,6 +120,9 @@ function sortByHost(entries: WorkEntry[]): WorkEntry[] {
   });
 }
 
+/** Files read at once by gatherQueue(). */
+const GATHER_BATCH = 64;
+
 export interface GatherOptions {
   kind?: ControlFileKind;
   order: QueueSortOrder;
@@ -150,20 +156,27 @@ export async function gatherQueue(store: QueueStore, opts: GatherOptions): Promi
   const now = opts.now ?? Date.now();
   const work: WorkEntry[] = [];
 
-  for (const id of await store.list(kind)) {
+  const gather = async (id: string): Promise<WorkEntry | undefined> => {
     const entry: WorkEntry = { id };
     if (needItems) entry.item = await readItem(store, id, kind);
-    if (opts.select && !opts.select(id, entry.item)) continue;
+    if (opts.select && !opts.select(id, entry.item)) return undefined;
 
     const item = entry.item;
     // sendmail skips a qf file that carries a q line in a normal run.
-    if (kind === 'qf' && item?.quarantine !== undefined) continue;
-    if (item && tooYoung(item, opts.minQueueAgeMs ?? 0, now)) continue;
-    if (item && opts.shouldQueue?.(item)) continue;
+    if (kind === 'qf' && item?.quarantine !== undefined) return undefined;
+    if (item && tooYoung(item, opts.minQueueAgeMs ?? 0, now)) return undefined;
+    if (item && opts.shouldQueue?.(item)) return undefined;
 
     if (opts.order === 'modification') entry.mtimeMs = await mtimeOf(store.controlPath(id, kind));
     if (opts.order === 'host') entry.locked = await store.isLocked(id);
-    work.push(entry);
+    return entry;
+  };
+
+  // Files are read in batches, because one at a time makes deep queues slow to gather.
+  const ids = await store.list(kind);
+  for (let start = 0; start < ids.length; start += GATHER_BATCH) {
+    const batch = await Promise.all(ids.slice(start, start + GATHER_BATCH).map(gather));
+    for (const entry of batch) if (entry !== undefined) work.push(entry);
   }
 
   sortWork(work, opts.order, opts.random);
@@ -171,7 +184,7 @@ export async function gatherQueue(store: QueueStore, opts: GatherOptions): Promi
   return max > 0 ? work.slice(0, max) : work;
 }
 
-/** Whether an item was tried less than MinQueueAge ago; never-tried items are not too young. */
+/** Tests whether an item was tried less than MinQueueAge ago; never-tried items are not too young. */
 export function tooYoung(item: QueueItem, minQueueAgeMs: number, now: number): boolean {
   if (minQueueAgeMs <= 0 || item.lastAttempt === 0) return false;
   return now - item.lastAttempt * 1000 < minQueueAgeMs;
@@ -186,7 +199,7 @@ export function shouldQueue(priority: number, load: number, queueLA: number, que
   return priority > queueFactor / (load - queueLA + 1);
 }
 
-/** The one-minute load average rounded down, as sendmail's getla() reports it. */
+/** Returns the one-minute load average rounded down, as sendmail's getla() does. */
 export function currentLoad(): number {
   return Math.floor(os.loadavg()[0]);
 }
@@ -242,5 +255,7 @@ export async function queueRunIds(
     shouldQueue: underLoad ? (item) => shouldQueue(item.priority, load, policy.queueLA, policy.queueFactor) : undefined,
     maxRunSize: policy.maxRunSize,
   });
+  debugTrace(40, 1, `runqueue: ${work.length} item(s) selected, QueueSortOrder=${policy.order}, load=${load}`);
+  for (const e of work) debugTrace(40, 2, `runqueue: ${e.id} priority=${e.item?.priority ?? '?'}`);
   return work.map((e) => e.id);
 }

@@ -98,11 +98,11 @@ export class QueueStore {
     const file = this.dataPath(id);
     const handle = await fs.promises.open(file, 'wx', 0o600);
 
-    // PostMilter leaves the fsync to commit(), which runs only after every
-    // milter accepted the message.
+    // commit() fsyncs the df at the same time as the tf (and, for PostMilter,
+    // only after every milter accepted the message), so close() only writes.
     const writer = new BufferedDataFile(handle, {
       path: file,
-      syncOnClose: this.superSafe === 'true' || this.superSafe === 'interactive',
+      syncOnClose: false,
       sync: (h, p) => this.syncFile(h, p),
       onError: () => unlinkIfExists(file),
     });
@@ -116,12 +116,21 @@ export class QueueStore {
    * `code` (ENOSPC, EIO, EROFS...).
    */
   async commit(item: QueueItem): Promise<void> {
-    try {
-      await this.syncDataFile(item.id);
-      await this.writeControlFile(item, true);
-    } catch (err) {
-      await this.removeFiles(item.id, ['tf', 'qf', 'hf', 'df']).catch(() => undefined);
+    // The df and tf fsyncs overlap: one wait for the disk instead of two. The
+    // rename that makes the item visible still waits for both.
+    const dataSynced = this.syncDataFile(item.id).catch((err: unknown) => {
+      // The session's reply names the file that failed ("error writing data file").
+      if (err instanceof Error) Object.assign(err, { queueFile: 'data' });
       throw err;
+    });
+    dataSynced.catch(() => undefined);
+    try {
+      await this.writeControlFile(item, true, dataSynced);
+    } catch (err) {
+      // A df failure wins, as when the df was synced first.
+      const dataError = await dataSynced.then(() => undefined, (e: unknown) => e);
+      await this.removeFiles(item.id, ['tf', 'qf', 'hf', 'df']).catch(() => undefined);
+      throw dataError ?? err;
     }
   }
 
@@ -213,7 +222,7 @@ export class QueueStore {
     }
   }
 
-  private async writeControlFile(item: QueueItem, isNew: boolean): Promise<void> {
+  private async writeControlFile(item: QueueItem, isNew: boolean, dataSynced?: Promise<void>): Promise<void> {
     const text = serializeControlFile(item);
     const temp = path.join(this.dir, `tf${item.id}`);
     const kind = item.quarantine !== undefined ? 'hf' : 'qf';
@@ -226,7 +235,8 @@ export class QueueStore {
       await handle.close();
     }
 
-    // For a new item the df entry must be durable before the qf appears.
+    // For a new item the df (content and entry) must be durable before the qf appears.
+    if (dataSynced !== undefined) await dataSynced;
     if (this.safe && isNew) await this.dirSync.request();
     await fs.promises.rename(temp, this.controlPath(item.id, kind));
     if (!isNew) await unlinkIfExists(this.controlPath(item.id, kind === 'qf' ? 'hf' : 'qf'));

@@ -3,6 +3,7 @@
 // The first verdict other than "continue" decides; "accept" ends the chain early.
 
 import type { Reply } from '../smtp/reply';
+import type { QueueItem } from '../queue/types';
 
 export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'eoh' | 'eom';
 
@@ -16,6 +17,8 @@ export interface Verdict {
   reason?: string;
   /** The check that decided, e.g. "check_rcpt"; used in log lines as ruleset=. */
   source?: string;
+  /** The check has logged the decision itself (e.g. "Milter: from=<a>, reject=..."). */
+  logged?: boolean;
 }
 
 /** What a check may read: the session's macros and the command's argument. */
@@ -29,6 +32,12 @@ export interface CheckContext {
   relayAllowed: boolean;
   /** Header lines at eoh/eom. */
   headers?: string[];
+  /** ESMTP parameters of MAIL or RCPT as written, e.g. "SIZE=100", "NOTIFY=NEVER". */
+  esmtpArgs?: string[];
+  /** At eom: the queue item about to be committed; checks may change it (milters). */
+  item?: QueueItem;
+  /** At eom: the path of the item's data file. */
+  dataPath?: string;
 }
 
 export interface Checkpoint {

@@ -18,8 +18,8 @@ type Handler = (session: Session, arg: string) => void | Promise<void>;
 const NULL_SERVER_VERBS = new Set(['QUIT', 'HELO', 'EHLO', 'NOOP', 'RSET']);
 
 const HANDLERS: Record<string, Handler> = {
-  EHLO: (s, arg) => handleHelo(s, arg, true),
-  HELO: (s, arg) => handleHelo(s, arg, false),
+  EHLO: (s, arg) => heloWithChecks(s, arg, true),
+  HELO: (s, arg) => heloWithChecks(s, arg, false),
   MAIL: handleMail,
   RCPT: handleRcpt,
   DATA: handleData,
@@ -53,6 +53,30 @@ function validHeloName(name: string): boolean {
   if (name.length > 255) return false;
   if (/^\[[0-9A-Fa-f:.]+\]$/.test(name) || /^\[IPv6:[0-9A-Fa-f:.]+\]$/i.test(name)) return true;
   return /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$/.test(name);
+}
+
+/**
+ * HELO/EHLO, then the checkpoint chain's helo stage (the milters). The command
+ * is answered as usual; a rejection makes the session a null server from the
+ * next command on, and a closing reply (421) replaces the answer.
+ */
+async function heloWithChecks(session: Session, arg: string, extended: boolean): Promise<void> {
+  handleHelo(session, arg, extended);
+  if (session.heloName !== arg.trim() || session.nullServerReply) return;
+
+  const verdict = await session.ctx.chain.run({
+    stage: 'helo',
+    macros: session.macros,
+    clientAddress: session.transport.remoteAddress,
+    address: session.heloName,
+    relayAllowed: session.relayAllowed,
+  });
+  if (verdict.action !== 'reject' && verdict.action !== 'tempfail') return;
+  if (verdict.reply?.close) {
+    session.send(verdict.reply);
+    return;
+  }
+  session.nullServerReply = verdict.reply ?? reply(550, '5.0.0', 'Command rejected');
 }
 
 function handleHelo(session: Session, arg: string, extended: boolean): void {

@@ -36,6 +36,8 @@ export async function handleData(session: Session, arg: string): Promise<void> {
     session.send(verdictReply(verdict, reply(550, '5.7.1', 'Command rejected')));
     return;
   }
+  if (verdict.action === 'discard') tx.discard = true;
+  if (verdict.action === 'quarantine') tx.quarantine = verdict.reason;
 
   let writer: DataFileWriter;
   try {
@@ -166,6 +168,24 @@ export class DataPhase {
     const tx = this.tx;
     const item = this.buildItem(bodySize);
 
+    // End of message: the milters may change the item or reject it before anything is made durable.
+    const verdict = await session.ctx.chain.run({
+      stage: 'eom',
+      macros: session.macros,
+      clientAddress: session.transport.remoteAddress,
+      relayAllowed: session.relayAllowed,
+      headers: this.headers,
+      item,
+      dataPath: session.ctx.store.dataPath(tx.id),
+    });
+    if (verdict.action === 'reject' || verdict.action === 'tempfail') {
+      await this.abort();
+      session.send(verdictReply(verdict, reply(554, '5.7.1', 'Command rejected')));
+      return;
+    }
+    if (verdict.action === 'discard') tx.discard = true;
+    if (verdict.action === 'quarantine') item.quarantine = verdict.reason;
+
     if (tx.discard) {
       await this.abort();
       session.log.info(`discarded: from=<${tx.sender}>, relay=${session.macros.get('_')}`);
@@ -177,7 +197,9 @@ export class DataPhase {
       await session.ctx.store.commit(item);
     } catch (err) {
       await this.abort();
-      session.send(writeFailure(session, err as Error, 'control'));
+      // commit() fsyncs the df too and marks its failures with queueFile 'data'.
+      const what = (err as { queueFile?: string }).queueFile === 'data' ? 'data' : 'control';
+      session.send(writeFailure(session, err as Error, what));
       return;
     }
     this.done = true;

@@ -62,6 +62,7 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
     clientAddress: session.transport.remoteAddress,
     address: path.address,
     relayAllowed: session.relayAllowed,
+    esmtpArgs: path.params.map((p) => (p.value === undefined ? p.key : `${p.key}=${p.value}`)),
   });
   if (verdict.action === 'reject' || verdict.action === 'tempfail') {
     const r = verdictReply(verdict, reply(553, '5.7.1', `<${path.address}>... Sender rejected`));
@@ -122,6 +123,7 @@ export async function handleRcpt(session: Session, arg: string): Promise<void> {
     clientAddress: session.transport.remoteAddress,
     address: path.address,
     relayAllowed: session.relayAllowed,
+    esmtpArgs: path.params.map((p) => (p.value === undefined ? p.key : `${p.key}=${p.value}`)),
   });
   if (verdict.action === 'reject' || verdict.action === 'tempfail') {
     const r = verdictReply(verdict, reply(550, '5.7.1', `<${path.address}>... Access denied`));
@@ -138,6 +140,7 @@ export async function handleRcpt(session: Session, arg: string): Promise<void> {
 
 /** Logs a rejection as sendmail does: "ruleset=check_rcpt, arg1=<a>, relay=..., reject=...". */
 function logRejection(session: Session, verdict: Verdict, ruleset: string, address: string, r: Reply): void {
+  if (verdict.logged) return;
   const text = `${r.code} ${r.enhanced ?? ''} ${r.lines.join(' ')}`.replace(/  +/g, ' ');
   const relay = session.macros.get('_');
   session.log.notice(`ruleset=${verdict.source ?? ruleset}, arg1=<${address}>, relay=${relay}, reject=${text}`, 4);

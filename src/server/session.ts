@@ -47,6 +47,12 @@ export class Session {
   nullServerReply?: Reply;
   /** What STARTTLS negotiated; set once the handshake succeeded. */
   tls?: TlsInfo;
+  /**
+   * Callbacks for parts that keep per-session state (the milters): `abort`
+   * runs when the transaction is dropped (RSET, HELO, lost connection), `end`
+   * once when the session ends.
+   */
+  readonly listeners = { abort: [] as Array<() => void>, end: [] as Array<() => void> };
 
   private readonly lines: LineReader;
   private data?: DataPhase;
@@ -139,6 +145,11 @@ export class Session {
     this.armIdleTimer('command');
   }
 
+  /** Whether a message is being received, or input (such as the commit after the final dot) is still being processed. */
+  get busy(): boolean {
+    return this.state === 'data' || this.pumping;
+  }
+
   private initMacros(): void {
     const t = this.transport;
     const cfg = this.ctx.config;
@@ -187,7 +198,11 @@ export class Session {
   }
 
   private async consume(chunk: Buffer): Promise<void> {
-    this.armIdleTimer(this.state === 'data' ? 'datablock' : 'command');
+    // Timeout.datablock bounds each read, as in sendmail's collect(), but
+    // Timeout.command bounds the wait for a whole command line, as sendmail's
+    // sfgets() does, so a client trickling bytes cannot hold the session.
+    if (this.state === 'data') this.armIdleTimer('datablock');
+    else if (this.lines.pending === 0) this.armIdleTimer('command');
 
     if (this.data) {
       const rest = await this.data.push(chunk);
@@ -252,8 +267,9 @@ export class Session {
     const during = kind === 'datablock' ? 'message collection' : 'server cmd read';
     this.log.notice(`timeout waiting for input from ${this.macros.get('_')} during ${during}`);
     this.send(reply(421, '4.4.1', `${this.hostName} Lost input channel from ${this.macros.get('_')}`));
-    void this.abortTransaction();
-    this.close();
+    this.state = 'closed';
+    // close() ends a -bs process, so the data file is removed before it runs.
+    void this.abortTransaction().finally(() => this.close());
   }
 
   /**
@@ -272,9 +288,9 @@ export class Session {
     if (this.data) {
       this.log.notice(`collect: premature EOM: unexpected close from ${this.macros.get('_')}`);
     }
-    void this.abortTransaction();
     this.state = 'closed';
-    this.close();
+    // close() ends a -bs process, so the data file is removed before it runs.
+    void this.abortTransaction().finally(() => this.close());
   }
 
   /** Drops the current transaction and any data file it started. */
@@ -282,12 +298,14 @@ export class Session {
     const data = this.data;
     this.data = undefined;
     this.transaction = undefined;
+    for (const listener of this.listeners.abort) listener();
     if (data) await data.abort();
   }
 
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
+    for (const listener of this.listeners.end) listener();
     if (!this.didWork) {
       const client = this.macros.get('_');
       this.log.info(`${client} did not issue MAIL/EXPN/VRFY/ETRN during connection to ${this.options.daemonName}`, 6);

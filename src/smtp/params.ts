@@ -47,8 +47,13 @@ function fail(code: number, enhanced: string, text: string): ParamError {
   return { ok: false, code, enhanced, text };
 }
 
+/** Makes client text safe to echo in a reply: '?' for control and 8-bit bytes. */
+function shown(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?');
+}
+
 function unrecognized(key: string): ParamError {
-  return fail(555, '5.5.4', `${key} parameter unrecognized`);
+  return fail(555, '5.5.4', `${shown(key)} parameter unrecognized`);
 }
 
 function noDsn(key: string): ParamError {
@@ -93,7 +98,7 @@ function applyMailParam(
       if (value === undefined || value === '') return needsValue('BODY');
       const body = value.toUpperCase();
       if (body !== '7BIT' && body !== '8BITMIME') {
-        return fail(501, '5.5.4', `Unknown BODY type ${value}`);
+        return fail(501, '5.5.4', `Unknown BODY type ${shown(value)}`);
       }
       result.body = body;
       return undefined;
@@ -125,7 +130,7 @@ function applySize(result: MailParams, value: string): ParamError | undefined {
   // sendmail reads the leading digits with strtol() and ignores the rest;
   // a value with no digits at all is rejected here.
   const digits = /^\+?(\d+)/.exec(value);
-  if (digits === null) return fail(501, '5.5.4', `Bad argument "${value}" to SIZE`);
+  if (digits === null) return fail(501, '5.5.4', `Bad argument "${shown(value)}" to SIZE`);
 
   const size = Number(digits[1]);
   if (!Number.isSafeInteger(size)) {
@@ -146,7 +151,7 @@ function applyRet(
 
   const ret = value.toUpperCase();
   if (ret !== 'FULL' && ret !== 'HDRS') {
-    return fail(501, '5.5.2', `Bad argument "${value}" to RET`);
+    return fail(501, '5.5.2', `Bad argument "${shown(value)}" to RET`);
   }
   result.ret = ret;
   return undefined;
@@ -190,7 +195,7 @@ function applyNotify(
     const keyword = word.toUpperCase();
     if (!NOTIFY_KEYWORDS.has(keyword)) {
       // The two blanks before "to" are in sendmail's own text.
-      return fail(501, '5.5.4', `Bad argument "${word}"  to NOTIFY`);
+      return fail(501, '5.5.4', `Bad argument "${shown(word)}"  to NOTIFY`);
     }
     if (!notify.includes(keyword)) notify.push(keyword);
   }

@@ -13,10 +13,13 @@ import { tlsInfoOf, type TlsInfo } from './peer';
 export type ServerTlsState = 'off' | 'ready' | 'broken';
 
 export interface ServerHandshakeOptions {
-  context: tls.SecureContext;
+  /**
+   * A tls.Server that never listens: it runs the handshake of a handed-over
+   * socket and, unlike a bare TLSSocket, records the client certificate's
+   * verification result in `authorized` and `authorizationError`.
+   */
+  server: tls.Server;
   requestCert: boolean;
-  /** Timeout.starttls in milliseconds; 0 means no limit. */
-  timeoutMs: number;
 }
 
 /** A failed server handshake, with the fields of sendmail's log line. */
@@ -33,7 +36,7 @@ export class HandshakeError extends Error {
 }
 
 export class ServerTls {
-  private context?: tls.SecureContext;
+  private server?: tls.Server;
   private stamp = '';
   private problem?: string;
   private readonly files: string[];
@@ -55,17 +58,13 @@ export class ServerTls {
   state(): ServerTlsState {
     if (!this.configured) return 'off';
     this.refresh();
-    return this.context ? 'ready' : 'broken';
+    return this.server ? 'ready' : 'broken';
   }
 
   /** Options for one handshake, or undefined when TLS is off or broken. */
   handshakeOptions(): ServerHandshakeOptions | undefined {
-    if (this.state() !== 'ready' || !this.context) return undefined;
-    return {
-      context: this.context,
-      requestCert: requestsClientCertificate(this.config),
-      timeoutMs: this.config.timeouts.get('starttls') ?? 3600_000,
-    };
+    if (this.state() !== 'ready' || !this.server) return undefined;
+    return { server: this.server, requestCert: requestsClientCertificate(this.config) };
   }
 
   /** Re-builds the context when the files' stamp changed; logs why a build failed, once per change. */
@@ -75,15 +74,43 @@ export class ServerTls {
     if (stamp === this.stamp) return;
     this.stamp = stamp;
     try {
-      this.context = tls.createSecureContext(secureContextOptions(this.config, 'server'));
+      const timeoutMs = this.config.timeouts.get('starttls') ?? 3600_000;
+      this.server = tls.createServer({
+        ...secureContextOptions(this.config, 'server'),
+        requestCert: requestsClientCertificate(this.config),
+        rejectUnauthorized: false,
+        // Timeout.starttls bounds the handshake; 0 means no limit.
+        handshakeTimeout: timeoutMs > 0 ? timeoutMs : 0x7fffffff,
+      });
       if (this.problem !== undefined) this.logger.notice('STARTTLS=server: certificate and key usable again, STARTTLS offered');
       this.problem = undefined;
     } catch (err) {
-      this.context = undefined;
+      this.server = undefined;
       this.problem = (err as Error).message;
       this.logger.warn(`STARTTLS=server: TLS unavailable, STARTTLS not offered until the files change: ${this.problem}`, 1);
     }
   }
+}
+
+interface PendingHandshake {
+  resolve(secure: tls.TLSSocket): void;
+  reject(err: NodeJS.ErrnoException): void;
+}
+
+const pendingByServer = new WeakMap<tls.Server, Map<net.Socket, PendingHandshake>>();
+
+/** The outcome listeners of a shared server, which route each event to the handshake of its socket. */
+function pendingHandshakes(server: tls.Server): Map<net.Socket, PendingHandshake> {
+  let pending = pendingByServer.get(server);
+  if (pending) return pending;
+  const map = new Map<net.Socket, PendingHandshake>();
+  // NOTE: `_parent` (the wrapped socket) is not a documented TLSSocket field;
+  // Node 18 to 22 set it for sockets a tls.Server wraps.
+  const parentOf = (secure: tls.TLSSocket): net.Socket => (secure as unknown as { _parent: net.Socket })._parent;
+  server.on('secureConnection', (secure: tls.TLSSocket) => map.get(parentOf(secure))?.resolve(secure));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, secure: tls.TLSSocket) => map.get(parentOf(secure))?.reject(err));
+  pendingByServer.set(server, map);
+  return map;
 }
 
 /**
@@ -92,36 +119,29 @@ export class ServerTls {
  * reading from `socket`. Rejects with a HandshakeError on failure or timeout.
  */
 export function acceptTls(socket: net.Socket, opts: ServerHandshakeOptions): Promise<{ socket: tls.TLSSocket; info: TlsInfo }> {
-  // A tls.Server that never listens runs the handshake of the handed-over
-  // socket; unlike a bare TLSSocket it also records the client certificate's
-  // verification result in `authorized` and `authorizationError`.
-  const server = tls.createServer({
-    secureContext: opts.context,
-    requestCert: opts.requestCert,
-    rejectUnauthorized: false,
-    handshakeTimeout: opts.timeoutMs > 0 ? opts.timeoutMs : 0x7fffffff,
-  });
+  const pending = pendingHandshakes(opts.server);
   return new Promise((resolve, reject) => {
-    let done = false;
-    const onClose = (): void => fail(new HandshakeError('connection closed during the handshake', false, 0));
-    const fail = (err: HandshakeError): void => {
-      if (done) return;
-      done = true;
+    const settle = (): void => {
+      pending.delete(socket);
       socket.removeListener('close', onClose);
+    };
+    const fail = (err: HandshakeError): void => {
+      settle();
       socket.destroy();
       reject(err);
     };
-    server.once('secureConnection', (secure: tls.TLSSocket) => {
-      if (done) return;
-      done = true;
-      socket.removeListener('close', onClose);
-      resolve({ socket: secure, info: tlsInfoOf(secure, opts.requestCert) });
-    });
-    server.once('tlsClientError', (err: NodeJS.ErrnoException) => {
-      const timedOut = /timeout/i.test(err.message) || err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
-      fail(new HandshakeError(err.message, timedOut, typeof err.errno === 'number' ? err.errno : 0));
+    const onClose = (): void => fail(new HandshakeError('connection closed during the handshake', false, 0));
+    pending.set(socket, {
+      resolve: (secure) => {
+        settle();
+        resolve({ socket: secure, info: tlsInfoOf(secure, opts.requestCert) });
+      },
+      reject: (err) => {
+        const timedOut = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' || /timeout/i.test(err.message);
+        fail(new HandshakeError(err.message, timedOut, typeof err.errno === 'number' ? err.errno : 0));
+      },
     });
     socket.once('close', onClose);
-    server.emit('connection', socket);
+    opts.server.emit('connection', socket);
   });
 }

@@ -37,10 +37,10 @@ test('printConfig marks non-default origins', () => {
 
 test('printConfig lists features with state', () => {
   const cfg = loadConfig({});
-  cfg.features.push({ name: 'greet_pause', args: ['1000'], file: 'x.mc', line: 3 });
+  cfg.features.push({ name: 'ldap_routing', args: ['1000'], file: 'x.mc', line: 3 });
   cfg.features.push({ name: 'use_cw_file', args: [], file: 'x.mc', line: 4 });
   const text = printConfig(cfg);
-  assert.match(text, /^#  FEATURE\(greet_pause, 1000\)\tnot yet enforced\t# from x\.mc:3$/m);
+  assert.match(text, /^#  FEATURE\(ldap_routing, 1000\)\tnot yet enforced\t# from x\.mc:3$/m);
   assert.match(text, /^#  FEATURE\(use_cw_file\)\tenforced\t# from x\.mc:4$/m);
 });
 

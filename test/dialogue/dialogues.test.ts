@@ -18,20 +18,26 @@ function daemonFor(d: Dialogue): Promise<Posthorn> {
   if (!daemon) {
     const args = d.options.flatMap((o) => ['-O', o]);
     const mc = baseMc() + "define(`confPID_FILE', `@DIR@/posthorn.pid')\n" + d.mcLines.join('\n') + '\n';
-    daemon = startPosthorn({ mc, args: ['-O', 'DeliveryMode=queueonly', ...args] });
+    // RefuseLA=0 and QueueLA=0 turn the load checks off, so that a busy test machine
+    // does not refuse the connections.
+    const loadOff = ['-O', 'RefuseLA=0', '-O', 'QueueLA=0'];
+    daemon = startPosthorn({ mc, args: ['-O', 'DeliveryMode=queueonly', ...loadOff, ...args] });
     daemons.set(key, daemon);
   }
   return daemon;
 }
 
 after(async () => {
-  for (const d of daemons.values()) await (await d).stop();
+  // A daemon that failed to start must not keep the others running, or their
+  // child processes would keep this test file from exiting.
+  const started = await Promise.allSettled(daemons.values());
+  for (const result of started) if (result.status === 'fulfilled') await result.value.stop();
 });
 
 for (const file of files) {
-  test(`dialogue ${file.replace(/\.dlg$/, '')}`, async () => {
-    const dialogue = parseDialogue(fs.readFileSync(path.join(dir, file), 'latin1'));
+  const dialogue = parseDialogue(fs.readFileSync(path.join(dir, file), 'latin1'));
+  test(`dialogue ${file.replace(/\.dlg$/, '')}`, { todo: dialogue.todo }, async () => {
     const daemon = await daemonFor(dialogue);
-    await playDialogue(dialogue, daemon.addr, daemon.port);
+    await playDialogue(dialogue, daemon.addr, daemon.port, 10_000, daemon.queueDir);
   });
 }

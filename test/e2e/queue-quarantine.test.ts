@@ -12,6 +12,9 @@ import { freePortOn } from '../helpers/process';
 import { mxZone } from '../helpers/e2e-setup';
 import { fillQueue, type QueuedMessage } from '../helpers/queue-fill';
 
+/** A busy test machine must not make the daemon refuse connections or hold back queue runs. */
+const NO_LOAD_LIMITS = ["define(`confREFUSE_LA', `100000')", "define(`confQUEUE_LA', `100000')"];
+
 const ITEMS = 300;
 const SENDERS = ['ann@a.example', 'ben@b.example', 'cat@c.example'];
 const DOMAINS = ['d0.remote.example', 'd1.remote.example', 'd2.remote.example'];
@@ -42,7 +45,7 @@ interface MailqEntryLines {
 function parseMailq(text: string, queueDir: string): { count: number; entries: MailqEntryLines[]; total: number } {
   const lines = text.split('\n');
   assert.equal(lines.pop(), '', 'output must end with a newline');
-  const header = /^\t\t(.+) \((\d+) requests?\)$/.exec(lines[0] ?? '');
+  const header = /^\t\t(.+) \((\d+) requests?(?:, only \d+ printed)?\)$/.exec(lines[0] ?? '');
   assert.ok(header, `bad header line: ${JSON.stringify(lines[0])}`);
   assert.equal(header[1], queueDir);
   assert.equal(lines[1], '-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------');
@@ -82,19 +85,18 @@ async function mailq(ph: Posthorn, args: string[] = []): Promise<string> {
   return result.stdout;
 }
 
-function zones(port: number): Record<string, DnsRecord[]> {
+function zones(): Record<string, DnsRecord[]> {
   const all: Record<string, DnsRecord[]> = {};
   for (const domain of DOMAINS) Object.assign(all, mxZone(domain, [[10, `mx.${domain}`, '127.0.0.2']]));
-  void port;
   return all;
 }
 
 test('deep queue quarantined and released', async (t) => {
   const mailerPort = await freePortOn(['127.0.0.2']);
-  const dns = await startDnsServer({ zones: zones(mailerPort) });
+  const dns = await startDnsServer({ zones: zones() });
   t.after(() => dns.close());
   const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort }),
+    mc: baseMc({ dnsPort: dns.port, mailerPort, extra: NO_LOAD_LIMITS }),
     args: ['-O', 'DeliveryMode=queueonly'],
   });
   t.after(() => ph.stop());
@@ -130,13 +132,13 @@ test('deep queue quarantined and released', async (t) => {
   assert.equal(qLines[0], `Processing ${ph.queueDir}:`);
   assert.equal(qLines[qLines.length - 1], `${ITEMS / 3} changes`);
   assert.equal(qLines.filter((l) => / Quarantined with "held for review"$/.test(l)).length, ITEMS / 3);
-  const held = ids.filter((_, i) => i % 3 === 1);
-  for (const id of held) {
+  const heldIds = ids.filter((_, i) => i % 3 === 1);
+  for (const id of heldIds) {
     assert.ok(fs.existsSync(path.join(ph.queueDir, `hf${id}`)), `hf${id} missing`);
     assert.ok(!fs.existsSync(path.join(ph.queueDir, `qf${id}`)), `qf${id} still there`);
     assert.match(fs.readFileSync(path.join(ph.queueDir, `hf${id}`), 'utf8'), /^qheld for review$/m);
   }
-  assert.match(ph.logs(), new RegExp(`${held[0]}: quarantine=held for review`));
+  assert.match(ph.logs(), new RegExp(`${heldIds[0]}: quarantine=held for review`));
 
   // A second -Q with the same reason changes nothing.
   const again = await ph.run(['-Qheld for review', '-qQ', '-v']);
@@ -152,10 +154,10 @@ test('deep queue quarantined and released', async (t) => {
   assert.equal(parseMailq(await mailq(ph, ['-qQreview']), ph.queueDir).count, ITEMS / 3);
   assert.match(await mailq(ph, ['-q!Qreview']), /is empty\n\t\tTotal requests: 0\n$/);
 
-  // Change the reason of a subset: those to d1 among the held items.
-  const relabel = await ph.run(['-Qspam', '-qQ', `-qI${held[0]}`, '-v']);
+  // Change the reason of one quarantined item.
+  const relabel = await ph.run(['-Qspam', '-qQ', `-qI${heldIds[0]}`, '-v']);
   assert.equal(relabel.code, 0, relabel.stderr);
-  assert.match(relabel.stdout, new RegExp(`^${held[0]}: Quarantine changed from "held for review" to "spam"$`, 'm'));
+  assert.match(relabel.stdout, new RegExp(`^${heldIds[0]}: Quarantine changed from "held for review" to "spam"$`, 'm'));
   assert.match(relabel.stdout, /^1 change$/m);
 
   // A queue run delivers everything but the quarantined items.
@@ -171,9 +173,9 @@ test('deep queue quarantined and released', async (t) => {
   // Release all quarantined items, then a run delivers them.
   const release = await ph.run(['-Q', '-qQ', '-v']);
   assert.equal(release.code, 0, release.stderr);
-  assert.match(release.stdout, new RegExp(`^${held[0]}: Removed quarantine of "spam"$`, 'm'));
+  assert.match(release.stdout, new RegExp(`^${heldIds[0]}: Removed quarantine of "spam"$`, 'm'));
   assert.match(release.stdout, new RegExp(`^${ITEMS / 3} changes$`, 'm'));
-  assert.match(ph.logs(), new RegExp(`${held[1]}: unquarantine`));
+  assert.match(ph.logs(), new RegExp(`${heldIds[1]}: unquarantine`));
   assert.equal(ph.queueFiles().filter((f) => f.startsWith('hf')).length, 0);
 
   const second = await ph.run(['-q']);
@@ -185,10 +187,10 @@ test('deep queue quarantined and released', async (t) => {
 
 test('-qQ run delivers quarantined items', async (t) => {
   const mailerPort = await freePortOn(['127.0.0.2']);
-  const dns = await startDnsServer({ zones: zones(mailerPort) });
+  const dns = await startDnsServer({ zones: zones() });
   t.after(() => dns.close());
   const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort }),
+    mc: baseMc({ dnsPort: dns.port, mailerPort, extra: NO_LOAD_LIMITS }),
     args: ['-O', 'DeliveryMode=queueonly'],
   });
   t.after(() => ph.stop());
@@ -208,7 +210,7 @@ test('-qQ run delivers quarantined items', async (t) => {
 });
 
 test('-Q rejected with -bp and -qL', async (t) => {
-  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=queueonly'] });
+  const ph = await startPosthorn({ mc: baseMc({ extra: NO_LOAD_LIMITS }), args: ['-O', 'DeliveryMode=queueonly'] });
   t.after(() => ph.stop());
   const withBp = await ph.run(['-bp', '-Qx']);
   assert.equal(withBp.code, 64);
@@ -218,4 +220,57 @@ test('-Q rejected with -bp and -qL', async (t) => {
   assert.match(withLost.stderr, /Can not use -Q with -qL/);
   const negatedGroup = await ph.run(['-q!G', '-Qx']);
   assert.equal(negatedGroup.code, 64);
+});
+
+test('QueueSortOrder and MaxQueueRunSize from the command line', async (t) => {
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const dns = await startDnsServer({ zones: zones() });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({
+    mc: baseMc({ dnsPort: dns.port, mailerPort, extra: NO_LOAD_LIMITS }),
+    args: ['-O', 'DeliveryMode=queueonly'],
+  });
+  t.after(() => ph.stop());
+  const ids = await fillQueue(ph.port, messages().slice(0, 40));
+
+  const byName = parseMailq(await mailq(ph, ['-O', 'QueueSortOrder=filename']), ph.queueDir);
+  assert.deepEqual(byName.entries.map((e) => e.id), [...ids].sort());
+
+  const byHost = parseMailq(await mailq(ph, ['-O', 'QueueSortOrder=host']), ph.queueDir);
+  const hosts = byHost.entries.map((e) => e.recipients[0].replace(/^<[^@]*@|>$/g, ''));
+  // d0, d1 and d2.remote.example reversed: "elpmaxe.etomer.0d" < "...1d" < "...2d".
+  assert.deepEqual(hosts, [...hosts].sort());
+  assert.equal(new Set(hosts).size, 3);
+
+  const byPriority = parseMailq(await mailq(ph, ['-O', 'MaxQueueRunSize=10']), ph.queueDir);
+  assert.equal(byPriority.count, 40);
+  assert.equal(byPriority.entries.length, 10, 'only MaxQueueRunSize entries printed');
+  assert.match(await mailq(ph, ['-O', 'MaxQueueRunSize=10']), /^\t\t\S+ \(40 requests, only 10 printed\)$/m);
+
+  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
+  t.after(() => sink.close());
+  const run = await ph.run(['-q', '-O', 'MaxQueueRunSize=10']);
+  assert.equal(run.code, 0, run.stderr);
+  await sink.waitForMessages(10, 30_000);
+  const expected = byPriority.entries.map((e) => e.recipients[0].slice(1, -1)).sort();
+  assert.deepEqual(sink.messages.map((m) => m.to[0]).sort(), expected, 'the 10 items of lowest priority');
+  assert.equal(parseMailq(await mailq(ph), ph.queueDir).count, 30);
+});
+
+test('-Q on submission queues quarantined', async (t) => {
+  const ph = await startPosthorn({ mc: baseMc({ extra: NO_LOAD_LIMITS }), args: ['-O', 'DeliveryMode=queueonly'] });
+  t.after(() => ph.stop());
+  const message = 'From: carol@posthorn.test\nTo: dave@posthorn.test\nSubject: held at submission\n\nbody\n';
+  const sent = await ph.run(['-Qsubmitted for review', '-f', 'carol@posthorn.test', 'dave@posthorn.test'], message);
+  assert.equal(sent.code, 0, sent.stderr);
+
+  const listing = parseMailq(await mailq(ph, ['-qQ']), ph.queueDir);
+  assert.equal(listing.count, 1);
+  assert.equal(listing.entries[0].quarantine, 'submitted for review');
+  assert.equal(ph.queueFiles().filter((f) => f.startsWith('hf')).length, 1);
+  // A queue run leaves it alone.
+  const run = await ph.run(['-q']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(ph.mailbox('dave'), '', 'not delivered');
+  assert.equal(ph.queueFiles().filter((f) => f.startsWith('hf')).length, 1);
 });

@@ -22,6 +22,8 @@ export interface PostfixOptions {
   relayTo?: string;
   /** For 'mailbox': domains accepted into the Maildir (default postfix.test). */
   domains?: string[];
+  /** More main.cf lines, appended last (the benchmark raises limits here). */
+  extraMainCf?: string[];
 }
 
 export interface Postfix {
@@ -60,6 +62,7 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 `;
 
 function mainCf(dir: string, opts: PostfixOptions): string {
@@ -105,6 +108,7 @@ function mainCf(dir: string, opts: PostfixOptions): string {
     const port = opts.relayTo.slice(colon + 1);
     lines.push(`relayhost = [${host}]:${port}`);
   }
+  lines.push(...(opts.extraMainCf ?? []));
   return lines.join('\n') + '\n';
 }
 

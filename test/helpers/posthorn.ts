@@ -85,6 +85,10 @@ export function baseMc(opts: { dnsPort?: number; mailerPort?: number; extra?: st
     "define(`confDOMAIN_NAME', `mx.posthorn.test')",
     "LOCAL_DOMAIN(`posthorn.test')",
     "DAEMON_OPTIONS(`Port=@PORT@, Addr=@ADDR@, Name=MTA')",
+    // A busy test machine must not make the daemon queue or refuse by load
+    // average; tests of QueueLA and RefuseLA define their own values later.
+    "define(`confQUEUE_LA', `1000')",
+    "define(`confREFUSE_LA', `1000')",
   ];
   if (opts.dnsPort !== undefined) {
     lines.push(`define(\`confNAME_SERVERS', \`127.0.0.1:${opts.dnsPort}')`);

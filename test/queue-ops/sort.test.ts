@@ -71,8 +71,8 @@ test('host order clusters reversed domains', () => {
     entry('4', { recipients: rcpt('local'), priority: 7 }),
     entry('5', { recipients: rcpt('v@example.com'), priority: 2 }),
   ];
-  // "moc.elpmaxe" < "gro.elpmaxe.a" < "gro.elpmaxe.b"; no host comes first.
-  assert.deepEqual(sortWork(work, 'host').map((e) => e.id), ['4', '5', '2', '3', '1']);
+  // No host first, then "gro.elpmaxe.a" < "gro.elpmaxe.b" < "moc.elpmaxe".
+  assert.deepEqual(sortWork(work, 'host').map((e) => e.id), ['4', '3', '1', '5', '2']);
 });
 
 test('host order puts hosts with a locked item last', () => {
@@ -91,17 +91,21 @@ test('QueueFactor under load', () => {
   assert.equal(shouldQueue(300_000, 9, 8, 600000), false);
 });
 
-async function storeWith(items: QueueItem[]): Promise<{ store: QueueStore; dir: string }> {
+/** Commits one item per entry of `fields` and returns their ids in the same order. */
+async function storeWith(fields: Partial<QueueItem>[]): Promise<{ store: QueueStore; dir: string; ids: string[] }> {
   const dir = makeTempDir();
   const store = new QueueStore({ dir, superSafe: 'false', logger: captureLogger().logger });
   await store.init();
-  for (const it of items) {
-    const w = await store.openDataFile(it.id);
+  const ids: string[] = [];
+  for (const f of fields) {
+    const id = store.newId();
+    const w = await store.openDataFile(id);
     await w.write(Buffer.from('body\r\n'));
     await w.close();
-    await store.commit(it);
+    await store.commit(item(id, f));
+    ids.push(id);
   }
-  return { store, dir };
+  return { store, dir, ids };
 }
 
 const POLICY: QueueRunPolicy = {
@@ -115,38 +119,38 @@ const POLICY: QueueRunPolicy = {
 
 test('queue run order, MaxQueueRunSize and MinQueueAge', async (t) => {
   const now = Math.floor(Date.now() / 1000);
-  const { store, dir } = await storeWith([
-    item('aaaaaaaaaaaaa1', { priority: 500 }),
-    item('aaaaaaaaaaaaa2', { priority: 100, lastAttempt: now - 10, attempts: 1 }),
-    item('aaaaaaaaaaaaa3', { priority: 300 }),
-    item('aaaaaaaaaaaaa4', { priority: 50, quarantine: 'held' }),
+  const { store, dir, ids } = await storeWith([
+    { priority: 500 },
+    { priority: 100, lastAttempt: now - 10, attempts: 1 },
+    { priority: 300 },
+    { priority: 50, quarantine: 'held' },
   ]);
+  const [a1, a2, a3, a4] = ids;
   t.after(() => removeDir(dir));
 
-  assert.deepEqual(await queueRunIds(store, POLICY), ['aaaaaaaaaaaaa2', 'aaaaaaaaaaaaa3', 'aaaaaaaaaaaaa1']);
-  assert.deepEqual(await queueRunIds(store, { ...POLICY, maxRunSize: 2 }), ['aaaaaaaaaaaaa2', 'aaaaaaaaaaaaa3']);
+  assert.deepEqual(await queueRunIds(store, POLICY), [a2, a3, a1]);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, maxRunSize: 2 }), [a2, a3]);
   assert.deepEqual(
     await queueRunIds(store, { ...POLICY, minQueueAgeMs: 60_000 }),
-    ['aaaaaaaaaaaaa3', 'aaaaaaaaaaaaa1'],
+    [a3, a1],
     'tried 10 s ago is too young for MinQueueAge=1m',
   );
-  assert.deepEqual(await queueRunIds(store, POLICY, { kind: 'hf' }), ['aaaaaaaaaaaaa4']);
+  assert.deepEqual(await queueRunIds(store, POLICY, { kind: 'hf' }), [a4]);
 });
 
 test('QueueFactor drops only high priorities', async (t) => {
-  const { store, dir } = await storeWith([
-    item('bbbbbbbbbbbbb1', { priority: 400000 }),
-    item('bbbbbbbbbbbbb2', { priority: 200000 }),
-  ]);
+  const { store, dir, ids } = await storeWith([{ priority: 400000 }, { priority: 200000 }]);
+  const [b1, b2] = ids;
   t.after(() => removeDir(dir));
-  assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 9 }), ['bbbbbbbbbbbbb2']);
-  assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 7 }), ['bbbbbbbbbbbbb2', 'bbbbbbbbbbbbb1']);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 9 }), [b2]);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 7 }), [b2, b1]);
 });
 
 test('modification order reads mtimes', async (t) => {
-  const { store, dir } = await storeWith([item('ccccccccccccc1', {}), item('ccccccccccccc2', {})]);
+  const { store, dir, ids } = await storeWith([{}, {}]);
+  const [c1, c2] = ids;
   t.after(() => removeDir(dir));
   const old = new Date(Date.now() - 3600_000);
-  fs.utimesSync(store.controlPath('ccccccccccccc2'), old, old);
-  assert.deepEqual(await queueRunIds(store, { ...POLICY, order: 'modification' }), ['ccccccccccccc2', 'ccccccccccccc1']);
+  fs.utimesSync(store.controlPath(c2), old, old);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, order: 'modification' }), [c2, c1]);
 });

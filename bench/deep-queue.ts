@@ -1,0 +1,149 @@
+// Deep-queue benchmark: how long `posthorn -bp` (mailq) takes over a queue of
+// many items, and how long a queue run (`posthorn -q`) takes to make its first
+// delivery, for QueueSortOrder=priority (reads every control file to sort) and
+// QueueSortOrder=none (directory order, reads nothing before the first item).
+//
+// The queue is built through the QueueStore API in this process, not over SMTP,
+// because 50,000 SMTP transactions would dominate the run time. The items are
+// committed with SuperSafe=False for the same reason; the files are the same
+// as the daemon writes. The tests build their queues through the daemon.
+//
+//   npx tsc -p . && node dist/bench/deep-queue.js [--items 50000]
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { startBenchSink } from './sink';
+import { Logger } from '../src/log/logger';
+import { QueueStore } from '../src/queue/store';
+import { initialPriority } from '../src/queue/priority';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const posthornBin = path.join(repoRoot, 'bin', 'posthorn');
+
+function parseItems(argv: string[]): number {
+  const i = argv.indexOf('--items');
+  return i >= 0 ? Number(argv[i + 1]) : 50_000;
+}
+
+function writeMc(dir: string, sinkPort: number): string {
+  const mc = [
+    `define(\`QUEUE_DIR', \`${dir}/mqueue')`,
+    `define(\`confMAILBOX_DIR', \`${dir}/mail')`,
+    `define(\`confLOG_FILE', \`${dir}/maillog')`,
+    `define(\`confPID_FILE', \`${dir}/posthorn.pid')`,
+    "define(`confDOMAIN_NAME', `mx.posthorn.test')",
+    "define(`confQUEUE_LA', `100000')",
+    "define(`confREFUSE_LA', `100000')",
+    "define(`SMART_HOST', `[127.0.0.1]')",
+    `define(\`RELAY_MAILER_ARGS', \`TCP $h ${sinkPort}')`,
+    `define(\`ESMTP_MAILER_ARGS', \`TCP $h ${sinkPort}')`,
+    "LOCAL_DOMAIN(`posthorn.test')",
+    "MAILER(`local')",
+    "MAILER(`smtp')",
+  ].join('\n');
+  const file = path.join(dir, 'sendmail.mc');
+  fs.writeFileSync(file, mc + '\n');
+  return file;
+}
+
+async function buildQueue(queueDir: string, items: number): Promise<void> {
+  const store = new QueueStore({ dir: queueDir, superSafe: 'false', logger: new Logger([], 0) });
+  await store.init();
+  const body = Buffer.from('Subject: deep queue\r\n\r\n' + 'x'.repeat(200) + '\r\n');
+  const now = Math.floor(Date.now() / 1000);
+  for (let i = 0; i < items; i++) {
+    const id = store.newId();
+    const writer = await store.openDataFile(id);
+    await writer.write(body);
+    await writer.close();
+    await store.commit({
+      id,
+      created: now - (i % 3600),
+      lastAttempt: 0,
+      attempts: 0,
+      priority: initialPriority(body.length + (i % 997) * 10, 1),
+      flags: '',
+      macros: new Map([['r', 'ESMTP']]),
+      sender: `sender${i % 50}@posthorn.test`,
+      recipients: [{ address: `rcpt${i}@remote${i % 20}.example`, state: 'pending' }],
+      headers: [`From: sender${i % 50}@posthorn.test`, `To: rcpt${i}@remote${i % 20}.example`],
+      bodySize: body.length,
+    });
+  }
+}
+
+/** Runs mailq and returns the seconds it took and the number of items it listed. */
+function timeMailq(mcPath: string): Promise<{ seconds: number; listed: number }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(process.execPath, [posthornBin, '-C', mcPath, '-bp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let tail = '';
+    let listed = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      const text = tail + chunk.toString('latin1');
+      const lines = text.split('\n');
+      tail = lines.pop() ?? '';
+      for (const line of lines) if (/^[0-9A-Za-x]{14}[ *X-]/.test(line)) listed++;
+    });
+    child.on('error', reject);
+    // 'close', not 'exit': output may still be buffered when the process exits.
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`mailq exited with ${code}`));
+      resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, listed });
+    });
+  });
+}
+
+/** Starts `posthorn -q` and returns the seconds until the sink has the first message; then stops the run. */
+async function timeFirstDelivery(mcPath: string, sortOrder: string, sinkMessages: () => number): Promise<number> {
+  const before = sinkMessages();
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, [posthornBin, '-C', mcPath, '-O', `QueueSortOrder=${sortOrder}`, '-q'], {
+    stdio: 'ignore',
+  });
+  try {
+    const deadline = Date.now() + 300_000;
+    while (sinkMessages() === before) {
+      if (child.exitCode !== null) throw new Error(`queue run exited with ${child.exitCode} before delivering`);
+      if (Date.now() > deadline) throw new Error('no delivery within 300 s');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return Number(process.hrtime.bigint() - started) / 1e9;
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+  }
+}
+
+async function main(): Promise<void> {
+  const items = parseItems(process.argv.slice(2));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-deep-'));
+  const sink = await startBenchSink();
+  try {
+    const mcPath = writeMc(dir, sink.port);
+    const queueDir = path.join(dir, 'mqueue');
+
+    const buildStart = Date.now();
+    await buildQueue(queueDir, items);
+    console.log(`built ${items} items through the QueueStore API in ${((Date.now() - buildStart) / 1000).toFixed(1)} s`);
+
+    const mailq = await timeMailq(mcPath);
+    console.log(`mailq: ${mailq.seconds.toFixed(2)} s for ${mailq.listed} listed items`);
+
+    for (const order of ['none', 'priority']) {
+      const seconds = await timeFirstDelivery(mcPath, order, () => sink.messages);
+      console.log(`queue run, QueueSortOrder=${order}: first delivery after ${seconds.toFixed(2)} s`);
+    }
+    console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, load ${os.loadavg()[0].toFixed(1)}`);
+  } finally {
+    await sink.close();
+    if (!process.env.POSTHORN_KEEP_BENCH_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

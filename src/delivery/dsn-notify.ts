@@ -1,0 +1,167 @@
+// Success and delay notices (RFC 3461 NOTIFY=SUCCESS and NOTIFY=DELAY). A
+// recipient that asked for SUCCESS gets a "Return receipt" when it is delivered
+// to a mailbox here, or relayed to a next hop that does not offer DSN; a next
+// hop that offers DSN takes the request over with the NOTIFY parameter. Items
+// still deferred after Timeout.queuewarn get one delay warning for the
+// recipients that did not exclude DELAY, and the item is flagged `w`.
+
+import type { Config } from '../config/types';
+import { initialPriority } from '../queue/priority';
+import type { QueueItem, QueueRecipient } from '../queue/types';
+import { copyBody, type BounceContext } from './bounce';
+import { buildDsn, type DsnRecipient } from './dsn';
+import type { RecipientResult } from './smtp-client';
+import { durationWords, queueReturnMs } from './timing';
+
+/** Timeout.queuewarn default of the option table: 4 hours. */
+const QUEUE_WARN_DEFAULT_MS = 4 * 60 * 60 * 1000;
+
+/** The outcome of one route of a delivery attempt, as the notices need it. */
+export interface RouteOutcome {
+  recipients: QueueRecipient[];
+  results: RecipientResult[];
+  /** Delivered by the local mailer (a mailbox), not relayed. */
+  local: boolean;
+}
+
+/** Checks whether a recipient asked for a success notice. */
+export function wantsSuccessDsn(rcpt: QueueRecipient): boolean {
+  return rcpt.notify?.includes('SUCCESS') ?? false;
+}
+
+/** Checks whether a recipient may get a delay warning: NOTIFY=DELAY, or no NOTIFY at all. */
+export function wantsDelayDsn(rcpt: QueueRecipient): boolean {
+  if (!rcpt.notify || rcpt.notify.length === 0) return true;
+  return rcpt.notify.includes('DELAY');
+}
+
+/** Timeout.queuewarn in milliseconds; 0 turns delay warnings off. */
+export function queueWarnMs(config: Config): number {
+  return config.timeouts.get('queuewarn') ?? QUEUE_WARN_DEFAULT_MS;
+}
+
+/** Lists the recipients sent in this attempt that get a success notice, with its action. */
+export function successRecipients(routes: RouteOutcome[], now: Date): DsnRecipient[] {
+  const out: DsnRecipient[] = [];
+  for (const route of routes) {
+    route.results.forEach((result, i) => {
+      const rcpt = route.recipients[i];
+      if (result.status !== 'sent' || !wantsSuccessDsn(rcpt)) return;
+      if (!route.local && result.nextHopDsn) return;
+      out.push({
+        address: rcpt.address,
+        orcpt: rcpt.orcpt,
+        action: route.local ? 'delivered' : 'relayed',
+        status: result.dsn && result.dsn.startsWith('2.') ? result.dsn : '2.0.0',
+        reason: route.local ? 'Successfully delivered' : 'Relayed',
+        remoteMta: undefined,
+        lastAttempt: now,
+      });
+    });
+  }
+  return out;
+}
+
+/** Lists the deferred recipients of `item` that get a delay warning now. */
+export function delayRecipients(item: QueueItem, config: Config, now: Date): QueueRecipient[] {
+  const warnAfter = queueWarnMs(config);
+  if (warnAfter <= 0 || item.flags.includes('w')) return [];
+  if (now.getTime() - item.created * 1000 < warnAfter) return [];
+  return item.recipients.filter((r) => r.state === 'deferred' && wantsDelayDsn(r));
+}
+
+/**
+ * Queues the success and delay notices due after one delivery attempt and
+ * returns their queue ids. Marks `item` with the `w` flag when a warning went
+ * out; the caller writes the item back. No notice goes to the null sender.
+ */
+export async function queueNotices(
+  ctx: BounceContext,
+  item: QueueItem,
+  routes: RouteOutcome[],
+  transcript: string[],
+): Promise<string[]> {
+  if (item.sender === '') return [];
+  const now = new Date();
+  const ids: string[] = [];
+
+  const succeeded = successRecipients(routes, now);
+  if (succeeded.length > 0) ids.push(await queueNotice(ctx, item, 'success', succeeded, [], now));
+
+  const delayed = delayRecipients(item, ctx.config, now);
+  if (delayed.length > 0) {
+    const warnAfter = queueWarnMs(ctx.config);
+    const giveUp = queueReturnMs(ctx.config);
+    const recipients = delayed.map((r) => ({
+      address: r.address,
+      orcpt: r.orcpt,
+      action: 'delayed' as const,
+      status: r.dsnCode ?? '4.0.0',
+      reason: (r.status ?? 'Deferred').replace(/^Deferred: /, ''),
+      remoteMta: r.remoteHost,
+      diagnostic: r.diagnostic,
+      lastAttempt: now,
+    }));
+    ids.push(
+      await queueNotice(ctx, item, 'delay', recipients, transcript, now, {
+        delayedFor: durationWords(warnAfter),
+        giveUpAfter: durationWords(giveUp),
+        willRetryUntil: new Date(item.created * 1000 + giveUp),
+      }),
+    );
+    item.flags += 'w';
+  }
+  return ids;
+}
+
+async function queueNotice(
+  ctx: BounceContext,
+  item: QueueItem,
+  kind: 'success' | 'delay',
+  recipients: DsnRecipient[],
+  transcript: string[],
+  now: Date,
+  delay: { delayedFor?: string; giveUpAfter?: string; willRetryUntil?: Date } = {},
+): Promise<string> {
+  const id = ctx.store.newId();
+  const dsn = buildDsn({
+    kind,
+    item,
+    recipients,
+    to: item.sender,
+    hostName: ctx.config.hostName,
+    messageId: `${id}@${ctx.config.hostName}`,
+    now,
+    transcript,
+    ...delay,
+  });
+
+  const writer = await ctx.store.openDataFile(id);
+  try {
+    await writer.write(Buffer.from(dsn.head, 'latin1'));
+    if (dsn.includeBody) await copyBody(ctx.store.dataPath(item.id), (c) => writer.write(c));
+    await writer.write(Buffer.from(dsn.tail, 'latin1'));
+    await writer.close();
+  } catch (err) {
+    await ctx.store.abort(id);
+    throw err;
+  }
+
+  await ctx.store.commit({
+    id,
+    created: Math.floor(now.getTime() / 1000),
+    lastAttempt: 0,
+    attempts: 0,
+    priority: initialPriority(writer.size, 1),
+    bodyType: item.bodyType,
+    flags: '',
+    macros: new Map([['r', 'internal'], ['_', 'localhost']]),
+    sender: '',
+    recipients: [{ address: item.sender, state: 'pending' }],
+    headers: dsn.headers,
+    bodySize: writer.size,
+  });
+  const subject = dsn.headers.find((h) => h.startsWith('Subject: '))?.slice('Subject: '.length) ?? kind;
+  ctx.logger.child(item.id).info(`${id}: DSN: ${subject}`);
+  return id;
+}
