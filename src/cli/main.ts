@@ -116,7 +116,7 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   const toStderr = config.logFile === '' || config.logFile === 'stderr';
   const level = toStderr && !args.verbose ? Math.min(config.logLevel, 3) : config.logLevel;
   const logger = new Logger([openSink(config.logFile)], level);
-  const services = await createServices(config, logger);
+  const services = await createServices(config, logger, { recover: false });
   const id = await submitMessage({
     config,
     store: services.store,
@@ -190,20 +190,29 @@ export function main(argv: string[], invokedAs: string): void {
   }
 
   run(args).then(
-    (code) => {
-      process.exit(code);
-    },
+    (code) => exitAfterOutput(code),
     (err) => fail(err),
   );
+}
+
+/** Exits once stdout and stderr have drained, so piped output is never cut off. */
+function exitAfterOutput(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
 }
 
 function fail(err: unknown): void {
   if (err instanceof ExitError) {
     process.stderr.write(`posthorn: ${err.message}\n`);
-    process.exit(err.exitCode);
+    exitAfterOutput(err.exitCode);
+    return;
   }
   process.stderr.write(`posthorn: internal error: ${(err as Error).stack ?? err}\n`);
-  process.exit(EX_SOFTWARE);
+  exitAfterOutput(EX_SOFTWARE);
 }
 
 if (require.main === module) {

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 
 export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) => void): Promise<number> {
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
-  const services = await createServices(config, logger);
+  const services = await createServices(config, logger, { recover: false });
   const accepted: string[] = [];
   const ctx = { ...serverContext(services), onAccepted: (id: string) => accepted.push(id) };
 

@@ -6,7 +6,7 @@
  * FEATURE add its name here.
  */
 export const ENFORCED_FEATURES = new Set<string>([
-  'nocanonify', 'use_cw_file', 'always_add_domain',
+  'nocanonify', 'use_cw_file', 'always_add_domain', 'accept_unqualified_senders',
   // Access map and connection policy (src/policy/, src/server/connect.ts).
   'access_db', 'blacklist_recipients', 'delay_checks', 'greet_pause', 'conncontrol', 'ratecontrol',
   'mtamark', 'use_client_ptr', 'dnsbl', 'enhdnsbl',

@@ -53,7 +53,7 @@ export const OPTIONS_M_TO_Z: OptionDef[] = [
   { name: 'MeToo', short: 'm', m4: 'confME_TOO', type: 'boolean', default: true,
     description: 'Keep the sender in an alias expansion that includes them.' },
   { name: 'MinFreeBlocks', short: 'b', m4: 'confMIN_FREE_BLOCKS', type: 'number', default: 100,
-    description: 'Reply 452 to MAIL when the queue file system has fewer free blocks than this.' },
+    description: 'Reply 452 to MAIL when the queue file system has fewer free blocks than this.', status: 'implemented' },
   { name: 'MinQueueAge', m4: 'confMIN_QUEUE_AGE', type: 'duration', unit: 'm', default: 0,
     description: 'A queue run skips items tried more recently than this.', status: 'implemented' },
   { name: 'MustQuoteChars', m4: 'confMUST_QUOTE_CHARS', type: 'string',

@@ -39,9 +39,10 @@ export function createLogger(config: Config, foreground: boolean): Logger {
   return new Logger(sinks, config.logLevel);
 }
 
-export async function createServices(config: Config, logger: Logger): Promise<Services> {
+/** `recover`: run queue recovery at start (the daemon and queue runs do). */
+export async function createServices(config: Config, logger: Logger, opts: { recover?: boolean } = {}): Promise<Services> {
   const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
-  await store.init();
+  await store.init({ recover: opts.recover ?? true });
   ensureMailboxDirectory(config, logger);
 
   const resolver = new MailResolver(config.nameServers);

@@ -246,7 +246,8 @@ export async function queueRunIds(
   opts: { kind?: ControlFileKind; select?: (id: string, item: QueueItem | undefined) => boolean } = {},
 ): Promise<string[]> {
   const load = (policy.load ?? currentLoad)();
-  const underLoad = load >= policy.queueLA;
+  // QueueLA=0 turns the load check off, as for the daemon's own QueueLA test.
+  const underLoad = policy.queueLA > 0 && load >= policy.queueLA;
   const work = await gatherQueue(store, {
     kind: opts.kind,
     order: policy.order,

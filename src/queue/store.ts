@@ -70,12 +70,18 @@ export class QueueStore {
   }
 
   /** Creates the queue directory if needed and repairs what a crash left behind. */
-  async init(): Promise<void> {
+  /**
+   * Creates the queue directory and, unless `recover` is false, repairs what
+   * an interrupted process left behind. Recovery reads every control file, so
+   * short-lived processes (-t, -bs, -bp) skip it and leave it to the daemon
+   * and queue runs.
+   */
+  async init(opts: { recover?: boolean } = {}): Promise<void> {
     await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (opts.recover === false) return;
     this.recovery = await recoverQueue(this.dir, this.logger);
   }
 
-  /** Returns a new queue id that no file in the directory uses yet. */
   /**
    * Returns a fresh queue id. Ids carry the pid, the second and a sequence
    * number, so they repeat only if a process with the same pid reuses the same

@@ -36,6 +36,15 @@ const HANDLERS: Record<string, Handler> = {
 export async function handleCommand(session: Session, command: Command): Promise<void> {
   const handler = HANDLERS[command.verb];
 
+  if (session.pipelinedHelo && command.verb !== 'QUIT') {
+    // RFC 2920: HELO/EHLO must end a pipelined group. sendmail 8.17 answers the
+    // command sent behind it with 554 and rejects the rest of the session.
+    session.pipelinedHelo = false;
+    session.nullServerReply = reply(550, '5.0.0', 'Command rejected');
+    session.log.notice(`${session.macros.get('_')}: SMTP protocol error: commands pipelined behind ${session.esmtp ? 'EHLO' : 'HELO'}`);
+    session.badCommand(reply(554, '5.5.0', 'SMTP protocol error'));
+    return;
+  }
   if (session.nullServerReply && !NULL_SERVER_VERBS.has(command.verb)) {
     session.badCommand(session.nullServerReply);
     return;
@@ -62,6 +71,9 @@ function validHeloName(name: string): boolean {
  */
 async function heloWithChecks(session: Session, arg: string, extended: boolean): Promise<void> {
   handleHelo(session, arg, extended);
+  // -bs input arrives as one stream, so only network sessions are checked.
+  const network = session.options.daemonName !== 'stdin';
+  if (network && session.heloName === arg.trim() && session.hasPendingInput()) session.pipelinedHelo = true;
   if (session.heloName !== arg.trim() || session.nullServerReply) return;
 
   const verdict = await session.ctx.chain.run({

@@ -77,11 +77,30 @@ export class DataPhase {
    */
   async push(chunk: Buffer): Promise<Buffer | undefined> {
     const events = this.reader.push(chunk);
+    if (this.reader.sawBareLf || this.reader.sawBareCr) {
+      await this.rejectBareLineEnd();
+      return Buffer.alloc(0);
+    }
     for (const event of events) {
       const rest = await this.handle(event);
       if (rest !== undefined) return rest;
     }
     return undefined;
+  }
+
+  /**
+   * Ends the session at the first bare LF or bare CR in the data, as sendmail
+   * 8.17 does, so that no other reading of the line ends (SMTP smuggling) can
+   * turn one message into two here or at the next hop.
+   */
+  private async rejectBareLineEnd(): Promise<void> {
+    const session = this.session;
+    const text = this.reader.sawBareLf ? 'Bare linefeed (LF) not allowed' : 'Bare carriage return (CR) not allowed';
+    session.leaveData();
+    session.transaction = undefined;
+    await this.abort();
+    session.log.notice(`collect: ${text}: from=<${this.tx.sender}>, relay=${session.macros.get('_')}`);
+    session.send({ ...reply(421, '4.5.0', text), close: true });
   }
 
   async abort(): Promise<void> {
@@ -149,10 +168,6 @@ export class DataPhase {
     }
     if (end.error === 'headers') {
       return reply(552, '5.6.0', `Headers too large (${cfg.maxHeadersLength} max)`);
-    }
-    if (end.sawBareLf || end.sawBareCr) {
-      // Bare CR or LF could end the message differently at the next hop (SMTP smuggling).
-      return reply(554, '5.6.0', 'Message contains bare CR or LF; lines must end with CRLF');
     }
 
     const maxHops = Number(cfg.options.get('MaxHopCount') ?? 25);

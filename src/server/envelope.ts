@@ -4,6 +4,7 @@
 import { reply, type Reply } from '../smtp/reply';
 import { parsePath } from '../smtp/address';
 import { checkMailParams, checkRcptParams } from '../smtp/params';
+import { checkFreeBlocks } from './min-free-blocks';
 import type { Session } from './session';
 import type { Verdict } from './checkpoint';
 
@@ -20,6 +21,18 @@ export function verdictReply(verdict: Verdict, fallback: Reply): Reply {
   if (verdict.reply) return verdict.reply;
   if (verdict.action === 'tempfail') return reply(451, '4.3.2', 'Please try again later');
   return fallback;
+}
+
+/**
+ * Whether a sender is acceptable without a domain. sendmail's check_mail
+ * rejects "MAIL FROM:<user>" unless FEATURE(`accept_unqualified_senders') is
+ * set or the daemon has the "u" modifier; local -bs sessions are exempt here.
+ */
+function senderQualified(session: Session, address: string): boolean {
+  if (address === '' || address.includes('@')) return true;
+  if (session.options.daemonName === 'stdin') return true;
+  if ((session.options.daemonModifiers ?? '').includes('u')) return true;
+  return session.ctx.config.features.some((f) => f.name === 'accept_unqualified_senders');
 }
 
 export async function handleMail(session: Session, arg: string): Promise<void> {
@@ -50,6 +63,18 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
   const params = checkMailParams(path.params, { maxMessageSize: cfg.maxMessageSize, dsn: true });
   if (!params.ok) {
     session.send(reply(params.code, params.enhanced, params.text));
+    return;
+  }
+  if (!senderQualified(session, path.address)) {
+    session.send(reply(553, '5.5.4', `<${path.address}>... Domain name required for sender address ${path.address}`));
+    return;
+  }
+  const minFreeBlocks = Number(cfg.options.get('MinFreeBlocks') ?? 0);
+  const shortage = await checkFreeBlocks(cfg.queueDirectory, minFreeBlocks, params.size ?? 0);
+  if (shortage) {
+    // NOTE: modelled on sendmail's "low on space" alert; the exact text is unconfirmed.
+    session.log.warn(`low on space (${session.macros.get('_')} needs ${params.size ?? 0} bytes + ${minFreeBlocks} blocks in ${cfg.queueDirectory}), max avail: ${shortage.availableBlocks}`);
+    session.send(reply(452, '4.4.5', 'Insufficient disk space; try again later'));
     return;
   }
 

@@ -45,6 +45,8 @@ export class Session {
   didWork = false;
   /** A null server answers every command but QUIT/HELO/EHLO/NOOP/RSET with this reply. */
   nullServerReply?: Reply;
+  /** The client pipelined commands behind HELO/EHLO; the next command gets 554. */
+  pipelinedHelo = false;
   /** What STARTTLS negotiated; set once the handshake succeeded. */
   tls?: TlsInfo;
   /**
@@ -125,6 +127,11 @@ export class Session {
    * switch to TLS (RFC 3207: commands pipelined after STARTTLS must not run).
    * Returns the number of bytes dropped.
    */
+  /** Whether input beyond the command being handled has already arrived. */
+  hasPendingInput(): boolean {
+    return this.lines.pending > 0 || this.inbox.length > 0;
+  }
+
   discardPendingInput(): number {
     let dropped = this.lines.takeRest().length;
     for (const chunk of this.inbox.splice(0)) dropped += chunk.length;

@@ -123,6 +123,16 @@ export class DataReader {
   /** Body parts of this chunk that did not go through #body. */
   #bodyParts: Buffer[] = [];
 
+  /** Whether an LF without CR before it has been seen so far. */
+  get sawBareLf(): boolean {
+    return this.#sawBareLf;
+  }
+
+  /** Whether a CR without LF after it has been seen so far. */
+  get sawBareCr(): boolean {
+    return this.#sawBareCr;
+  }
+
   constructor(opts: DataReaderOptions) {
     this.#maxMessageSize = opts.maxMessageSize;
     this.#maxHeadersLength = opts.maxHeadersLength;

@@ -52,14 +52,14 @@ const BS_START = 'EHLO client.example\r\nMAIL FROM:<a@posthorn.test>\r\nRCPT TO:
 test('-bs: bare LF dot is rejected', async () => {
   const got = await runAndTakeQueue(['-bs'], BS_START + 'Subject: y\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.org>\r\n.\r\nNOOP\r\nQUIT\r\n');
   const lines = got.stdout.split('\r\n');
-  assert.ok(lines.includes('554 5.6.0 Message contains bare CR or LF; lines must end with CRLF'), got.stdout);
-  assert.ok(lines.includes('250 2.0.0 OK'), got.stdout);
+  assert.ok(lines.includes('421 4.5.0 Bare linefeed (LF) not allowed'), got.stdout);
+  assert.ok(!lines.includes('250 2.0.0 OK'), got.stdout);
   assert.deepEqual(got.files, []);
 });
 
 test('-bs: bare CR dot is rejected', async () => {
   const got = await runAndTakeQueue(['-bs'], BS_START + 'Subject: y\r\n\r\nfirst\r.\r\nsecond\r\n.\r\nQUIT\r\n');
-  assert.ok(got.stdout.includes('\r\n554 5.6.0 Message contains bare CR or LF'), got.stdout);
+  assert.ok(got.stdout.includes('\r\n421 4.5.0 Bare carriage return (CR) not allowed'), got.stdout);
   assert.deepEqual(got.files, []);
 });
 

@@ -47,7 +47,11 @@ test('full queue disk gives 452', async (t) => {
   const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
   t.after(() => dns.close());
   const mc = baseMc({ dnsPort: dns.port, mailerPort }).replace('@QUEUE_DIR@', queueDir);
-  const ph = await startPosthorn({ mc, args: ['-O', 'DeliveryMode=queueonly', '-O', 'RefuseLA=0', '-O', 'QueueLA=0'] });
+  // MinFreeBlocks=0, so that the writes themselves run out of space.
+  const ph = await startPosthorn({
+    mc,
+    args: ['-O', 'DeliveryMode=queueonly', '-O', 'MinFreeBlocks=0', '-O', 'RefuseLA=0', '-O', 'QueueLA=0'],
+  });
   t.after(() => ph.stop());
 
   // 100 kB messages: about six fit.
@@ -132,4 +136,41 @@ test('read-only queue disk gives 451', async (t) => {
   execFileSync('mount', ['-o', 'remount,rw', mountPoint]);
   const again = await send('writable again');
   assert.match(again[5], /^250 2\.0\.0 \w{14} Message accepted/);
+});
+
+test('MinFreeBlocks rejects MAIL with 452', async (t) => {
+  const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-minfree-'));
+  const why = tryMount(mountPoint, '640k');
+  if (why) {
+    fs.rmdirSync(mountPoint);
+    if (process.env.CI) assert.fail(why);
+    t.skip(why);
+    return;
+  }
+  t.after(() => {
+    execFileSync('umount', [mountPoint]);
+    fs.rmdirSync(mountPoint);
+  });
+  const queueDir = path.join(mountPoint, 'mqueue');
+  fs.mkdirSync(queueDir, { mode: 0o700 });
+  const { bsize, bavail } = fs.statfsSync(queueDir);
+  const mc = baseMc().replace('@QUEUE_DIR@', queueDir);
+  const ph = await startPosthorn({
+    mc,
+    args: ['-O', 'DeliveryMode=queueonly', '-O', `MinFreeBlocks=${bavail - 10}`, '-O', 'RefuseLA=0', '-O', 'QueueLA=0'],
+  });
+  t.after(() => ph.stop());
+
+  const replies = await rawSmtp(ph.port, [
+    'EHLO client.example',
+    'MAIL FROM:<a@posthorn.test> SIZE=1000',
+    'RSET',
+    `MAIL FROM:<a@posthorn.test> SIZE=${20 * bsize}`,
+    'MAIL FROM:<a@posthorn.test>',
+    'QUIT',
+  ]);
+  assert.equal(replies[2], '250 2.1.0 <a@posthorn.test>... Sender ok');
+  assert.equal(replies[4], '452 4.4.5 Insufficient disk space; try again later');
+  assert.equal(replies[5], '250 2.1.0 <a@posthorn.test>... Sender ok');
+  assert.match(ph.logs(), /low on space \(localhost \[127\.0\.0\.1\] needs \d+ bytes \+ \d+ blocks in /);
 });

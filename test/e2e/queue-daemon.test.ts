@@ -14,6 +14,15 @@ import { fillQueue } from '../helpers/queue-fill';
 /** A busy test machine must not make the daemon refuse connections or hold back queue runs. */
 const NO_LOAD_LIMITS = ["define(`confREFUSE_LA', `100000')", "define(`confQUEUE_LA', `100000')"];
 
+/** Rejects when `promise` does not settle within `ms`, so that a stuck daemon fails the test. */
+function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A client connection driven step by step: send a line, read one reply. */
 class StepClient {
   private buffered = '';
@@ -89,7 +98,7 @@ test('PidFile expanded, locked and unlinked', async (t) => {
   assert.equal(Number(fs.readFileSync(pidPath, 'utf8').split('\n')[0]), ph.proc.pid, 'the first keeps its file');
   assert.match(ph.logs(), /unable to write pid to .*: file in use by another process/);
 
-  await ph.kill('SIGTERM');
+  await bounded(ph.kill('SIGTERM'), 30_000, 'the daemon to exit on SIGTERM');
   assert.equal(ph.proc.exitCode, 0);
   assert.equal(fs.existsSync(pidPath), false, 'unlinked at exit');
 });
@@ -153,7 +162,7 @@ test('SIGTERM lets DATA finish, then exits', async (t) => {
   const id = /^250 2\.0\.0 (\S+) Message accepted/.exec(accepted)?.[1];
   assert.ok(id, accepted);
   assert.equal(await idle.reply(), '421 4.3.2 Shutting down');
-  await exited;
+  await bounded(exited, 30_000, 'the daemon to exit on SIGTERM');
   assert.equal(ph.proc.exitCode, 0);
 
   const files = ph.queueFiles().filter((f) => !f.endsWith('.pid'));
@@ -173,7 +182,7 @@ test('SIGTERM aborts a stalled DATA cleanly', { timeout: 60_000 }, async (t) => 
   busy.send('Subject: never finished\r\n\r\npart\r\n');
   await waitFor('the data file', () => ph.queueFiles().some((f) => f.startsWith('df')), 10_000);
 
-  await ph.kill('SIGTERM');
+  await bounded(ph.kill('SIGTERM'), 30_000, 'the daemon to exit on SIGTERM');
   assert.equal(ph.proc.exitCode, 0);
   assert.deepEqual(ph.queueFiles().filter((f) => /^(df|qf|tf)/.test(f)), [], 'the partial message is removed');
 });

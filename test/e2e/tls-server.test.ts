@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { requirePeer } from '../helpers/peers';
 import { runCommand } from '../helpers/process';
+import { spawn } from 'node:child_process';
 import { swaks } from '../helpers/clients';
 import { makeTestCerts, type TestCerts } from '../tls/certs';
 import { TestSmtpClient } from '../tls/smtp-client';
@@ -45,6 +46,38 @@ async function tlsPosthorn(opts: { access?: string; extra?: string[]; daemon?: s
   return ph;
 }
 
+/**
+ * Runs a program and writes each chunk of input once its output matches the
+ * previous step's pattern; every wait is bounded.
+ */
+function runStaged(file: string, args: string[], steps: Array<[string, RegExp]>): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let step = 0;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const advance = () => {
+      while (step < steps.length && (step === 0 || steps[step - 1][1].test(stdout))) {
+        child.stdin.write(steps[step][0]);
+        step++;
+      }
+      if (step === steps.length && steps[step - 1][1].test(stdout)) child.stdin.end();
+    };
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8');
+      advance();
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve({ stdout, stderr });
+    });
+    advance();
+  });
+}
+
 const MESSAGE = 'Subject: tls test\r\n\r\nsent over TLS\r\n.\r\n';
 
 test('openssl s_client with client certificate', async (t) => {
@@ -53,11 +86,14 @@ test('openssl s_client with client certificate', async (t) => {
   const ph = await tlsPosthorn();
   t.after(() => ph.stop());
 
-  const script = 'EHLO client.posthorn.test\r\nMAIL FROM:<alice@posthorn.test>\r\nRCPT TO:<bob@posthorn.test>\r\nDATA\r\n' + MESSAGE + 'QUIT\r\n';
-  const result = await runCommand(openssl, [
+  // EHLO must end a pipelined group, so the rest is written after its reply.
+  const result = await runStaged(openssl, [
     's_client', '-quiet', '-ign_eof', '-starttls', 'smtp', '-connect', `127.0.0.1:${ph.port}`,
     '-cert', certs.client.cert, '-key', certs.client.key, '-CAfile', certs.caCert,
-  ], { input: script, timeoutMs: 30_000 });
+  ], [
+    ['EHLO client.posthorn.test\r\n', /^250 HELP\r?$/m],
+    ['MAIL FROM:<alice@posthorn.test>\r\nRCPT TO:<bob@posthorn.test>\r\nDATA\r\n' + MESSAGE + 'QUIT\r\n', /^221 /m],
+  ]);
   assert.match(result.stdout, /^250 2\.0\.0 \S+ Message accepted for delivery/m, result.stdout + result.stderr);
   assert.match(result.stderr, /verify return:1/);
 

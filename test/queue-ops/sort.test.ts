@@ -144,6 +144,7 @@ test('QueueFactor drops only high priorities', async (t) => {
   t.after(() => removeDir(dir));
   assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 9 }), [b2]);
   assert.deepEqual(await queueRunIds(store, { ...POLICY, load: () => 7 }), [b2, b1]);
+  assert.deepEqual(await queueRunIds(store, { ...POLICY, queueLA: 0, load: () => 50 }), [b2, b1], 'QueueLA=0 is off');
 });
 
 test('modification order reads mtimes', async (t) => {
