@@ -7,6 +7,8 @@ export interface PasswdEntry {
   name: string;
   uid: number;
   gid: number;
+  /** The GECOS field's first part: the user's full name. */
+  fullName: string;
   home: string;
   shell: string;
 }
@@ -27,7 +29,7 @@ function load(file: string): typeof cache {
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     const f = line.split(':');
     if (f.length < 7 || f[0] === '' || f[0].startsWith('#')) continue;
-    const entry = { name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5], shell: f[6] };
+    const entry = { name: f[0], uid: Number(f[2]), gid: Number(f[3]), fullName: f[4].split(',')[0], home: f[5], shell: f[6] };
     if (!Number.isInteger(entry.uid) || !Number.isInteger(entry.gid)) continue;
     if (!byName.has(entry.name)) byName.set(entry.name, entry);
     if (!byUid.has(entry.uid)) byUid.set(entry.uid, entry);

@@ -61,7 +61,12 @@ export interface RelayPolicy {
 }
 
 /** Decides one recipient; returns the 550 reply when relaying is denied. */
-export function checkRelay(policy: RelayPolicy, address: string, relayAllowed: boolean): Verdict {
+export function checkRelay(
+  policy: RelayPolicy,
+  address: string,
+  relayAllowed: boolean,
+  clientText = '',
+): Verdict {
   if (relayAllowed) return CONTINUE;
 
   const { local, domain } = splitDomain(address);
@@ -70,9 +75,12 @@ export function checkRelay(policy: RelayPolicy, address: string, relayAllowed: b
 
   if ((ours || relayed) && !hasRoutingLocalPart(local)) return CONTINUE;
 
+  // sendmail 8.17 adds why the client is unknown when it has no host name.
+  const unnamed = /^\[([^\]]+)\]$/.exec(clientText);
+  const why = unnamed ? `. IP name lookup failed [${unnamed[1]}]` : '';
   return {
     action: 'reject',
-    reply: reply(550, '5.7.1', `<${address}>... Relaying denied`),
+    reply: reply(550, '5.7.1', `<${address}>... Relaying denied${why}`),
     reason: 'Relaying denied',
   };
 }
@@ -83,7 +91,7 @@ export function relayCheckpoint(policy: RelayPolicy): Checkpoint {
     name: 'check_rcpt',
     stages: new Set(['rcpt']),
     check(ctx: CheckContext): Verdict {
-      return checkRelay(policy, ctx.address ?? '', ctx.relayAllowed);
+      return checkRelay(policy, ctx.address ?? '', ctx.relayAllowed, ctx.macros.get('_'));
     },
   };
 }

@@ -5,6 +5,7 @@ import { reply, type Reply } from '../smtp/reply';
 import type { Session } from './session';
 import { handleMail, handleRcpt } from './envelope';
 import { handleData } from './data';
+import { vrfyReply } from './vrfy';
 import { handleStarttls, starttlsOffered } from './starttls';
 
 export interface Command {
@@ -175,9 +176,7 @@ function handleVrfy(session: Session, arg: string): void {
     return;
   }
   session.log.info(`vrfy ${arg.slice(0, 100)} from ${session.macros.get('_')}`, 6);
-  // NOTE: without an alias and user database Posthorn cannot confirm a user, so
-  // VRFY gets the reply sendmail gives with PrivacyOptions=novrfy.
-  session.send(reply(252, '2.5.2', 'Cannot VRFY user; try RCPT to attempt delivery (or try finger)'));
+  session.send(vrfyReply(session.ctx.config, arg, privacy(session, 'novrfy')));
 }
 
 function handleExpn(session: Session, arg: string): void {

@@ -21,7 +21,7 @@ export type SessionState = 'connected' | 'greeted' | 'helo' | 'mail' | 'data' | 
 const MAX_BAD_COMMANDS = 25;
 
 export interface SessionOptions {
-  /** Protocol for $r before any HELO: "SMTP" for daemons, "SMTP" for -bs too. */
+  /** DAEMON_OPTIONS Name= of the listener, or "stdin" for -bs; logged as daemon=. */
   daemonName: string;
   /** -bs sessions and localhost may relay; set by connection checks. */
   relayAllowed: boolean;

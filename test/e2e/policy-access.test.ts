@@ -79,7 +79,7 @@ test('Connect RELAY and To RELAY allow relaying', async (t) => {
     { localAddress: '127.0.0.9' },
   );
   assert.match(other[3], /^250 2\.1\.5 <x@partner\.example>/);
-  assert.equal(other[4], '550 5.7.1 <x@elsewhere.example>... Relaying denied');
+  assert.equal(other[4], '550 5.7.1 <x@elsewhere.example>... Relaying denied. IP name lookup failed [127.0.0.9]');
 });
 
 test('From and To entries reject', async (t) => {
