@@ -8,7 +8,7 @@
 // committed with SuperSafe=False for the same reason; the files are the same
 // as the daemon writes. The tests build their queues through the daemon.
 //
-//   npx tsc -p . && node dist/bench/deep-queue.js [--items 50000]
+//   npx tsc -p . && node dist/bench/deep-queue.js [--items 100000]
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,7 +24,7 @@ const posthornBin = path.join(repoRoot, 'bin', 'posthorn');
 
 function parseItems(argv: string[]): number {
   const i = argv.indexOf('--items');
-  return i >= 0 ? Number(argv[i + 1]) : 50_000;
+  return i >= 0 ? Number(argv[i + 1]) : 100_000;
 }
 
 function writeMc(dir: string, sinkPort: number): string {
@@ -74,30 +74,47 @@ async function buildQueue(queueDir: string, items: number): Promise<void> {
   }
 }
 
-/** Runs mailq and returns the seconds it took and the number of items it listed. */
-function timeMailq(mcPath: string): Promise<{ seconds: number; listed: number }> {
+/**
+ * Runs mailq and returns the seconds until its first line, until its first
+ * entry and until it ended, the number of items it listed and its peak RSS.
+ */
+function timeMailq(
+  mcPath: string,
+  order: string,
+): Promise<{ firstLine: number; firstEntry: number; seconds: number; listed: number }> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(process.execPath, [posthornBin, '-C', mcPath, '-bp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [posthornBin, '-C', mcPath, '-O', `QueueSortOrder=${order}`, '-bp'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const elapsed = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     let tail = '';
     let listed = 0;
+    let firstLine = 0;
+    let firstEntry = 0;
     child.stdout.on('data', (chunk: Buffer) => {
+      if (firstLine === 0) firstLine = elapsed();
       const text = tail + chunk.toString('latin1');
       const lines = text.split('\n');
       tail = lines.pop() ?? '';
-      for (const line of lines) if (/^[0-9A-Za-x]{14}[ *X-]/.test(line)) listed++;
+      for (const line of lines) if (/^ *[0-9A-Za-x]{14}[ *X-]/.test(line)) listed++;
+      if (listed > 0 && firstEntry === 0) firstEntry = elapsed();
     });
     child.on('error', reject);
     // 'close', not 'exit': output may still be buffered when the process exits.
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`mailq exited with ${code}`));
-      resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, listed });
+      resolve({ firstLine, firstEntry, seconds: elapsed(), listed });
     });
   });
 }
 
 /** Starts `posthorn -q` and returns the seconds until the sink has the first message; then stops the run. */
-async function timeFirstDelivery(mcPath: string, sortOrder: string, sinkMessages: () => number): Promise<number> {
+async function timeFirstDelivery(
+  mcPath: string,
+  sortOrder: string,
+  sinkMessages: () => number,
+): Promise<{ seconds: number; peakKb: number; delivered: number }> {
   const before = sinkMessages();
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, [posthornBin, '-C', mcPath, '-O', `QueueSortOrder=${sortOrder}`, '-q'], {
@@ -110,7 +127,12 @@ async function timeFirstDelivery(mcPath: string, sortOrder: string, sinkMessages
       if (Date.now() > deadline) throw new Error('no delivery within 300 s');
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    return Number(process.hrtime.bigint() - started) / 1e9;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // Let the run go on for a moment, then take its peak memory so far.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const status = fs.readFileSync(`/proc/${child.pid}/status`, 'latin1');
+    const peakKb = Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    return { seconds, peakKb, delivered: sinkMessages() - before };
   } finally {
     child.kill('SIGKILL');
     await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
@@ -129,12 +151,20 @@ async function main(): Promise<void> {
     await buildQueue(queueDir, items);
     console.log(`built ${items} items through the QueueStore API in ${((Date.now() - buildStart) / 1000).toFixed(1)} s`);
 
-    const mailq = await timeMailq(mcPath);
-    console.log(`mailq: ${mailq.seconds.toFixed(2)} s for ${mailq.listed} listed items`);
+    for (const order of ['none', 'priority']) {
+      const mailq = await timeMailq(mcPath, order);
+      console.log(
+        `mailq, QueueSortOrder=${order}: first line after ${mailq.firstLine.toFixed(2)} s, first entry after ` +
+          `${mailq.firstEntry.toFixed(2)} s, all ${mailq.listed} entries after ${mailq.seconds.toFixed(2)} s`,
+      );
+    }
 
     for (const order of ['none', 'priority']) {
-      const seconds = await timeFirstDelivery(mcPath, order, () => sink.messages);
-      console.log(`queue run, QueueSortOrder=${order}: first delivery after ${seconds.toFixed(2)} s`);
+      const run = await timeFirstDelivery(mcPath, order, () => sink.messages);
+      console.log(
+        `queue run, QueueSortOrder=${order}: first delivery after ${run.seconds.toFixed(2)} s; ` +
+          `${run.delivered} delivered 2 s later, peak RSS ${run.peakKb} kB`,
+      );
     }
     console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, load ${os.loadavg()[0].toFixed(1)}`);
   } finally {

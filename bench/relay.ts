@@ -107,6 +107,8 @@ async function main(): Promise<void> {
     // A shared, busy machine must not make the daemon queue only or refuse
     // connections: Postfix has no such load limits.
     "define(`confQUEUE_LA', `1000')",
+    // One cached next-hop connection per delivery slot; BENCH_MCI_CACHE_SIZE=0 turns reuse off.
+    `define(\`confMCI_CACHE_SIZE', \`${process.env.BENCH_MCI_CACHE_SIZE ?? '20'}')`,
     "define(`confREFUSE_LA', `1000')",
     "define(`SMART_HOST', `[127.0.0.1]')",
     `define(\`RELAY_MAILER_ARGS', \`TCP $h ${sink.port}')`,

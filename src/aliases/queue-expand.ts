@@ -77,8 +77,7 @@ export function expandQueueItem(item: QueueItem, expander: AliasExpander, log: (
       if (target.kind === 'program' || target.kind === 'file') {
         if (target.ctladdr !== undefined) added.ctladdr = target.ctladdr;
       }
-      // NOTE: the owner becomes the envelope sender of delivery, but DSNs for
-      // these recipients still go to the message's sender.
+      // The owner becomes the envelope sender of delivery and gets the DSNs of these recipients.
       if (owner !== undefined) added.owner = owner;
       next.push(added);
     }

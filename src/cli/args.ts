@@ -111,6 +111,7 @@ export function parseArgs(argv: readonly string[], invokedAs: string): CliArgs {
       return args;
     }
     if (!word.startsWith('-') || word === '-') break;
+    if (word.startsWith('--')) throw new ExitError(`unknown option ${word}; see posthorn --help`, EX_USAGE);
 
     const flag = word[1];
     let value: string | undefined = word.length > 2 ? word.slice(2) : undefined;

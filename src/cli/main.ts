@@ -39,7 +39,8 @@ function readConfig(args: CliArgs): Config {
     return loadConfig({ file, overrides });
   } catch (err) {
     const e = err as Error;
-    if (e.name === 'ConfigError') throw new ExitError(e.message, EX_CONFIG);
+    // Control bytes from a hostile file must not reach the terminal.
+    if (e.name === 'ConfigError') throw new ExitError(e.message.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?'), EX_CONFIG);
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new ExitError(`cannot open configuration file ${file}: not found`, EX_CONFIG);
     }
@@ -68,14 +69,38 @@ export function deliverDetached(args: CliArgs, ids: string[]): void {
   child.unref();
 }
 
+/**
+ * -bd: runs the foreground daemon in a detached child and returns once it
+ * listens, so that a daemon that cannot start (a port in use, a PidFile held by
+ * another daemon) is reported with its message and exit code, not silently.
+ */
+function detachDaemon(): Promise<number> {
+  const rest = process.argv.slice(2).map((a) => (a === '-bd' ? '-bD' : a));
+  const child = spawn(process.execPath, [__filename, ...rest], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+
+  return new Promise<number>((resolve) => {
+    const release = (code: number) => {
+      child.stderr?.destroy();
+      if (child.connected) child.disconnect();
+      child.unref();
+      resolve(code);
+    };
+    child.once('message', () => release(EX_OK));
+    child.once('exit', (code) => {
+      const lines = stderr.split('\n').filter((l) => /^posthorn: /.test(l));
+      process.stderr.write(lines.length > 0 ? lines.join('\n') + '\n' : stderr);
+      resolve(code ?? EX_UNAVAILABLE);
+    });
+  });
+}
+
 async function runDaemon(args: CliArgs, config: Config): Promise<number> {
-  if (args.mode === 'daemon') {
-    // -bd: run the foreground daemon in a detached child and return at once.
-    const rest = process.argv.slice(2).map((a) => (a === '-bd' ? '-bD' : a));
-    const child = spawn(process.execPath, [__filename, ...rest], { detached: true, stdio: 'ignore' });
-    child.unref();
-    return EX_OK;
-  }
+  if (args.mode === 'daemon') return detachDaemon();
 
   const logger = createLogger(config, true);
   for (const notice of config.notices ?? []) logger.notice(notice);
@@ -89,6 +114,11 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
     await daemon.start();
   } catch (err) {
     throw new ExitError((err as Error).message, EX_UNAVAILABLE);
+  }
+  // Started by -bd: tell the waiting parent that the listeners are up.
+  if (process.send) {
+    process.send('listening');
+    process.disconnect();
   }
 
   // SIGHUP: read the configuration and maps again; a broken file keeps the old one.

@@ -8,8 +8,10 @@ import { Logger, openSink } from '../log/logger';
 import { QueueStore, type ControlFileKind } from '../queue/store';
 import { formatMailq, readMailqEntries, type MailqEntry } from '../queue/mailq';
 import { quarantineQueue } from '../queue/quarantine';
+import { streamMailq } from '../queue/mailq-stream';
 import { sortWork, tooYoung, type WorkEntry } from '../queue/sort';
 import { createServices } from '../daemon/services';
+import { connectionCache } from '../delivery/connection-cache';
 import { queueRunPolicy } from '../daemon/queue-policy';
 import { PidFile, expandPidFilePath } from '../daemon/pidfile';
 import { formatInterval } from '../daemon/interval';
@@ -54,6 +56,19 @@ export async function printQueue(config: Config, args: CliArgs): Promise<number>
   const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
   const kind = queueKind(args);
   const policy = policyOf(config);
+  if (!needsItem(args.queueSelectors)) {
+    // Deep queues: the header comes at once and entries follow as they are read.
+    await streamMailq(store, config.queueDirectory, {
+      kind,
+      order: policy.order,
+      minQueueAgeMs: policy.minQueueAgeMs,
+      verbose: args.verbose,
+      maxQueueRun: policy.maxRunSize,
+      selectId: (id) => matchesSelectors(args.queueSelectors, id),
+      write: writeStdout,
+    });
+    return EX_OK;
+  }
   const all = fs.existsSync(config.queueDirectory) ? await readMailqEntries(store, kind) : [];
 
   const now = Date.now();
@@ -72,6 +87,11 @@ export async function printQueue(config: Config, args: CliArgs): Promise<number>
   // main() calls process.exit() next, which would cut output still queued for a pipe (mailq | less).
   await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
   return EX_OK;
+}
+
+/** Writes to stdout and waits until the text has been handed on, so a pipe (mailq | less) gets all of it. */
+function writeStdout(text: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
 }
 
 async function mtime(store: QueueStore, id: string, kind: ControlFileKind): Promise<number> {
@@ -134,11 +154,13 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
     return item !== undefined && matchesSelectors(selectors, id, item);
   };
 
-  const once = () => services.runner.runQueue({ force: true, select, kind: kind === 'hf' ? 'hf' : 'qf' });
+  const once = () =>
+    services.runner.runQueue({ force: true, select, kind: kind === 'hf' ? 'hf' : 'qf' }).finally(() => connectionCache.flush());
   const interval = args.queueInterval ?? 0;
   if (args.queuePersistent) return runPersistent(config, args, once, interval);
 
   await once();
+  await services.store.recovered();
   if (interval <= 0) return EX_OK;
 
   // -q<time> without -bd: a queue runner that repeats until it is stopped.

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import type { ConfigBuilder } from './builder';
 import { ConfigError, atLocation, type Location } from './errors';
 import { parseShortOption } from './resolve';
+import type { MailerSpec } from './types';
 
 // Line kinds that are valid but carry nothing Posthorn reads: rulesets and
 // rules (S, R), headers (H), precedences (P), maps (K), environment (E),
@@ -164,13 +165,18 @@ function readMailerLine(rest: string, where: Location, builder: ConfigBuilder): 
   }
   const name = match[1];
   let port: number | undefined;
+  const equates: { path?: string; flags?: string; argv?: string } = {};
   for (const field of match[2].split(',')) {
     const [key, ...value] = field.trim().split('=');
     if (key.trim() === 'A') {
       port = portFromArgv(value.join('='));
+      equates.argv = value.join('=').trim();
     }
+    if (key.trim() === 'P') equates.path = value.join('=').trim();
+    if (key.trim() === 'F') equates.flags = value.join('=').trim();
   }
-  setMailer(builder, { name, port });
+  // P=, F= and A= are kept for the local and prog mailers, which Posthorn runs itself.
+  setMailer(builder, { name, port, ...(name === 'local' || name === 'prog' ? equates : {}) });
 }
 
 /** Port from a mailer argv `TCP $h 2526` or `IPC $h 2526`; undefined when none is given. */
@@ -183,9 +189,12 @@ export function portFromArgv(argv: string): number | undefined {
 }
 
 /** Add a mailer, replacing an earlier one of the same name. */
-export function setMailer(builder: ConfigBuilder, mailer: { name: string; port?: number }): void {
+export function setMailer(builder: ConfigBuilder, mailer: MailerSpec): void {
   const index = builder.mailers.findIndex((m) => m.name === mailer.name);
-  const spec = mailer.port === undefined ? { name: mailer.name } : { name: mailer.name, port: mailer.port };
+  const spec: MailerSpec = { name: mailer.name };
+  for (const key of ['port', 'path', 'flags', 'argv'] as const) {
+    if (mailer[key] !== undefined) Object.assign(spec, { [key]: mailer[key] });
+  }
   if (index >= 0) {
     builder.mailers[index] = spec;
   } else {

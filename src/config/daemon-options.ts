@@ -65,10 +65,12 @@ function applyField(daemon: DaemonSpec, key: string, value: string): void {
       daemon.port = parsePort(value);
       return;
     case 'I':
+      // InputMailFilters: names separated by semicolons, because commas end the field.
+      daemon.inputMailFilters = value.split(';').map((name) => name.trim()).filter((name) => name !== '');
+      return;
     case 'R':
     case 'S':
-      // InputMailFilters per daemon (I) and socket buffer sizes (R, S) are accepted.
-      // NOTE: a per-daemon InputMailFilters list is ignored; the global one applies.
+      // Socket buffer sizes (R, S) are accepted and not used.
       return;
     default:
       throw new Error(`DaemonPortOptions parameter "${key}" unknown`);

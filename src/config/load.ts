@@ -140,6 +140,14 @@ function checkMailFilters(builder: ConfigBuilder): void {
         `InputFilter ${name} not defined`);
     }
   }
+  for (const daemon of builder.daemons) {
+    for (const name of daemon.inputMailFilters ?? []) {
+      if (!defined.has(name)) {
+        throw new ConfigError(parseOrigin(builder.origins.get('DaemonPortOptions')), name,
+          `InputFilter ${name} not defined`);
+      }
+    }
+  }
 }
 
 function parseOrigin(origin: string | undefined): Location {

@@ -10,9 +10,9 @@ export const TLS_OPTIONS: OptionDef[] = [
   { name: 'CACertFile', m4: 'confCACERT', type: 'path',
     description: 'PEM file of trusted CA certificates; their names are sent in the certificate request.', status: 'implemented' },
   { name: 'CACertPath', m4: 'confCACERT_PATH', type: 'path',
-    description: 'Directory of trusted CA certificates named by subject hash.', status: 'implemented' },
+    description: 'Directory of trusted CA certificates; only files named `<subject hash>.<n>` (openssl rehash) are read.', status: 'implemented' },
   { name: 'CipherList', m4: 'confCIPHER_LIST', type: 'string',
-    description: 'OpenSSL cipher list for STARTTLS (sendmail 8.15 and later).', status: 'implemented' },
+    description: 'OpenSSL cipher list for STARTTLS (sendmail 8.15 and later); a list OpenSSL rejects is logged and ignored.', status: 'implemented' },
   { name: 'ClientCertFile', m4: 'confCLIENT_CERT', type: 'path',
     description: 'Certificate presented when delivering as an SMTP client.', status: 'implemented' },
   { name: 'ClientKeyFile', m4: 'confCLIENT_KEY', type: 'path',
@@ -20,7 +20,7 @@ export const TLS_OPTIONS: OptionDef[] = [
   { name: 'CRLFile', m4: 'confCRL', type: 'path',
     description: 'PEM certificate revocation list; if set but unreadable, STARTTLS is disabled.', status: 'implemented' },
   { name: 'DHParameters', m4: 'confDH_PARAMETERS', type: 'string',
-    description: 'Diffie-Hellman parameters: a PEM file path; 1, 2, 5, i and none use the built-in groups of Node.', status: 'implemented' },
+    description: 'Diffie-Hellman parameters: a PEM file path; 1, 2, 5, i or unset use the built-in groups of Node; n or none turn DH off.', status: 'implemented' },
   { name: 'RandFile', m4: 'confRAND_FILE', type: 'string',
     description: 'Random seed source for TLS, `file:/path` or `egd:/path`; unused with /dev/urandom.', status: 'accepted' },
   { name: 'ServerCertFile', m4: 'confSERVER_CERT', type: 'path',
@@ -28,7 +28,7 @@ export const TLS_OPTIONS: OptionDef[] = [
   { name: 'ServerKeyFile', m4: 'confSERVER_KEY', type: 'path',
     description: 'Unencrypted private key of ServerCertFile.', status: 'implemented' },
   { name: 'TLSSrvOptions', m4: 'confTLS_SRV_OPTIONS', type: 'string',
-    description: 'Server TLS flags: V = do not request a client certificate (C, no server certificate, is not supported).', status: 'implemented' },
+    description: 'Server TLS flags: V = do not request a client certificate; C = no server certificate (anonymous DH, TLS 1.2).', status: 'implemented' },
 ];
 
 const MILTER_STAGES = ['connect', 'helo', 'envfrom', 'envrcpt', 'data', 'eoh', 'eom'];

@@ -11,6 +11,8 @@ export interface DaemonSpec {
   modifiers: string;
   /** Listen backlog, from Listen=. */
   listen: number;
+  /** InputMailFilters= of this daemon (names separated by ";"); replaces the global option. */
+  inputMailFilters?: string[];
 }
 
 /** A FEATURE(...) line as written, with its arguments unquoted. */
@@ -26,6 +28,10 @@ export interface MailerSpec {
   name: string;
   /** Port from `TCP $h PORT` in *_MAILER_ARGS, when given. */
   port?: number;
+  /** P=, F= and A= of a .cf M line, as written (see src/delivery/cf-mailer.ts). */
+  path?: string;
+  flags?: string;
+  argv?: string;
 }
 
 /** A mail filter from an X line, INPUT_MAIL_FILTER or MAIL_FILTER. */

@@ -2,11 +2,14 @@
 // per connection, deliveries per DeliveryMode, periodic queue runs (-q15m),
 // the PidFile, and orderly shutdown on SIGTERM/SIGINT.
 
+import { connectionCache } from '../delivery/connection-cache';
 import * as net from 'node:net';
 import * as fs from 'node:fs';
 import type { DaemonSpec } from '../config/types';
 import { Session } from '../server/session';
 import { startSessionWithMilters } from '../milter/connect';
+import { applySrvFeatures } from '../server/srv-features';
+import { isSmtpsSession, startSmtps } from '../server/starttls';
 import { socketTransport } from '../server/transport';
 import { createConnectPolicy, type ConnectPolicy } from '../server/connect';
 import { ConnectionRefusal, refusalOptionsFromConfig } from './refuse-connections';
@@ -102,6 +105,7 @@ export class Daemon {
     for (const socket of this.sockets) socket.destroy();
     await closed;
     await runner.idle();
+    await connectionCache.flush();
     this.removePidFile();
   }
 
@@ -158,6 +162,11 @@ export class Daemon {
   }
 
   private async startSession(socket: net.Socket, spec: DaemonSpec): Promise<void> {
+    // A client that reset the connection before it was handled has no address left.
+    if (socket.destroyed || !socket.remoteAddress) {
+      socket.destroy();
+      return;
+    }
     const plain = socketTransport(socket);
     const transport = this.options.transcript ? this.options.transcript.wrap(plain) : plain;
     const address = transport.remoteAddress;
@@ -173,7 +182,12 @@ export class Daemon {
     });
     this.sessions.add(session);
     if (!(await this.connectPolicy.prepare(session, socket, spec))) return;
+    applySrvFeatures(session);
+    const smtps = isSmtpsSession(session);
+    if (smtps && !(await startSmtps(session))) return;
     await startSessionWithMilters(session);
+    // The secure socket of an smtps session stays paused until the session reads from it.
+    if (smtps) session.transport.resume();
   }
 
   private async runQueue(force: boolean): Promise<void> {

@@ -8,6 +8,7 @@ import { Logger, openSink } from '../log/logger';
 import { QueueStore } from '../queue/store';
 import { MailResolver } from '../dns/resolver';
 import { Deliverer } from '../delivery/deliver';
+import { configureConnectionCache } from '../delivery/connection-cache';
 import { DeliveryRunner } from './runner';
 import { queueRunPolicy } from './queue-policy';
 import { CheckpointChain } from '../server/checkpoint';
@@ -39,12 +40,17 @@ export function createLogger(config: Config, foreground: boolean): Logger {
   return new Logger(sinks, config.logLevel);
 }
 
-/** `recover`: run queue recovery at start (the daemon and queue runs do). */
+/**
+ * `recover`: run queue recovery at start (the daemon and queue runs do). It
+ * runs in the background, so that listening and the first delivery do not
+ * wait for it; `store.recovered()` waits for it.
+ */
 export async function createServices(config: Config, logger: Logger, opts: { recover?: boolean } = {}): Promise<Services> {
   const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
-  await store.init({ recover: opts.recover ?? true });
+  await store.init({ recover: opts.recover ?? true, background: true });
   ensureMailboxDirectory(config, logger);
 
+  configureConnectionCache(config.options);
   const resolver = new MailResolver(config.nameServers);
   const deliverer = new Deliverer({ config, store, logger, resolver });
   const runner = new DeliveryRunner(deliverer, store, logger, {

@@ -61,6 +61,30 @@ export async function copyBody(path: string, write: (chunk: Buffer) => Promise<v
  * queue id, or undefined when no report is due (a failed double bounce, or
  * no recipient requested one).
  */
+/**
+ * Queues the DSNs for `bounced`: recipients that came from a list with an
+ * owner- alias bounce to the owner (sendmail's owner- convention), the others
+ * to the message's sender. Returns the ids of the DSNs queued.
+ */
+export async function queueOwnerBounces(
+  ctx: BounceContext,
+  item: QueueItem,
+  bounced: QueueRecipient[],
+  transcript: string[],
+): Promise<string[]> {
+  const groups = new Map<string, QueueRecipient[]>();
+  for (const r of bounced) {
+    const to = r.owner ?? item.sender;
+    groups.set(to, [...(groups.get(to) ?? []), r]);
+  }
+  const ids: string[] = [];
+  for (const [sender, group] of groups) {
+    const id = await queueBounce(ctx, sender === item.sender ? item : { ...item, sender }, group, transcript);
+    if (id !== undefined) ids.push(id);
+  }
+  return ids;
+}
+
 export async function queueBounce(
   ctx: BounceContext,
   item: QueueItem,

@@ -7,15 +7,16 @@ import type { Config } from '../config/types';
 import type { MailResolver } from '../dns/resolver';
 import type { Logger } from '../log/logger';
 import { retryPriority } from '../queue/priority';
+import { QueueFileError } from '../queue/qf';
 import type { QueueStore } from '../queue/store';
 import type { QueueItem, QueueRecipient } from '../queue/types';
-import { queueBounce } from './bounce';
+import { queueOwnerBounces } from './bounce';
 import { queueNotices } from './dsn-notify';
 import { AliasExpander } from '../aliases/expand';
 import { expandQueueItem } from '../aliases/queue-expand';
 import { rewriteOutbound } from './genericstable';
 import { deliverLocalRoute } from './local-delivery';
-import { isLocalRoute, withoutSmartHost } from './mailertable';
+import { isLocalRoute, mailertableConfig, mailertableRecipient } from './mailertable';
 import { deliverRemote } from './remote';
 import { Route, routeRecipients } from './router';
 import type { RecipientResult, Transaction } from './smtp-client';
@@ -89,7 +90,8 @@ export class Deliverer {
     let noticeIds: string[] = [];
     let outcome: DeliverOutcome;
     try {
-      const item = await this.ctx.store.read(id);
+      const item = await this.readOrSetAside(id);
+      if (item === undefined) return 'skipped';
       const nowSeconds = Math.floor(Date.now() / 1000);
       if (item.quarantine !== undefined && !opts.quarantined) {
         logQuarantined(this.ctx.logger, item, nowSeconds);
@@ -108,6 +110,27 @@ export class Deliverer {
     if (bounceId !== undefined) await this.deliver(bounceId, { force: true });
     for (const noticeId of noticeIds) await this.deliver(noticeId, { force: true });
     return outcome;
+  }
+
+  /**
+   * Reads the control file of a locked item. One that cannot be parsed is set
+   * aside as Qf<id> (queue recovery leaves that check to the first reader).
+   */
+  private async readOrSetAside(id: string): Promise<QueueItem | undefined> {
+    let item: QueueItem;
+    try {
+      item = await this.ctx.store.read(id);
+    } catch (err) {
+      if (!(err instanceof QueueFileError)) throw err;
+      await this.ctx.store.setAside(id, err.message);
+      return undefined;
+    }
+    // While recovery runs in the background it may not have seen this item yet.
+    if (this.ctx.store.recoveryRunning && !(await this.ctx.store.hasDataFile(id))) {
+      await this.ctx.store.setAside(id, `data file df${id} is missing`);
+      return undefined;
+    }
+    return item;
   }
 
   private async attempt(item: QueueItem): Promise<{ removed: boolean; bounceId?: string; noticeIds: string[] }> {
@@ -133,8 +156,8 @@ export class Deliverer {
     item.priority = retryPriority(item.priority, { retryFactor: optionNumber(this.ctx.config, 'RetryFactor') });
 
     const transcript = results.flatMap((r) => r.transcript);
-    const bounceId = newlyBounced.length > 0 ? await this.bounce(item, newlyBounced, transcript) : undefined;
-    const noticeIds = await this.notices(item, results, transcript);
+    const [bounceId, ...ownerBounceIds] = newlyBounced.length > 0 ? await this.bounce(item, newlyBounced, transcript) : [];
+    const noticeIds = [...ownerBounceIds, ...(await this.notices(item, results, transcript))];
 
     const open = item.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
     if (open.length === 0) {
@@ -146,14 +169,14 @@ export class Deliverer {
     return { removed: false, bounceId, noticeIds };
   }
 
-  private async bounce(item: QueueItem, bounced: QueueRecipient[], transcript: string[]): Promise<string | undefined> {
+  private async bounce(item: QueueItem, bounced: QueueRecipient[], transcript: string[]): Promise<string[]> {
     try {
-      return await queueBounce(this.ctx, item, bounced, transcript);
+      return await queueOwnerBounces(this.ctx, item, bounced, transcript);
     } catch (err) {
       // NOTE: the bounced recipients stay marked as bounced, so a DSN lost
       // here (for example on a full disk) is not retried.
       this.ctx.logger.child(item.id).error(`failed to queue DSN: ${(err as Error).message}`);
-      return undefined;
+      return [];
     }
   }
 
@@ -172,7 +195,7 @@ export class Deliverer {
     if (isLocalRoute(route, this.ctx.config)) return this.deliverLocal(item, route, firstAttempt);
     const tx: Transaction = {
       sender: item.sender,
-      recipients: route.recipients.map((r) => ({ address: r.address, notify: r.notify, orcpt: r.orcpt })),
+      recipients: route.recipients.map((r) => ({ address: mailertableRecipient(r.address, this.ctx.config), notify: r.notify, orcpt: r.orcpt })),
       headers: item.headers,
       dataPath: this.ctx.store.dataPath(item.id),
       bodySize: item.bodySize,
@@ -184,13 +207,13 @@ export class Deliverer {
     const ctx = { config: this.ctx.config, resolver: this.ctx.resolver, firstAttempt, logger };
     const log = (m: string): void => logger.error(m);
     Object.assign(tx, rewriteOutbound(route.recipients[0]?.owner ?? item.sender, item.headers, this.ctx.config, log));
-    const outcome = await deliverRemote(route.destination, tx, route.mailertable ? { ...ctx, config: withoutSmartHost(ctx.config) } : ctx);
+    const outcome = await deliverRemote(route.destination, tx, route.mailertable ? { ...ctx, config: mailertableConfig(ctx.config, route) } : ctx);
     return { route, results: outcome.recipients, relay: outcome.relay, remoteMta: outcome.remoteMta, transcript: outcome.transcript };
   }
 
   /** Local mailbox, LMTP, |program and /file delivery (see local-delivery.ts). */
   private async deliverLocal(item: QueueItem, route: Route, firstAttempt: boolean): Promise<RouteResult> {
-    const ctx = { config: this.ctx.config, dataPath: this.ctx.store.dataPath(item.id), firstAttempt };
+    const ctx = { config: this.ctx.config, dataPath: this.ctx.store.dataPath(item.id), firstAttempt, logger: this.ctx.logger.child(item.id) };
     const { results, transcript } = await deliverLocalRoute(item, route.recipients, route.mailer, ctx);
     return { route, results, transcript };
   }
@@ -229,7 +252,7 @@ export class Deliverer {
 
   /** Bounces recipients still deferred after Timeout.queuereturn. */
   private expireDeferred(item: QueueItem, now: number): QueueRecipient[] {
-    const limit = queueReturnMs(this.ctx.config);
+    const limit = queueReturnMs(this.ctx.config, item);
     if (now - item.created * 1000 < limit) return [];
     const expired = item.recipients.filter((r) => r.state === 'deferred');
     const text = `Cannot send message for ${durationWords(limit)}`;

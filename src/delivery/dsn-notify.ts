@@ -12,6 +12,7 @@ import { copyBody, type BounceContext } from './bounce';
 import { buildDsn, type DsnRecipient } from './dsn';
 import type { RecipientResult } from './smtp-client';
 import { durationWords, queueReturnMs } from './timing';
+import { classTimeout } from './queue-timeout-class';
 
 /** Timeout.queuewarn default of the option table: 4 hours. */
 const QUEUE_WARN_DEFAULT_MS = 4 * 60 * 60 * 1000;
@@ -36,8 +37,8 @@ export function wantsDelayDsn(rcpt: QueueRecipient): boolean {
 }
 
 /** Timeout.queuewarn in milliseconds; 0 turns delay warnings off. */
-export function queueWarnMs(config: Config): number {
-  return config.timeouts.get('queuewarn') ?? QUEUE_WARN_DEFAULT_MS;
+export function queueWarnMs(config: Config, item?: Pick<QueueItem, 'sender' | 'headers'>): number {
+  return classTimeout(config, 'queuewarn', item) ?? QUEUE_WARN_DEFAULT_MS;
 }
 
 /** Lists the recipients sent in this attempt that get a success notice, with its action. */
@@ -64,7 +65,7 @@ export function successRecipients(routes: RouteOutcome[], now: Date): DsnRecipie
 
 /** Lists the deferred recipients of `item` that get a delay warning now. */
 export function delayRecipients(item: QueueItem, config: Config, now: Date): QueueRecipient[] {
-  const warnAfter = queueWarnMs(config);
+  const warnAfter = queueWarnMs(config, item);
   if (warnAfter <= 0 || item.flags.includes('w')) return [];
   if (now.getTime() - item.created * 1000 < warnAfter) return [];
   return item.recipients.filter((r) => r.state === 'deferred' && wantsDelayDsn(r));
@@ -90,8 +91,8 @@ export async function queueNotices(
 
   const delayed = delayRecipients(item, ctx.config, now);
   if (delayed.length > 0) {
-    const warnAfter = queueWarnMs(ctx.config);
-    const giveUp = queueReturnMs(ctx.config);
+    const warnAfter = queueWarnMs(ctx.config, item);
+    const giveUp = queueReturnMs(ctx.config, item);
     const recipients = delayed.map((r) => ({
       address: r.address,
       orcpt: r.orcpt,

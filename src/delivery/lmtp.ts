@@ -11,6 +11,8 @@ import { Duplex } from 'node:stream';
 import type { RecipientResult, SessionOptions, SessionResult, Transaction } from './smtp-client';
 import { runSessionOn } from './smtp-client';
 import type { ClientTimeouts } from './smtp-client';
+import type { ClientTls } from '../tls/client';
+import type { Logger } from '../log/logger';
 
 /** Where an [IPC] mailer connects, from its A= arguments. */
 export type IpcTarget = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
@@ -32,10 +34,23 @@ export interface LmtpContext {
   timeouts: ClientTimeouts;
   /** Name for status texts, e.g. "localhost" or the program path. */
   hostName: string;
+  /** The mailer's name ("local", "cyrusv2"), which sendmail puts in ${server_addr} for LMTP. */
+  mailerName?: string;
+  /** STARTTLS settings; used only for "TCP host port" targets. */
+  tls?: ClientTls;
+  logger?: Logger;
 }
 
 function sessionOptions(ctx: LmtpContext): SessionOptions {
   return { address: '', port: 0, hostName: ctx.hostName, heloName: ctx.heloName, timeouts: ctx.timeouts, lmtp: true };
+}
+
+/**
+ * Session options for an LMTP server reached over TCP: STARTTLS is used when
+ * it offers it, with the host as ${server_name} and the mailer name as ${server_addr}.
+ */
+function tcpSessionOptions(ctx: LmtpContext, host: string): SessionOptions {
+  return { ...sessionOptions(ctx), hostName: host, address: ctx.mailerName ?? '', tls: ctx.tls, logger: ctx.logger };
 }
 
 function everyone(tx: Transaction, status: 'tempfail' | 'permfail', dsn: string, text: string): RecipientResult[] {
@@ -81,7 +96,8 @@ export async function deliverLmtpIpc(target: IpcTarget, tx: Transaction, ctx: Lm
     const text = code === 'ECONNREFUSED' ? `Connection refused by ${where}` : `${(err as Error).message} with ${where}`;
     return { results: everyone(tx, 'tempfail', '4.4.1', text), transcript: [] };
   }
-  const session = await runSessionOn(socket, sessionOptions(ctx), tx);
+  const options = target.kind === 'tcp' ? tcpSessionOptions(ctx, target.host) : sessionOptions(ctx);
+  const session = await runSessionOn(socket, options, tx);
   return { results: resultsOf(session, tx), transcript: session.transcript };
 }
 

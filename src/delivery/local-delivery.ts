@@ -7,17 +7,22 @@ import { dontBlameSendmail } from '../aliases/safety';
 import type { Config } from '../config/types';
 import type { QueueItem, QueueRecipient } from '../queue/types';
 import { deliverToFile } from './file-mailer';
+import type { Logger } from '../log/logger';
+import { clientTlsFor } from '../tls/client';
 import { deliverLmtpIpc, deliverLmtpProgram, type LmtpContext } from './lmtp';
 import { ipcMailer, localMailer, type LocalMailer } from './local-lmtp';
 import { deliverToMailbox } from './mbox';
 import { deliverToProgram } from './program';
 import type { RecipientResult, Transaction } from './smtp-client';
 import { clientTimeouts } from './timing';
+import { progCommand } from './cf-mailer';
 
 export interface LocalRouteContext {
   config: Config;
   dataPath: string;
   firstAttempt: boolean;
+  /** Logger of the queue item, for the STARTTLS=client lines of LMTP over TCP. */
+  logger?: Logger;
 }
 
 /** Checks whether a recipient is a |program or /file target that alias expansion produced. */
@@ -58,7 +63,7 @@ export async function deliverLocalRoute(
     if (isSpecialTarget(rcpt) && rcpt.address.startsWith('|')) {
       // NOTE: a program runs as its controlling user or DefaultUser only when that
       // user has an account. Otherwise it runs as the user Posthorn runs as.
-      const run = await deliverToProgram(rcpt.address, rcpt.address.slice(1), msg, { user: rcpt.ctladdr ?? defaultUser(ctx.config) });
+      const run = await deliverToProgram(rcpt.address, rcpt.address.slice(1), msg, { user: rcpt.ctladdr ?? defaultUser(ctx.config), run: progCommand(ctx.config, rcpt.address.slice(1)) });
       results[i] = run.result;
       transcript.push(...run.output.map((l) => `${rcpt.address}: ${l}`));
     } else if (isSpecialTarget(rcpt)) {
@@ -98,6 +103,9 @@ export async function deliverLocalRoute(
     heloName: ctx.config.hostName,
     timeouts: clientTimeouts(ctx.config, ctx.firstAttempt),
     hostName: mailer.kind === 'lmtp-program' ? mailer.path : 'localhost',
+    mailerName: mailer.kind === 'lmtp-ipc' ? mailer.name : 'local',
+    tls: ctx.logger ? clientTlsFor(ctx.config, ctx.logger) : undefined,
+    logger: ctx.logger,
   };
   for (const [sender, indexes] of bySender) {
     const tx: Transaction = {

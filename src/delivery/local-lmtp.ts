@@ -10,6 +10,7 @@
 import type { Config } from '../config/types';
 import { findFeature } from './feature-maps';
 import { parseIpcArgs, type IpcTarget } from './lmtp';
+import { cfLocalLmtp } from './cf-mailer';
 
 export type LocalMailer =
   | { kind: 'mbox' }
@@ -36,7 +37,6 @@ export function ipcMailer(config: Config, name: string, host = 'localhost'): Loc
   return undefined;
 }
 
-// NOTE: only .mc settings are read; the P= and A= of an Mlocal line in a .cf file are not.
 export function localMailer(config: Config): LocalMailer {
   const configured = variable(config, 'confLOCAL_MAILER');
   if (configured !== undefined && configured !== 'local') {
@@ -44,6 +44,12 @@ export function localMailer(config: Config): LocalMailer {
     if (ipc !== undefined) return ipc;
   }
   const feature = findFeature(config, 'local_lmtp');
+  const fromCf = feature === undefined ? cfLocalLmtp(config) : undefined;
+  if (fromCf !== undefined) {
+    const target = fromCf.path === '[IPC]' ? parseIpcArgs(fromCf.args) : undefined;
+    if (target !== undefined) return { kind: 'lmtp-ipc', name: 'local', target };
+    return { kind: 'lmtp-program', path: fromCf.path, argv: fromCf.args.split(/\s+/) };
+  }
   if (feature === undefined) return { kind: 'mbox' };
   const path = (feature.args[0] ?? '').trim() || variable(config, 'LOCAL_MAILER_PATH') || DEFAULT_LOCAL_PATH;
   const args = (feature.args[1] ?? '').trim() || variable(config, 'LOCAL_MAILER_ARGS') || DEFAULT_LOCAL_ARGS;

@@ -86,8 +86,7 @@ export function tableRoute(rcpt: QueueRecipient, config: Config): { mailer: stri
   if (domain === '' || isOwnName(domain, config)) return undefined;
   const found = mailertableRoute(domain, config);
   if (found?.kind !== 'mailer') return undefined;
-  // NOTE: the user of a "mailer:user@host" value is not sent; the recipient keeps
-  // its address. SMTP mailers other than esmtp use esmtp's port.
+  // The user of a "mailer:user@host" value is sent by mailertableRecipient.
   return { mailer: found.mailer, destination: found.host, mailertable: true };
 }
 
@@ -95,6 +94,31 @@ export function tableRoute(rcpt: QueueRecipient, config: Config): { mailer: stri
 export function isLocalRoute(route: { mailer: string }, config: Config): boolean {
   if (route.mailer === 'local' || route.mailer === 'prog' || route.mailer === '*file*') return true;
   return ipcMailer(config, route.mailer) !== undefined;
+}
+
+/**
+ * Returns the address sent in RCPT TO for a recipient whose mailertable value
+ * names a user ("esmtp:user@host" sends "user@host", as sendmail's
+ * MailerToTriple ruleset does); every other recipient keeps its address.
+ */
+export function mailertableRecipient(address: string, config: Config): string {
+  const at = address.lastIndexOf('@');
+  const domain = at < 0 ? '' : address.slice(at + 1).toLowerCase();
+  if (domain === '' || address.startsWith('|') || address.startsWith('/') || isOwnName(domain, config)) return address;
+  const found = mailertableRoute(domain, config);
+  return found?.kind === 'mailer' && found.user !== undefined && found.user !== '' ? `${found.user}@${found.host}` : address;
+}
+
+const SMTP_MAILERS = new Set(['relay', 'smtp', 'esmtp', 'smtp8', 'dsmtp']);
+
+/**
+ * Returns the configuration for a route that mailertable chose: its SMTP
+ * mailer and host take the place of SmartHost, so that the host gets an MX
+ * lookup unless bracketed and the connection goes to that mailer's port.
+ */
+export function mailertableConfig(config: Config, route: { mailer: string; destination: string }): Config {
+  if (!SMTP_MAILERS.has(route.mailer)) return withoutSmartHost(config);
+  return { ...config, smartHost: `${route.mailer}:${route.destination}` };
 }
 
 /** Returns a copy of the configuration without SmartHost, for routes that mailertable chose. */

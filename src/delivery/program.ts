@@ -23,6 +23,8 @@ export interface ProgramOptions {
   timeoutMs?: number;
   /** Extra environment, e.g. for tests. */
   env?: NodeJS.ProcessEnv;
+  /** The file and argv that run the command (the Mprog line); default /bin/sh -c. */
+  run?: { file: string; argv: string[] };
 }
 
 /** sendmail's status texts and DSN codes for sysexits.h exit statuses. */
@@ -71,7 +73,8 @@ export async function deliverToProgram(
     spawnOptions.gid = account.gid;
     spawnOptions.cwd = '/';
   }
-  const child = spawn('/bin/sh', ['-c', command], spawnOptions);
+  const run = opts.run ?? { file: '/bin/sh', argv: ['sh', '-c', command] };
+  const child = spawn(run.file, run.argv.slice(1), { ...spawnOptions, argv0: run.argv[0] });
   let output = '';
   const collect = (chunk: Buffer): void => {
     if (output.length < 4096) output += chunk.toString('latin1');

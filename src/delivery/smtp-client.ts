@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import type { SecureContext } from 'node:tls';
 
 import type { Reply } from '../smtp/reply';
+import { connectionCache } from './connection-cache';
 import { DotStuffer } from './dot-stuff';
 import { ReplyReader, SmtpClientError } from './reply-reader';
 import type { Logger } from '../log/logger';
@@ -179,10 +180,42 @@ class SmtpSession {
 
   constructor(
     private socket: net.Socket,
-    private readonly opts: SessionOptions,
+    private opts: SessionOptions,
   ) {
     this.reader = new ReplyReader(socket);
     socket.on('error', () => undefined);
+  }
+
+  // --- the connection cache (connection-cache.ts) ---
+
+  usable(): boolean {
+    return !this.socket.destroyed && !this.reader.hasPendingInput();
+  }
+
+  setIdle(idle: boolean): void {
+    if (idle) this.socket.unref();
+    else this.socket.ref();
+  }
+
+  onClose(listener: () => void): void {
+    this.socket.once('close', listener);
+  }
+
+  /**
+   * Starts another transaction on a cached session: new options (timeouts,
+   * the item's logger), a fresh transcript, and RSET, which must get 250.
+   */
+  async reuse(opts: SessionOptions): Promise<boolean> {
+    this.opts = { ...opts, noTls: this.opts.noTls };
+    this.transcript.length = 0;
+    this.results = undefined;
+    try {
+      this.send(['RSET']);
+      // NOTE: no Timeout.rset option; Timeout.mail bounds the RSET reply.
+      return (await this.expect(this.opts.timeouts.mail, 'client RSET')).code === 250;
+    } catch {
+      return false;
+    }
   }
 
   private note(line: string): void {
@@ -230,8 +263,8 @@ class SmtpSession {
    */
   private async startTls(ehlo: Reply): Promise<Reply> {
     const policy = this.opts.tls;
-    // NOTE: LMTP sessions never use STARTTLS.
-    if (!policy || this.opts.lmtp) return ehlo;
+    // LMTP uses STARTTLS only over TCP, where the caller passes `tls`.
+    if (!policy) return ehlo;
     const name = this.opts.hostName.replace(/\.$/, '');
     const addr = this.opts.address;
     const relay = `${this.opts.hostName} [${addr}]`;
@@ -254,8 +287,9 @@ class SmtpSession {
     if (!this.macros.has('{tls_version}')) return ehlo;
 
     // RFC 3207 section 4.2: everything learnt before TLS is void, so EHLO again.
-    this.send([`EHLO ${this.opts.heloName}`]);
-    const again = await this.expect(this.opts.timeouts.helo, 'client EHLO');
+    const hello = this.opts.lmtp ? 'LHLO' : 'EHLO';
+    this.send([`${hello} ${this.opts.heloName}`]);
+    const again = await this.expect(this.opts.timeouts.helo, `client ${hello}`);
     this.extensions = again.code === 250 ? parseExtensions(again) : new Map();
     return again;
   }
@@ -283,10 +317,15 @@ class SmtpSession {
       this.reader = new ReplyReader(socket);
       socket.on('error', () => undefined);
       setTlsMacros(this.macros, info);
-      this.opts.logger?.info(`STARTTLS=client, ${tlsLogFields(relay, info)}`, 9);
+      // sendmail names the server by its host name alone here (mci_host), unlike the to= lines.
+      this.opts.logger?.info(`STARTTLS=client, ${tlsLogFields(this.opts.hostName, info)}`, 9);
+      this.opts.logger?.info(`STARTTLS=client, cert-subject=${info.certSubject}, cert-issuer=${info.certIssuer}, verifymsg=${info.verifyMessage}`, 12);
       return info.verify;
     } catch (err) {
-      this.opts.logger?.notice(`STARTTLS=client, error: connect failed=-1, SSL_error=1, relay=${relay}: ${(err as Error).message}`, 6);
+      const e = err as NodeJS.ErrnoException;
+      const timedOut = /timed out/.test(e.message) ? 1 : 0;
+      this.opts.logger?.notice(`STARTTLS=client, error: connect failed=-1, SSL_error=1, timedout=${timedOut}, errno=${typeof e.errno === 'number' ? e.errno : 0}`, 6);
+      this.opts.logger?.notice(`STARTTLS=client, relay=${relay}: ${e.message}`, 6);
       this.retryWithoutTls = policy.serverRequirement(name, this.opts.address) === undefined;
       return 'SOFTWARE';
     }
@@ -299,7 +338,7 @@ class SmtpSession {
    */
   async transact(tx: Transaction): Promise<RecipientResult[]> {
     const policy = this.opts.tls;
-    if (!policy || this.opts.lmtp) return this.transactAll(tx);
+    if (!policy) return this.transactAll(tx);
     const name = this.macros.get('{server_name}') ?? '';
     const facts = tlsFactsFromMacros(this.macros, name);
     const blocked = tx.recipients.map((r) => policy.tlsRcpt(r.address, facts));
@@ -474,15 +513,38 @@ function broken(results: RecipientResult[] | undefined, tx: Transaction, text: s
   return base.map((r) => (r.status === 'sent' ? { address: r.address, status: 'tempfail', dsn: '4.4.2', text } : r));
 }
 
+/** The connection cache key: a session is reused only with the same address, port and client settings. */
+function cacheKey(opts: SessionOptions): string {
+  return [opts.address, opts.port, opts.heloName, opts.localAddress ?? '', opts.tls ? 'tls' : ''].join('|');
+}
+
+/** Runs `tx` over a cached session to the same server; undefined when none is usable. */
+async function runOnCachedSession(opts: SessionOptions, tx: Transaction): Promise<SessionResult | undefined> {
+  const key = cacheKey(opts);
+  for (;;) {
+    const session = connectionCache.take(key) as SmtpSession | undefined;
+    if (session === undefined) return undefined;
+    if (!(await session.reuse(opts))) {
+      session.abort();
+      continue;
+    }
+    return transactOn(session, opts, tx, key);
+  }
+}
+
 /** Connects to one address of a relay host and runs one transaction. */
 export async function runSession(opts: SessionOptions, tx: Transaction): Promise<SessionResult> {
+  if (!opts.lmtp && connectionCache.size > 0) {
+    const reused = await runOnCachedSession(opts, tx);
+    if (reused !== undefined) return reused;
+  }
   let socket: net.Socket;
   try {
     socket = await connect(opts);
   } catch (err) {
     return { kind: 'unreachable', text: connectErrorText(err as NodeJS.ErrnoException, opts.hostName), transcript: [] };
   }
-  const result = await runSessionOn(socket, opts, tx);
+  const result = await runSessionOn(socket, opts, tx, opts.lmtp ? undefined : cacheKey(opts));
   if (!result.retryWithoutTls) return result;
 
   // As sendmail 8.16's TLSFallbacktoClear: the same server again, without STARTTLS.
@@ -502,7 +564,13 @@ export async function runSession(opts: SessionOptions, tx: Transaction): Promise
  * socket, or a child process's stdio joined into one duplex (LMTP mailers).
  * `opts.address` and `opts.port` are not used here.
  */
-export async function runSessionOn(socket: net.Socket, opts: SessionOptions, tx: Transaction): Promise<SessionResult> {
+export async function runSessionOn(
+  socket: net.Socket,
+  opts: SessionOptions,
+  tx: Transaction,
+  /** Given, the session is offered to the connection cache after the transaction instead of QUIT. */
+  cacheAs?: string,
+): Promise<SessionResult> {
   const session = new SmtpSession(socket, opts);
   const transcript = session.transcript;
   let hello: Reply;
@@ -523,13 +591,23 @@ export async function runSessionOn(socket: net.Socket, opts: SessionOptions, tx:
     return { kind: 'rejected', dsn, text: permanentText(dsn), diagnostic: replyLine(hello), transcript };
   }
 
+  return transactOn(session, opts, tx, cacheAs);
+}
+
+/** Runs the transaction on an open session, then caches the session or ends it. */
+async function transactOn(session: SmtpSession, opts: SessionOptions, tx: Transaction, cacheAs?: string): Promise<SessionResult> {
+  const transcript = session.transcript;
   try {
     const recipients = await session.transact(tx);
+    // The cache keeps the session; its transcript array is reused, so the result gets a copy.
+    if (cacheAs !== undefined && connectionCache.put(cacheAs, session)) {
+      return { kind: 'transaction', recipients, transcript: [...transcript] };
+    }
     await session.quit();
     return { kind: 'transaction', recipients, transcript };
   } catch (err) {
     session.abort();
     const recipients = broken(session.results, tx, clientErrorText(err, opts.hostName));
-    return { kind: 'transaction', recipients, transcript };
+    return { kind: 'transaction', recipients, transcript: [...transcript] };
   }
 }

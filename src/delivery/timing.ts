@@ -4,6 +4,7 @@
 import type { Config } from '../config/types';
 import type { QueueItem } from '../queue/types';
 import type { ClientTimeouts } from './smtp-client';
+import { classTimeout } from './queue-timeout-class';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -52,9 +53,10 @@ export function clientTimeouts(config: Config, firstAttempt: boolean): ClientTim
   return out;
 }
 
-/** Timeout.queuereturn in milliseconds. */
-export function queueReturnMs(config: Config): number {
-  return timeout(config, 'queuereturn', QUEUE_RETURN_DEFAULT);
+/** Timeout.queuereturn in milliseconds, in the form for the item's Precedence when given. */
+export function queueReturnMs(config: Config, item?: Pick<QueueItem, 'sender' | 'headers'>): number {
+  const value = classTimeout(config, 'queuereturn', item);
+  return value !== undefined && value > 0 ? value : QUEUE_RETURN_DEFAULT;
 }
 
 /**

@@ -1,7 +1,7 @@
 // The milter checkpoint: runs the input mail filters (InputMailFilters) at
 // HELO, MAIL, RCPT, DATA and end of message, and turns their decisions into
 // sendmail's replies and "Milter:" log lines. One MilterSession per SMTP
-// session holds the filter connections; milterConnect() opens it.
+// session contains the filter connections; milterConnect() opens it.
 
 import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
@@ -22,24 +22,35 @@ export interface MilterSetup {
   logLevel: number;
 }
 
-const setups = new WeakMap<Config, MilterSetup>();
+const setups = new WeakMap<Config, Map<string, MilterSetup>>();
 
-/** Reads the filter definitions of a configuration once. */
-export function milterSetup(config: Config): MilterSetup {
-  let setup = setups.get(config);
+/**
+ * Reads the filter definitions of a configuration once per daemon. A daemon
+ * with its own InputMailFilters= list gets those filters, others get the
+ * global InputMailFilters.
+ */
+export function milterSetup(config: Config, daemonName?: string): MilterSetup {
+  let byDaemon = setups.get(config);
+  if (byDaemon === undefined) {
+    byDaemon = new Map();
+    setups.set(config, byDaemon);
+  }
+  const daemonFilters = config.daemons.find((daemon) => daemon.name === daemonName)?.inputMailFilters;
+  const key = daemonFilters === undefined ? '' : `daemon:${daemonName ?? ''}`;
+  let setup = byDaemon.get(key);
   if (setup === undefined) {
     const level = config.options.get('Milter.LogLevel');
     setup = {
-      filters: inputMilters(config),
+      filters: inputMilters(config, daemonFilters),
       macroLists: milterMacroLists(config),
       logLevel: typeof level === 'number' ? level : config.logLevel,
     };
-    setups.set(config, setup);
+    byDaemon.set(key, setup);
   }
   return setup;
 }
 
-/** Logs a line when Milter.LogLevel is at least `level`, whatever LogLevel says. */
+/** Logs a line when Milter.LogLevel is at least `level`, whatever the LogLevel option is. */
 export function milterLogger(logger: Logger, setup: MilterSetup): (level: number, text: string) => void {
   return (level, text) => {
     if (level <= setup.logLevel) logger.log(0, 'info', text);
@@ -84,7 +95,7 @@ export function milterCheckpoint(config: Config, logger: Logger): Checkpoint {
   };
 }
 
-/** HELO: the HELO itself is answered; a rejection makes a null server of the session. */
+/** Maps the HELO result. HELO itself gets its 250 reply, and a rejection makes a null server of the session. */
 function heloVerdict(result: MilterResult, session: MilterSession, config: Config): Verdict {
   switch (result.action) {
     case 'continue':
@@ -173,7 +184,7 @@ export function closing(config: Config, enhanced: string): Reply {
   return { ...reply(421, enhanced, `${config.hostName} closing connection`), close: true };
 }
 
-/** A reply as one line for the log: "550 5.7.1 Command rejected". */
+/** Formats a reply as one line for the log: "550 5.7.1 Command rejected". */
 export function replyText(r: Reply): string {
   return [String(r.code), r.enhanced, r.lines.join(' ')].filter((part) => part !== undefined && part !== '').join(' ');
 }

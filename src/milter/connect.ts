@@ -21,7 +21,7 @@ export async function startSessionWithMilters(session: Session): Promise<void> {
 /** Returns the greeting that replaces the normal one, or undefined. */
 export async function milterConnect(session: Session): Promise<Reply | undefined> {
   const config = session.ctx.config;
-  const setup = milterSetup(config);
+  const setup = milterSetup(config, session.options.daemonName);
   if (setup.filters.length === 0) return undefined;
 
   const log = milterLogger(session.log, setup);

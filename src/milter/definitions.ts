@@ -20,13 +20,13 @@ export interface MilterTimeouts {
   eom: number;
 }
 
-/** What a filter failure turns into (F=): R reject, T tempfail, 4 shutdown, else ignore the filter. */
+/** The result of a filter failure (F=): R reject, T tempfail, 4 shutdown, else ignore the filter. */
 export type FailureAction = 'reject' | 'tempfail' | 'shutdown' | 'ignore';
 
 export interface MilterDefinition {
   name: string;
   socket?: MilterSocket;
-  /** Why the socket is unusable; the filter then always fails per `onFailure`. */
+  /** The reason the socket is unusable, so the filter always fails per `onFailure`. */
   socketError?: string;
   onFailure: FailureAction;
   timeouts: MilterTimeouts;
@@ -120,10 +120,15 @@ function splitEquates(text: string): string[] {
   return text.split(',').map((part) => part.trim()).filter((part) => part !== '');
 }
 
-/** Returns the filters that InputMailFilters lists, in its order. */
-export function inputMilters(config: Config): MilterDefinition[] {
-  const listed = config.options.get('InputMailFilters');
-  const names = Array.isArray(listed) ? listed : [];
+/**
+ * Returns the filters that InputMailFilters lists, in its order. `names`
+ * replaces the option, for a daemon with its own InputMailFilters= list.
+ */
+export function inputMilters(config: Config, names?: readonly string[]): MilterDefinition[] {
+  if (names === undefined) {
+    const listed = config.options.get('InputMailFilters');
+    names = Array.isArray(listed) ? listed : [];
+  }
   const result: MilterDefinition[] = [];
   for (const name of names) {
     const spec = config.mailFilters.find((filter) => filter.name === name);
@@ -158,15 +163,18 @@ export const DEFAULT_MACROS: Record<MacroStage, string[]> = {
 };
 
 /**
- * Returns the macro names to send at each stage from Milter.macros.*.
- * NOTE: an empty option cannot be told apart from an unset one, so an empty
- * list falls back to the m4 defaults rather than sending no macros.
+ * Returns the macro names to send at each stage from Milter.macros.*. An
+ * unset option keeps the m4 default, and an option set to an empty value
+ * sends no macros at that stage.
  */
 export function milterMacroLists(config: Config): Record<MacroStage, string[]> {
   const lists = { ...DEFAULT_MACROS };
   for (const stage of MACRO_STAGES) {
-    const value = config.options.get(`Milter.macros.${stage}`);
-    if (Array.isArray(value) && value.length > 0) lists[stage] = value.map((name) => normalizeMacroName(name));
+    const name = `Milter.macros.${stage}`;
+    const value = config.options.get(name);
+    const origin = config.origins.get(name);
+    if (!Array.isArray(value) || origin === undefined || origin === 'default') continue;
+    lists[stage] = value.map((macro) => normalizeMacroName(macro)).filter((macro) => macro !== '');
   }
   return lists;
 }

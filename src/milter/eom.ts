@@ -172,7 +172,11 @@ function applyModification(filter: Filter, editor: MessageEditor, packet: Packet
       return;
     case 'e':
       requireFields(fields, 1, packet.command);
-      editor.changeSender(fields[0]);
+      try {
+        editor.changeSender(fields[0], (fields[1] ?? '').split(' ').filter((arg) => arg !== ''));
+      } catch (err) {
+        throw new MilterError((err as Error).message);
+      }
       return;
     case 'q':
       requireFields(fields, 1, packet.command);

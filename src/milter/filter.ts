@@ -15,7 +15,7 @@ import { decisionOf, MTA_ACTIONS, MTA_PROTOCOL, MTA_VERSION, Protocol, type Deci
 /**
  * ready: takes commands. message-done: accepted the current message, so it
  * gets nothing until the next one. done: accepted the connection at connect
- * or HELO. error: failed; its F= flag answers for it from now on.
+ * or HELO. error: failed, so its F= flag decides for it from now on.
  */
 export type FilterState = 'ready' | 'message-done' | 'done' | 'error';
 
@@ -74,7 +74,7 @@ export class Filter {
     }
   }
 
-  /** Whether the protocol bits the filter asked for include `bit`. */
+  /** Checks whether the protocol bits the filter requested include `bit`. */
   wants(bit: number): boolean {
     return (this.protocol & bit) !== 0;
   }

@@ -3,6 +3,7 @@
 
 import * as fs from 'node:fs';
 import type { QueueItem, QueueRecipient } from '../queue/types';
+import { checkMailParams, type EsmtpParam } from '../smtp/params';
 
 interface HeaderEntry {
   /** The whole field, "Name: value", folds as CRLF plus white space. */
@@ -40,7 +41,7 @@ export class MessageEditor {
     });
   }
 
-  /** The headers that filters see, as name and value (leading space included). */
+  /** Returns the headers that filters see, as name and value (leading space included). */
   userHeaders(): [string, string][] {
     return this.entries.filter((e) => e.user).map((e) => splitHeader(e.text));
   }
@@ -94,9 +95,25 @@ export class MessageEditor {
     this.item.recipients = this.item.recipients.filter((r) => r.address.toLowerCase() !== wanted);
   }
 
-  /** Replaces the envelope sender. NOTE: ESMTP arguments of the new sender are ignored. */
-  changeSender(address: string): void {
+  /**
+   * Replaces the envelope sender and applies its MAIL parameters (BODY=,
+   * RET=, ENVID=; SIZE= is checked and dropped). Throws on an invalid
+   * parameter and then leaves the sender as it was.
+   */
+  changeSender(address: string, args: string[] = []): void {
+    const params: EsmtpParam[] = args.map((arg) => {
+      const eq = arg.indexOf('=');
+      return eq < 0 ? { key: arg.toUpperCase() } : { key: arg.slice(0, eq).toUpperCase(), value: arg.slice(eq + 1) };
+    });
+    const checked = checkMailParams(params, { maxMessageSize: 0, dsn: true });
+    if (!checked.ok) {
+      throw new Error(`invalid ESMTP arguments "${args.join(' ')}" for the new sender: ${checked.text}`);
+    }
+
     this.item.sender = stripBrackets(address);
+    if (checked.body !== undefined) this.item.bodyType = checked.body;
+    if (checked.ret !== undefined) this.item.ret = checked.ret;
+    if (checked.envid !== undefined) this.item.envid = checked.envid;
   }
 
   quarantine(reason: string): void {

@@ -74,14 +74,34 @@ export class MilterSession {
     return this.run('R', data, { macroStage: 'envrcpt', skipBit: Protocol.NORCPT, noReplyBit: Protocol.NR_RCPT }, macros, 'message');
   }
 
+  /**
+   * Sends a recipient that the MTA rejected to the filters that requested
+   * rejected recipients (SMFIP_RCPT_REJ). As in sendmail, their decisions do
+   * not change the rejection, so they are read and dropped.
+   */
+  async rejectedRecipient(recipient: string, args: string[], macros: Map<string, string>): Promise<void> {
+    const data = nulFields(`<${recipient}>`, ...args);
+    const options: CommandOptions = { macroStage: 'envrcpt', skipBit: Protocol.NORCPT, noReplyBit: Protocol.NR_RCPT };
+    for (const filter of this.filters) {
+      if (!filter.wants(Protocol.RCPT_REJ)) continue;
+      await filter.command('R', data, options, macros);
+    }
+  }
+
+  /** Sends a command line the server does not know (SMFIC_UNKNOWN) to the filters. */
+  async unknown(line: string, macros: Map<string, string>): Promise<MilterResult> {
+    const options: CommandOptions = { skipBit: Protocol.NOUNKNOWN, noReplyBit: Protocol.NR_UNKN };
+    return this.run('U', nulFields(line), options, macros, 'message');
+  }
+
   async data(macros: Map<string, string>): Promise<MilterResult> {
     return this.run('T', Buffer.alloc(0), { macroStage: 'data', skipBit: Protocol.NODATA, noReplyBit: Protocol.NR_DATA }, macros, 'message');
   }
 
   /**
    * Runs headers, body and end of message through each filter in turn, so
-   * that every filter sees the changes of the ones before it.
-   * `writeBody(sync)` decides whether a replaced body is fsynced.
+   * that every filter receives the changes of the ones before it.
+   * `syncReplacedBody` decides whether a replaced body is fsynced.
    */
   async endOfMessage(
     editor: MessageEditor,
@@ -100,6 +120,8 @@ export class MilterSession {
       let decision: Decision;
       try {
         decision = await runEndOfMessage(filter, editor, macros, logWarning);
+        // The filters after this one see a quarantine reason in ${quarantine}.
+        if (editor.item.quarantine !== undefined) macros.set('{quarantine}', editor.item.quarantine);
         if (decision.kind === 'accept' || decision.kind === 'continue') {
           await editor.writePendingBody(syncReplacedBody);
         }
@@ -188,7 +210,7 @@ export class MilterSession {
     }
   }
 
-  /** What a failed filter's F= flag makes of the current command; undefined for no flag. */
+  /** Maps a failed filter's F= flag to a result for the current command, or undefined for no flag. */
   private failureResult(filter: Filter): MilterResult | undefined {
     switch (filter.onFailure) {
       case 'reject':

@@ -18,7 +18,7 @@ export const Action = {
 } as const;
 export const MTA_ACTIONS = 0x1ff;
 
-/** SMFIP_*: steps the filter may skip or answer without a reply. */
+/** SMFIP_*: steps the filter may skip or take without sending a reply. */
 export const Protocol = {
   NOCONNECT: 0x1,
   NOHELO: 0x2,

@@ -8,9 +8,9 @@ const LINE = /^([45]\d\d)([ -])(?:(\d\.\d{1,3}\.\d{1,3}) )?(.*)$/s;
 /**
  * Parses "550 5.7.1 text" or a multi-line "550-5.7.1 a\r\n550 5.7.1 b".
  * Returns undefined when the text is not a 4xx/5xx reply, when the lines
- * disagree on the code, or when it has a single "%" (sendmail would pass it
- * to a printf-style formatter, so it rejects the reply); the caller then uses
- * the stage's default reply.
+ * disagree on the code, or when it has a single "%". sendmail rejects a
+ * single "%" because it would pass the text to a printf-style formatter.
+ * The caller then uses the stage's default reply.
  */
 export function parseReplyCode(text: string): Reply | undefined {
   if (/%(?!%)/.test(text.replace(/%%/g, ''))) return undefined;

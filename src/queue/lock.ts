@@ -33,14 +33,20 @@ export class LockFiles {
   async lock(id: string): Promise<boolean> {
     if (this.held.has(id)) return false;
 
-    for (let attempt = 0; attempt < 2; attempt++) {
-      if (await this.create(id)) {
-        this.held.add(id);
-        return true;
+    // Marked as held while the lock file is being created, so that holds()
+    // (queue recovery running beside deliveries) never sees a lock file of
+    // this process that it does not know about.
+    this.held.add(id);
+    let locked = false;
+    try {
+      for (let attempt = 0; attempt < 2 && !locked; attempt++) {
+        if (await this.create(id)) locked = true;
+        else if (!(await this.removeIfStale(id))) break;
       }
-      if (!(await this.removeIfStale(id))) return false;
+    } finally {
+      if (!locked) this.held.delete(id);
     }
-    return false;
+    return locked;
   }
 
   async unlock(id: string): Promise<void> {

@@ -49,17 +49,25 @@ export function formatQueueDirectory(
   const count = entries.length;
   if (count === 0) return `${dir} is empty\n`;
 
+  let out = formatMailqHeader(dir, count, opts);
   const max = opts.maxQueueRun ?? 0;
-  let out = `\t\t${dir} (${count} request${count === 1 ? '' : 's'}`;
-  if (max > 0 && count > max) out += `, only ${max} printed`;
-  out += ')\n' + (opts.verbose ? VERBOSE_TITLES : TITLES) + '\n';
 
   const shown = max > 0 ? entries.slice(0, max) : entries;
   for (const entry of shown) out += formatEntry(entry, opts.verbose === true);
   return out;
 }
 
-function formatEntry(entry: MailqEntry, verbose: boolean): string {
+/** The lines before the entries: directory, request count and column titles ("is empty" for none). */
+export function formatMailqHeader(dir: string, count: number, opts: MailqOptions = {}): string {
+  if (count === 0) return `${dir} is empty\n`;
+  const max = opts.maxQueueRun ?? 0;
+  let out = `\t\t${dir} (${count} request${count === 1 ? '' : 's'}`;
+  if (max > 0 && count > max) out += `, only ${max} printed`;
+  return out + ')\n' + (opts.verbose ? VERBOSE_TITLES : TITLES) + '\n';
+}
+
+/** Formats one entry of the listing. */
+export function formatEntry(entry: MailqEntry, verbose: boolean): string {
   let out = entry.id.padStart(13);
   if (entry.error !== undefined) return `${out} (${entry.error})\n`;
 
@@ -166,7 +174,8 @@ export async function readMailqEntries(
 /** Files read at once by readMailqEntries(). */
 const MAILQ_READ_BATCH = 64;
 
-async function readMailqEntry(store: QueueStore, id: string, kind: ControlFileKind): Promise<MailqEntry> {
+/** Reads what the listing shows of one item: lock, df size and control file. */
+export async function readMailqEntry(store: QueueStore, id: string, kind: ControlFileKind): Promise<MailqEntry> {
   const entry: MailqEntry = { id, size: -1, locked: await store.isLocked(id) };
   try {
     entry.size = (await fs.promises.stat(store.dataPath(id))).size;

@@ -1,13 +1,16 @@
 // Queue directory recovery at startup: removes what an interrupted commit or
-// rewrite left behind, sets aside control files that cannot be read, and keeps
-// every complete item.
+// rewrite left behind, sets aside control files whose data file is missing, and
+// keeps every complete item. It works from the directory listing alone: only
+// leftovers (tf, lf, qf beside hf, qf without df) cost a file system call, so a
+// deep queue is checked quickly. A control file that cannot be parsed is found
+// when it is next read (mailq, a queue run) and set aside then, see
+// setAsideControlFile().
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Logger } from '../log/logger';
 import { isQueueId } from './id';
 import { errorCode, isProcessAlive, LockFiles, parsePid, unlinkIfExists } from './lock';
-import { parseControlFile, QueueFileError } from './qf';
 
 /**
  * A tf file older than this is a leftover. A younger one may belong to a commit
@@ -31,10 +34,19 @@ interface QueueFileNames {
   byId: Map<string, Set<string>>;
 }
 
+/** The lock calls of the store that runs recovery, so that an item in use is left alone. */
+export interface RecoveryLocks {
+  lock(id: string): Promise<boolean>;
+  unlock(id: string): Promise<void>;
+  /** Whether this process holds (or is taking) the lock on `id`. */
+  holds(id: string): boolean;
+}
+
 export async function recoverQueue(
   dir: string,
   logger: Logger,
   now = Date.now(),
+  locks?: RecoveryLocks,
 ): Promise<RecoveryReport> {
   const report: RecoveryReport = {
     removedTempFiles: [],
@@ -43,7 +55,7 @@ export async function recoverQueue(
     lostControlFiles: [],
   };
   const names = await readQueueNames(dir);
-  const context: RecoveryContext = { dir, now, report };
+  const context: RecoveryContext = { dir, now, report, locks };
 
   for (const [id, kinds] of names.byId) {
     try {
@@ -75,10 +87,11 @@ interface RecoveryContext {
   dir: string;
   now: number;
   report: RecoveryReport;
+  locks?: RecoveryLocks;
 }
 
 async function recoverItem(
-  { dir, now, report }: RecoveryContext,
+  { dir, now, report, locks }: RecoveryContext,
   id: string,
   kinds: Set<string>,
   log: Logger,
@@ -92,7 +105,7 @@ async function recoverItem(
     log.notice(`removed tf${id} left by an interrupted control file write`);
   }
 
-  if (kinds.has('lf') && (await isStaleLock(dir, id))) {
+  if (kinds.has('lf') && (await isStaleLock(dir, id, locks))) {
     await unlinkIfExists(path.join(dir, `lf${id}`));
     report.removedStaleLocks.push(id);
   }
@@ -101,11 +114,16 @@ async function recoverItem(
 
   const control = kinds.has('qf') ? 'qf' : kinds.has('hf') ? 'hf' : undefined;
   if (control !== undefined) {
-    const reason = await checkControlFile(dir, id, control, kinds.has('df'));
-    if (reason !== undefined) {
-      await fs.promises.rename(path.join(dir, control + id), path.join(dir, `Qf${id}`));
+    // The listing may miss a df created while it was read; a stat decides.
+    if (!kinds.has('df') && !(await exists(path.join(dir, `df${id}`)))) {
+      if (locks !== undefined && !(await locks.lock(id))) return;
+      try {
+        await fs.promises.rename(path.join(dir, control + id), path.join(dir, `Qf${id}`));
+      } finally {
+        await locks?.unlock(id);
+      }
       report.lostControlFiles.push(id);
-      log.error(`unparseable control file, renamed to Qf${id}: ${reason}`);
+      log.error(`unparseable control file, renamed to Qf${id}: data file df${id} is missing`);
     }
     return;
   }
@@ -136,23 +154,6 @@ async function readQueueNames(dir: string): Promise<QueueFileNames> {
   return { byId };
 }
 
-/** Returns why a control file cannot be used, or undefined if it is complete. */
-async function checkControlFile(
-  dir: string,
-  id: string,
-  control: string,
-  hasData: boolean,
-): Promise<string | undefined> {
-  const text = await fs.promises.readFile(path.join(dir, control + id), 'utf8');
-  try {
-    parseControlFile(text, id);
-  } catch (err) {
-    if (err instanceof QueueFileError) return err.message;
-    throw err;
-  }
-  return hasData ? undefined : `data file df${id} is missing`;
-}
-
 /**
  * Keeps the newer of qf<id> and hf<id>. Both exist only after a crash between
  * renaming the new file into place and unlinking the old one.
@@ -172,12 +173,13 @@ async function dropOlderControlFile(
   log.notice(`removed ${older}${id}, which a newer control file replaced`);
 }
 
-async function isStaleLock(dir: string, id: string): Promise<boolean> {
+async function isStaleLock(dir: string, id: string, locks: RecoveryLocks | undefined): Promise<boolean> {
   const content = await fs.promises.readFile(path.join(dir, `lf${id}`), 'utf8').catch(() => '');
 
-  // Nothing is locked by this process yet, so a lock with its pid is left over
-  // from an earlier process that had the same pid.
-  if (parsePid(content) === process.pid) return true;
+  // A lock with this process's pid that this process does not hold is left
+  // over from an earlier process that had the same pid. Recovery may run in
+  // the background while this process already holds locks of its own.
+  if (parsePid(content) === process.pid) return locks?.holds(id) !== true;
   return !(await new LockFiles(dir).isLocked(id));
 }
 
@@ -189,4 +191,33 @@ async function fileAge(dir: string, name: string, now: number): Promise<number> 
     if (errorCode(err) === 'ENOENT') return 0;
     throw err;
   }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.promises.stat(file);
+    return true;
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * Sets aside a control file that cannot be parsed: renames it to Qf<id> (lost
+ * items, `mailq -qL`) and logs why. Called by whoever reads it first, with the
+ * item's lock held.
+ */
+export async function setAsideControlFile(dir: string, id: string, reason: string, logger: Logger): Promise<boolean> {
+  for (const control of ['qf', 'hf']) {
+    try {
+      await fs.promises.rename(path.join(dir, control + id), path.join(dir, `Qf${id}`));
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') continue;
+      throw err;
+    }
+    logger.child(id).error(`unparseable control file, renamed to Qf${id}: ${reason}`);
+    return true;
+  }
+  return false;
 }

@@ -167,6 +167,8 @@ export async function gatherQueue(store: QueueStore, opts: GatherOptions): Promi
     if (item && tooYoung(item, opts.minQueueAgeMs ?? 0, now)) return undefined;
     if (item && opts.shouldQueue?.(item)) return undefined;
 
+    // Only the sort keys stay in memory, so that a deep queue does not hold every control file.
+    if (item) entry.item = sortKeysOf(item);
     if (opts.order === 'modification') entry.mtimeMs = await mtimeOf(store.controlPath(id, kind));
     if (opts.order === 'host') entry.locked = await store.isLocked(id);
     return entry;
@@ -182,6 +184,12 @@ export async function gatherQueue(store: QueueStore, opts: GatherOptions): Promi
   sortWork(work, opts.order, opts.random);
   const max = opts.maxRunSize ?? 0;
   return max > 0 ? work.slice(0, max) : work;
+}
+
+/** The fields of an item that sortWork() compares (priority, created, first open recipient); the rest is dropped. */
+export function sortKeysOf(item: QueueItem): QueueItem {
+  const open = item.recipients.find((r) => r.state === 'pending' || r.state === 'deferred') ?? item.recipients[0];
+  return { ...item, recipients: open ? [open] : [], headers: [], macros: new Map() };
 }
 
 /** Tests whether an item was tried less than MinQueueAge ago; never-tried items are not too young. */

@@ -17,7 +17,7 @@ import { defaultSync, DirectorySync, SyncFunction } from './group-sync';
 import { isQueueId, QueueIdGenerator } from './id';
 import { errorCode, LockFiles, unlinkIfExists } from './lock';
 import { parseControlFile, serializeControlFile } from './qf';
-import { recoverQueue, RecoveryReport } from './recovery';
+import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
 
 export type { DataFileWriter } from './data-file';
@@ -45,6 +45,9 @@ export class QueueStore {
   readonly dir: string;
   /** The report of the repairs init() made; undefined before init(). */
   recovery: RecoveryReport | undefined;
+  private recovering: Promise<void> | undefined;
+  /** True while the recovery started by init() has not finished. */
+  recoveryRunning = false;
   private readonly superSafe: SuperSafe;
   private readonly logger: Logger;
   private readonly sync: SyncFunction;
@@ -69,17 +72,47 @@ export class QueueStore {
     return { dirSyncs: this.dirSync.syncs, fileSyncs: this.fileSyncs };
   }
 
-  /** Creates the queue directory if needed and repairs what a crash left behind. */
   /**
    * Creates the queue directory and, unless `recover` is false, repairs what
-   * an interrupted process left behind. Recovery reads every control file, so
-   * short-lived processes (-t, -bs, -bp) skip it and leave it to the daemon
-   * and queue runs.
+   * an interrupted process left behind (see recovery.ts). Short-lived
+   * processes (-t, -bs, -bp) skip recovery and leave it to the daemon and
+   * queue runs. With `background`, init() returns once the directory exists
+   * and recovery goes on meanwhile; recovered() waits for it.
    */
-  async init(opts: { recover?: boolean } = {}): Promise<void> {
+  async init(opts: { recover?: boolean; background?: boolean } = {}): Promise<void> {
     await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (opts.recover === false) return;
-    this.recovery = await recoverQueue(this.dir, this.logger);
+    const locks = {
+      lock: (id: string) => this.lock(id),
+      unlock: (id: string) => this.unlock(id),
+      holds: (id: string) => this.locks.holds(id),
+    };
+    this.recoveryRunning = true;
+    this.recovering = recoverQueue(this.dir, this.logger, Date.now(), locks).then(
+      (report) => {
+        this.recovery = report;
+        this.recoveryRunning = false;
+      },
+      (err: unknown) => {
+        this.recoveryRunning = false;
+        throw err;
+      },
+    );
+    if (opts.background !== true) return this.recovering;
+    this.recovering.catch((err: unknown) => this.logger.error(`queue recovery failed: ${(err as Error).message}`));
+  }
+
+  /** Resolves when the recovery started by init() has finished. */
+  async recovered(): Promise<void> {
+    await this.recovering?.catch(() => undefined);
+  }
+
+  /**
+   * Renames the control file of `id` to Qf<id> because it cannot be parsed,
+   * and logs `reason`. The caller holds the item's lock.
+   */
+  setAside(id: string, reason: string): Promise<boolean> {
+    return setAsideControlFile(this.dir, id, reason, this.logger);
   }
 
   /**
@@ -93,6 +126,17 @@ export class QueueStore {
 
   dataPath(id: string): string {
     return path.join(this.dir, `df${id}`);
+  }
+
+  /** Tests whether df<id> exists. */
+  async hasDataFile(id: string): Promise<boolean> {
+    try {
+      await fs.promises.stat(this.dataPath(id));
+      return true;
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return false;
+      throw err;
+    }
   }
 
   controlPath(id: string, kind: ControlFileKind = 'qf'): string {

@@ -7,6 +7,8 @@ import { handleMail, handleRcpt } from './envelope';
 import { handleData } from './data';
 import { vrfyReply } from './vrfy';
 import { handleStarttls, starttlsOffered } from './starttls';
+import { milterUnknown } from '../milter/session-hooks';
+import { filterEhloKeywords } from './srv-features';
 
 export interface Command {
   verb: string;
@@ -51,6 +53,12 @@ export async function handleCommand(session: Session, command: Command): Promise
     return;
   }
   if (!handler) {
+    const line = command.arg === '' ? command.verb : `${command.verb} ${command.arg}`;
+    const milterReply = await milterUnknown(session, line);
+    if (milterReply !== undefined) {
+      session.send(milterReply);
+      return;
+    }
     const shown = command.verb.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
     session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${shown}"`));
     return;
@@ -125,7 +133,7 @@ function ehloReply(session: Session, greeting: string): Reply {
   if (session.nullServerReply) return reply(250, undefined, greeting, 'ENHANCEDSTATUSCODES');
 
   const max = session.ctx.config.maxMessageSize;
-  const lines = [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN'];
+  const lines = filterEhloKeywords(session, [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN']);
   if (starttlsOffered(session)) lines.push('STARTTLS');
   lines.push('HELP');
   return reply(250, undefined, ...lines);

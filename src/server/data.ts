@@ -8,7 +8,7 @@ import type { QueueItem } from '../queue/types';
 import { initialPriority, precedenceClass } from '../queue/priority';
 import type { Session } from './session';
 import type { Transaction } from './transaction';
-import { verdictReply } from './envelope';
+import { setQuarantine, verdictReply } from './envelope';
 import { addMissingHeaders, headerValue, receivedHeader } from './headers';
 
 export async function handleData(session: Session, arg: string): Promise<void> {
@@ -37,7 +37,7 @@ export async function handleData(session: Session, arg: string): Promise<void> {
     return;
   }
   if (verdict.action === 'discard') tx.discard = true;
-  if (verdict.action === 'quarantine') tx.quarantine = verdict.reason;
+  if (verdict.action === 'quarantine') setQuarantine(session, tx, verdict.reason);
 
   let writer: DataFileWriter;
   try {
@@ -157,7 +157,8 @@ export class DataPhase {
       return;
     }
 
-    await this.commit(end.size);
+    // end.size counts the header section too; the data file holds the body only.
+    await this.commit(this.writer.size);
   }
 
   /** Returns the reply that rejects the message, or undefined if it may be queued. */

@@ -1,12 +1,26 @@
 // The envelope verbs MAIL and RCPT (RFC 5321 4.1.1.2, 4.1.1.3) with their
 // ESMTP parameters (SIZE, BODY, RET, ENVID, NOTIFY, ORCPT).
 
+import { localUserCheck } from './local-user-check';
 import { reply, type Reply } from '../smtp/reply';
 import { parsePath } from '../smtp/address';
 import { checkMailParams, checkRcptParams } from '../smtp/params';
 import { checkFreeBlocks } from './min-free-blocks';
 import type { Session } from './session';
 import type { Verdict } from './checkpoint';
+import { setRecipientMacros, setSenderMacros } from './address-macros';
+import type { Transaction } from './transaction';
+import { milterRejectedRecipient } from '../milter/session-hooks';
+
+/** Marks the transaction quarantined and sets ${quarantine}, which later checks and filters see. */
+export function setQuarantine(session: Session, tx: Transaction, reason: string | undefined): void {
+  tx.quarantine = reason;
+  if (reason !== undefined) session.macros.set('{quarantine}', reason);
+}
+
+function rcptArgs(params: Array<{ key: string; value?: string }>): string[] {
+  return params.map((p) => (p.value === undefined ? p.key : `${p.key}=${p.value}`));
+}
 
 /** Splits "FROM:<a@b> SIZE=10" into the text after the colon, or undefined. */
 function afterKeyword(arg: string, keyword: string): string | undefined {
@@ -80,7 +94,8 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
 
   const id = session.ctx.store.newId();
   session.macros.set('i', id);
-  session.macros.set('{mail_addr}', path.address);
+  session.macros.delete('{quarantine}');
+  setSenderMacros(session.macros, path.address, cfg);
   const verdict = await session.ctx.chain.run({
     stage: 'mail',
     macros: session.macros,
@@ -107,6 +122,7 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
     quarantine: verdict.action === 'quarantine' ? verdict.reason : undefined,
     discard: verdict.action === 'discard',
   };
+  if (verdict.action === 'quarantine') setQuarantine(session, session.transaction, verdict.reason);
   session.state = 'mail';
   session.send(reply(250, '2.1.0', `<${path.address}>... Sender ok`));
 }
@@ -141,7 +157,7 @@ export async function handleRcpt(session: Session, arg: string): Promise<void> {
     return;
   }
 
-  session.macros.set('{rcpt_addr}', path.address);
+  setRecipientMacros(session.macros, path.address, cfg);
   const verdict = await session.ctx.chain.run({
     stage: 'rcpt',
     macros: session.macros,
@@ -153,10 +169,18 @@ export async function handleRcpt(session: Session, arg: string): Promise<void> {
   if (verdict.action === 'reject' || verdict.action === 'tempfail') {
     const r = verdictReply(verdict, reply(550, '5.7.1', `<${path.address}>... Access denied`));
     logRejection(session, verdict, 'check_rcpt', path.address, r);
+    if (verdict.source !== 'milter') await milterRejectedRecipient(session, path.address, rcptArgs(path.params), r);
     session.badCommand(r);
     return;
   }
-  if (verdict.action === 'quarantine') tx.quarantine = verdict.reason;
+  const unknown = localUserCheck(cfg, path.address);
+  if (unknown) {
+    session.log.notice(`<${path.address}>... User unknown`, 4);
+    await milterRejectedRecipient(session, path.address, rcptArgs(path.params), unknown);
+    session.badCommand(unknown);
+    return;
+  }
+  if (verdict.action === 'quarantine') setQuarantine(session, tx, verdict.reason);
   if (verdict.action === 'discard') tx.discard = true;
 
   tx.recipients.push({ address: path.address, notify: params.notify, orcpt: params.orcpt });

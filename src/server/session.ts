@@ -190,6 +190,8 @@ export class Session {
       let chunk: Buffer | undefined;
       while (this.state !== 'closed' && (chunk = this.inbox.shift()) !== undefined) {
         await this.consume(chunk);
+        this.flush();
+        await this.transport.drain();
       }
     } catch (err) {
       this.log.error(`session error: ${(err as Error).stack ?? err}`);
@@ -228,6 +230,7 @@ export class Session {
         continue;
       }
       await this.handleLine(line.text);
+      await this.applyBackpressure();
 
       if (this.data) {
         // Bytes that followed the DATA command belong to the message.
@@ -237,6 +240,18 @@ export class Session {
         if (after !== undefined && after.length > 0) this.lines.push(after);
       }
     }
+  }
+
+  /**
+   * Stops reading commands while the client does not read its replies: queued
+   * replies are written out and, if the socket's buffer is full, the session
+   * waits for it to drain. Without this a client that pipelines without reading
+   * could make the daemon buffer replies without bound.
+   */
+  private async applyBackpressure(): Promise<void> {
+    if (this.output.length < 16 * 1024) return;
+    this.flush();
+    await this.transport.drain();
   }
 
   private async handleLine(text: string): Promise<void> {

@@ -5,7 +5,8 @@
 
 import { reply } from '../smtp/reply';
 import type { Session } from './session';
-import { HandshakeError } from '../tls/server';
+import { HandshakeError, type ServerHandshakeOptions } from '../tls/server';
+import { srvFeature } from './srv-features';
 import { setTlsMacros, tlsLogFields } from '../tls/peer';
 import { tlsAccessMap } from '../tls/access';
 import { relayByCertificate, tlsClientRequirement, tlsConnection, tlsFactsFromMacros } from '../policy/tls-rulesets';
@@ -13,10 +14,27 @@ import { relayByCertificate, tlsClientRequirement, tlsConnection, tlsFactsFromMa
 /** Daemon modifier that turns STARTTLS off for a listener (DAEMON_OPTIONS `M=S`). */
 const NO_TLS_MODIFIER = 'S';
 
-/** Whether the session may use STARTTLS at all: a TLS-capable transport, a configured certificate, no M=S. */
+/** Daemon modifier for smtps: TLS from the first byte, before the greeting (DAEMON_OPTIONS `M=s`). */
+const SMTPS_MODIFIER = 's';
+
+/**
+ * Whether the session may use STARTTLS at all: a TLS-capable transport, a
+ * configured certificate, no M=S, and no `S` in Srv_Features:.
+ */
 function tlsPossible(session: Session): boolean {
   const modifiers = session.options.daemonModifiers ?? '';
-  return session.ctx.tls !== undefined && session.transport.startTls !== undefined && !modifiers.includes(NO_TLS_MODIFIER);
+  return session.ctx.tls !== undefined && session.transport.startTls !== undefined && !modifiers.includes(NO_TLS_MODIFIER) &&
+    srvFeature(session, 's') !== false;
+}
+
+/** Whether this session's listener is an smtps port (`M=s`). */
+export function isSmtpsSession(session: Session): boolean {
+  return (session.options.daemonModifiers ?? '').includes(SMTPS_MODIFIER);
+}
+
+/** Whether to ask this client for a certificate: Srv_Features: V or v, else TLSSrvOptions. */
+function requestCertFor(session: Session): boolean | undefined {
+  return srvFeature(session, 'v');
 }
 
 /** Whether EHLO offers 250-STARTTLS: possible, usable right now, and not already active. */
@@ -39,7 +57,7 @@ export async function handleStarttls(session: Session, arg: string): Promise<voi
     session.send(reply(503, '5.5.0', 'TLS not available'));
     return;
   }
-  const options = serverTls.handshakeOptions();
+  const options = serverTls.handshakeOptions(requestCertFor(session));
   if (!options) {
     session.log.notice(`STARTTLS=server, relay=${session.macros.get('_')}, TLS unavailable: certificate or key not usable`, 6);
     session.send(reply(454, '4.7.0', 'TLS not available due to temporary reason'));
@@ -57,7 +75,32 @@ export async function handleStarttls(session: Session, arg: string): Promise<voi
   if (dropped > 0) {
     session.log.notice(`STARTTLS=server, relay=${relay}, discarded ${dropped} bytes sent after STARTTLS before the handshake`, 5);
   }
+  await runHandshake(session, options);
+}
 
+/**
+ * Runs the TLS handshake of an smtps session before its greeting. Returns
+ * false when the connection was closed: TLS is not usable or the handshake
+ * failed. greet_pause does not apply to such sessions.
+ */
+export async function startSmtps(session: Session): Promise<boolean> {
+  const serverTls = session.ctx.tls;
+  const options = session.transport.startTls ? serverTls?.handshakeOptions(requestCertFor(session)) : undefined;
+  if (!options) {
+    session.log.notice(`STARTTLS=server, relay=${session.macros.get('_') ?? ''}, smtps connection closed: TLS not available`, 6);
+    session.close();
+    return false;
+  }
+  return runHandshake(session, options);
+}
+
+/**
+ * Runs the server handshake and, when it succeeds, resets the session and
+ * sets the TLS macros, logs STARTTLS=server and runs tls_client. A failed
+ * handshake closes the connection without a reply; returns false then.
+ */
+async function runHandshake(session: Session, options: ServerHandshakeOptions): Promise<boolean> {
+  const relay = session.macros.get('_') ?? '';
   let info;
   try {
     info = await session.transport.startTls!(options);
@@ -71,7 +114,7 @@ export async function handleStarttls(session: Session, arg: string): Promise<voi
     // sendmail drops the connection without a reply after a failed handshake.
     await session.abortTransaction();
     session.close();
-    return;
+    return false;
   }
 
   resetAfterHandshake(session);
@@ -83,6 +126,7 @@ export async function handleStarttls(session: Session, arg: string): Promise<voi
     12,
   );
   applyClientPolicy(session);
+  return true;
 }
 
 /** Forgets everything the client said before the handshake (RFC 3207 section 4.2). */

@@ -26,8 +26,7 @@ export function socketTransport(socket: net.Socket): SessionTransport {
     pause: () => active.pause(),
     resume: () => active.resume(),
     close: () => active.end(),
-    drain: () =>
-      active.writableNeedDrain ? new Promise((resolve) => active.once('drain', () => resolve())) : Promise.resolve(),
+    drain: () => waitForDrain(active),
     async startTls(options: ServerHandshakeOptions): Promise<TlsInfo> {
       for (const handler of dataHandlers) socket.removeListener('data', handler);
       const { socket: secure, info } = await acceptTls(socket, options);
@@ -64,11 +63,24 @@ export function streamTransport(input: Readable, output: Writable): SessionTrans
       input.pause();
       input.destroy();
     },
-    drain: () =>
-      output.writableNeedDrain ? new Promise((resolve) => output.once('drain', () => resolve())) : Promise.resolve(),
+    drain: () => waitForDrain(output),
     remoteAddress: '127.0.0.1',
     remotePort: 0,
     localAddress: '127.0.0.1',
     localPort: 0,
   };
+}
+
+/** Resolves when a stream's write buffer has drained, or when it closes. */
+function waitForDrain(stream: Writable): Promise<void> {
+  if (!stream.writableNeedDrain || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+  });
 }

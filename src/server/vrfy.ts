@@ -9,6 +9,7 @@ import { domainInClass } from '../policy/relay';
 import { userByName } from '../aliases/passwd';
 import { AliasDatabase } from '../aliases/database';
 import type { Config } from '../config/types';
+import { localUserCheckMode } from './local-user-check';
 
 const CANNOT_VRFY = 'Cannot VRFY user; try RCPT to attempt delivery (or try finger)';
 
@@ -32,7 +33,8 @@ export function vrfyReply(config: Config, arg: string, novrfy: boolean): Reply {
   }
   if (AliasDatabase.fromConfig(config).lookup(name)) return reply(250, '2.1.5', `<${address}>`);
 
-  // NOTE: the built-in mbox mailer delivers to any safe name in MailboxDirectory,
-  // so a name that is neither a user nor an alias is not refused here.
+  if (localUserCheckMode(config) === 'passwd') return reply(550, '5.1.1', `<${address}>... User unknown`);
+  // NOTE: with LocalUserCheck=any the built-in mbox mailer delivers to any safe
+  // name in MailboxDirectory, so a name that is neither a user nor an alias is not refused here.
   return reply(252, '2.1.5', `<${address}>`);
 }

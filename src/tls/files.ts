@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type * as tls from 'node:tls';
+import * as tls from 'node:tls';
 import type { Config } from '../config/types';
 
 /** Returns a string option, or undefined when it is unset or empty. */
@@ -67,7 +67,10 @@ function readKey(option: string, file: string): Buffer {
   return readPem(option, file);
 }
 
-/** Reads the PEM certificates of CACertFile and every file in CACertPath. */
+/** File names of OpenSSL's hashed certificate folders: eight hex digits, a dot, a sequence number. */
+const HASHED_CERT_NAME = /^[0-9a-f]{8}\.\d+$/;
+
+/** Reads the PEM certificates of CACertFile and the hash-named files of CACertPath. */
 function readCaCertificates(config: Config): Buffer[] | undefined {
   const certs: Buffer[] = [];
   const file = tlsOption(config, 'CACertFile');
@@ -81,27 +84,67 @@ function readCaCertificates(config: Config): Buffer[] | undefined {
     } catch (err) {
       throw new Error(`CACertPath ${dir} is not readable: ${(err as Error).message}`);
     }
-    // NOTE: OpenSSL looks certificates up by subject hash; Posthorn loads every
-    // PEM file of the folder instead, which trusts the same set.
+    // As OpenSSL's hashed-directory lookup, which sendmail uses, only files
+    // named "<subject hash>.<n>" count; `openssl rehash` or c_rehash makes them.
+    // NOTE: the hash in the name is not compared with the certificate's
+    // subject, so a certificate under a wrong hash name is trusted here while
+    // OpenSSL would never find it.
     for (const name of names) {
+      if (!HASHED_CERT_NAME.test(name)) continue;
       const full = path.join(dir, name);
-      if (!fs.statSync(full).isFile()) continue;
-      const text = fs.readFileSync(full);
+      let text: Buffer;
+      try {
+        if (!fs.statSync(full).isFile()) continue;
+        text = fs.readFileSync(full);
+      } catch {
+        continue;
+      }
       if (text.includes('-----BEGIN CERTIFICATE-----')) certs.push(text);
     }
   }
   return certs.length > 0 ? certs : undefined;
 }
 
-/** Options for the DH parameters: a PEM file, or Node's built-in groups for 1, 2, 5, i and none. */
-function dhOptions(config: Config): Pick<tls.SecureContextOptions, 'dhparam'> {
+/**
+ * Reads DHParameters by its first character, as sendmail does. `/path` is a
+ * PEM file of DH parameters. `1`, `2`, `5`, `i` (sendmail's generated or
+ * built-in groups) and an unset option map onto Node's built-in groups,
+ * sized to the certificate's key. `n`, `N` and `none` turn DH suites off.
+ * Any other value is reported through `warn` and treated as unset.
+ */
+function dhOptions(config: Config, warn: (message: string) => void): Pick<tls.SecureContextOptions, 'dhparam'> {
   const value = tlsOption(config, 'DHParameters');
-  if (value === undefined || !value.startsWith('/')) return {};
-  return { dhparam: readPem('DHParameters', value) };
+  if (value === undefined) return { dhparam: 'auto' };
+  if (value.startsWith('/')) return { dhparam: readPem('DHParameters', value) };
+  const first = value[0];
+  if (first === 'n' || first === 'N') return {};
+  if ('125i'.includes(first)) return { dhparam: 'auto' };
+  warn(`STARTTLS=server, error: illegal value '${value}' for DHParameters`);
+  return { dhparam: 'auto' };
+}
+
+/**
+ * Checks CipherList with OpenSSL. As sendmail does, a list OpenSSL rejects
+ * is reported through `warn` and ignored, so the default ciphers are used.
+ */
+function cipherOptions(config: Config, side: 'server' | 'client', warn: (message: string) => void): Pick<tls.SecureContextOptions, 'ciphers'> {
+  const ciphers = tlsOption(config, 'CipherList');
+  if (ciphers === undefined) return {};
+  try {
+    tls.createSecureContext({ ciphers });
+  } catch (err) {
+    warn(`STARTTLS=${side}, error: SSL_CTX_set_cipher_list(${ciphers}) failed, list ignored: ${(err as Error).message}`);
+    return {};
+  }
+  return { ciphers };
 }
 
 /** Builds the secure-context options of one side; throws an Error that says which file is unusable. */
-export function secureContextOptions(config: Config, side: 'server' | 'client'): tls.SecureContextOptions {
+export function secureContextOptions(
+  config: Config,
+  side: 'server' | 'client',
+  warn: (message: string) => void = () => undefined,
+): tls.SecureContextOptions {
   const certName = side === 'server' ? 'ServerCertFile' : 'ClientCertFile';
   const keyName = side === 'server' ? 'ServerKeyFile' : 'ClientKeyFile';
   const certFile = tlsOption(config, certName);
@@ -110,9 +153,14 @@ export function secureContextOptions(config: Config, side: 'server' | 'client'):
   const options: tls.SecureContextOptions = {};
   if (certFile !== undefined) options.cert = readPem(certName, certFile);
   if (keyFile !== undefined) options.key = readKey(keyName, keyFile);
-  if (side === 'server' && (options.cert === undefined || options.key === undefined)) {
+  const anonymous = side === 'server' && tlsServerOptions(config).has('C') && options.cert === undefined && options.key === undefined;
+  if (side === 'server' && !anonymous && (options.cert === undefined || options.key === undefined)) {
     throw new Error('ServerCertFile and ServerKeyFile must both be set');
   }
+  // TLSSrvOptions C: no server certificate, so only anonymous DH suites can
+  // work, and those exist up to TLS 1.2. CipherList must name them, e.g.
+  // "aNULL:@SECLEVEL=0", as with sendmail.
+  if (anonymous) options.maxVersion = 'TLSv1.2';
   if (side === 'client' && (options.cert === undefined) !== (options.key === undefined)) {
     throw new Error('ClientCertFile and ClientKeyFile must be set together');
   }
@@ -125,14 +173,22 @@ export function secureContextOptions(config: Config, side: 'server' | 'client'):
     if (!crl.includes('-----BEGIN X509 CRL-----')) throw new Error(`CRLFile ${crlFile} contains no PEM CRL`);
     options.crl = crl;
   }
-  const ciphers = tlsOption(config, 'CipherList');
-  if (ciphers !== undefined) options.ciphers = ciphers;
-  if (side === 'server') Object.assign(options, dhOptions(config));
+  Object.assign(options, cipherOptions(config, side, warn));
+  if (side === 'server') Object.assign(options, dhOptions(config, warn));
   return options;
 }
 
-/** Reads TLSSrvOptions: V means the server does not ask clients for a certificate. */
-export function requestsClientCertificate(config: Config): boolean {
+/**
+ * Reads TLSSrvOptions, single letters separated by spaces or commas: `V`
+ * means the server does not ask clients for a certificate, `C` that it runs
+ * without a certificate of its own.
+ */
+export function tlsServerOptions(config: Config): Set<string> {
   const value = tlsOption(config, 'TLSSrvOptions') ?? '';
-  return !value.split(/[\s,]+/).includes('V');
+  return new Set(value.split(/[\s,]+/).filter((letter) => letter !== ''));
+}
+
+/** Whether the server asks clients for a certificate (TLSSrvOptions without V). */
+export function requestsClientCertificate(config: Config): boolean {
+  return !tlsServerOptions(config).has('V');
 }

@@ -3,7 +3,7 @@
 // sendmail's ${verify} result, plus the macros and log line built from them.
 
 import type * as tls from 'node:tls';
-import type { X509Certificate } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
 import { encodeMacroValue } from './encoding';
 
 /**
@@ -31,6 +31,8 @@ export interface TlsInfo {
   certIssuer: string;
   cnSubject: string;
   cnIssuer: string;
+  /** ${cert_md5}: MD5 fingerprint of the peer certificate, "AB:CD:..."; empty without one. */
+  certMd5: string;
 }
 
 /**
@@ -108,10 +110,17 @@ export function tlsInfoOf(socket: tls.TLSSocket, requested: boolean): TlsInfo {
     certIssuer: encodeMacroValue(oneLineDn(issuer)),
     cnSubject: encodeMacroValue(commonName(subject)),
     cnIssuer: encodeMacroValue(commonName(issuer)),
+    certMd5: cert === undefined ? '' : md5Fingerprint(cert.raw),
   };
 }
 
-/** Sets ${tls_version}, ${cipher}, ${cipher_bits}, ${alg_bits}, ${verify} and the certificate macros. */
+/** The MD5 digest of a DER certificate as upper-case hex pairs joined by ":", as sendmail's ${cert_md5}. */
+export function md5Fingerprint(der: Buffer): string {
+  const hex = createHash('md5').update(der).digest('hex').toUpperCase();
+  return hex.match(/../g)!.join(':');
+}
+
+/** Sets ${tls_version}, ${cipher}, ${cipher_bits}, ${alg_bits}, ${verify} and the certificate macros, ${cert_md5} among them. */
 export function setTlsMacros(macros: Map<string, string>, info: TlsInfo): void {
   macros.set('{tls_version}', info.version);
   macros.set('{cipher}', info.cipher);
@@ -122,6 +131,7 @@ export function setTlsMacros(macros: Map<string, string>, info: TlsInfo): void {
   macros.set('{cert_issuer}', info.certIssuer);
   macros.set('{cn_subject}', info.cnSubject);
   macros.set('{cn_issuer}', info.cnIssuer);
+  macros.set('{cert_md5}', info.certMd5);
 }
 
 /** sendmail's log line after a handshake, without the "STARTTLS=server" or "=client" prefix. */

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
-import { filesStamp, requestsClientCertificate, secureContextOptions, tlsOption, watchedFiles } from './files';
+import { filesStamp, requestsClientCertificate, secureContextOptions, tlsOption, tlsServerOptions, watchedFiles } from './files';
 import { tlsInfoOf, type TlsInfo } from './peer';
 
 export type ServerTlsState = 'off' | 'ready' | 'broken';
@@ -36,7 +36,9 @@ export class HandshakeError extends Error {
 }
 
 export class ServerTls {
-  private server?: tls.Server;
+  /** The handshake servers by whether they ask for a client certificate, made from `serverOptions` on first use. */
+  private servers = new Map<boolean, tls.Server>();
+  private serverOptions?: tls.TlsOptions;
   private stamp = '';
   private problem?: string;
   private readonly files: string[];
@@ -49,22 +51,31 @@ export class ServerTls {
     this.refresh();
   }
 
-  /** Whether the configuration names a server certificate at all. */
+  /** Whether the configuration names a server certificate, or TLSSrvOptions C asks for TLS without one. */
   get configured(): boolean {
-    return tlsOption(this.config, 'ServerCertFile') !== undefined || tlsOption(this.config, 'ServerKeyFile') !== undefined;
+    return tlsOption(this.config, 'ServerCertFile') !== undefined || tlsOption(this.config, 'ServerKeyFile') !== undefined ||
+      tlsServerOptions(this.config).has('C');
   }
 
   /** The state after re-reading the files if any of them changed. */
   state(): ServerTlsState {
     if (!this.configured) return 'off';
     this.refresh();
-    return this.server ? 'ready' : 'broken';
+    return this.serverOptions ? 'ready' : 'broken';
   }
 
-  /** Options for one handshake, or undefined when TLS is off or broken. */
-  handshakeOptions(): ServerHandshakeOptions | undefined {
-    if (this.state() !== 'ready' || !this.server) return undefined;
-    return { server: this.server, requestCert: requestsClientCertificate(this.config) };
+  /**
+   * Options for one handshake, or undefined when TLS is off or broken.
+   * `requestCert` overrides TLSSrvOptions for this session (Srv_Features: V or v).
+   */
+  handshakeOptions(requestCert = requestsClientCertificate(this.config)): ServerHandshakeOptions | undefined {
+    if (this.state() !== 'ready' || !this.serverOptions) return undefined;
+    let server = this.servers.get(requestCert);
+    if (!server) {
+      server = tls.createServer({ ...this.serverOptions, requestCert });
+      this.servers.set(requestCert, server);
+    }
+    return { server, requestCert };
   }
 
   /** Re-builds the context when the files' stamp changed; logs why a build failed, once per change. */
@@ -73,19 +84,22 @@ export class ServerTls {
     const stamp = filesStamp(this.files);
     if (stamp === this.stamp) return;
     this.stamp = stamp;
+    this.servers = new Map();
     try {
       const timeoutMs = this.config.timeouts.get('starttls') ?? 3600_000;
-      this.server = tls.createServer({
-        ...secureContextOptions(this.config, 'server'),
-        requestCert: requestsClientCertificate(this.config),
+      const options: tls.TlsOptions = {
+        ...secureContextOptions(this.config, 'server', (message) => this.logger.warn(message, 1)),
         rejectUnauthorized: false,
         // Timeout.starttls bounds the handshake; 0 means no limit.
         handshakeTimeout: timeoutMs > 0 ? timeoutMs : 0x7fffffff,
-      });
+      };
+      // Builds the context once here, so that unusable files are found before STARTTLS is offered.
+      tls.createSecureContext(options);
+      this.serverOptions = options;
       if (this.problem !== undefined) this.logger.notice('STARTTLS=server: certificate and key usable again, STARTTLS offered');
       this.problem = undefined;
     } catch (err) {
-      this.server = undefined;
+      this.serverOptions = undefined;
       this.problem = (err as Error).message;
       this.logger.warn(`STARTTLS=server: TLS unavailable, STARTTLS not offered until the files change: ${this.problem}`, 1);
     }

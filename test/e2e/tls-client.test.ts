@@ -71,7 +71,7 @@ test('Postfix next hop with STARTTLS', async (t) => {
   assert.ok(message.includes('Encrypted to Postfix.'), message);
   assert.match(message, /\(using TLSv1\.3 with cipher \S+/);
   assert.match(postfix.logs(), /Trusted TLS connection established from \S+\[127\.0\.0\.1\]/);
-  await ph.waitForLog(/STARTTLS=client, relay=mx\.remote\.example\. \[127\.0\.0\.4\], version=TLSv1\.3, verify=OK, cipher=\S+, bits=\d+\/\d+/);
+  await ph.waitForLog(/STARTTLS=client, relay=mx\.remote\.example\., version=TLSv1\.3, verify=OK, cipher=\S+, bits=\d+\/\d+/);
   await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*stat=Sent`));
 });
 
@@ -138,7 +138,7 @@ test('client rulesets against scripted next hops', async (t) => {
   const [tlsMessage] = await sinks.get('tls.example')!.waitForMessages(1);
   assert.equal(tlsMessage.tls, true);
   assert.deepEqual(tlsMessage.to, ['bob@tls.example', 'cs@tls.example']);
-  await ph.waitForLog(/STARTTLS=client, relay=mx\.tls\.example\. \[127\.0\.0\.21\], version=TLSv1\.3, verify=OK, /);
+  await ph.waitForLog(/STARTTLS=client, relay=mx\.tls\.example\., version=TLSv1\.3, verify=OK, /);
   await ph.waitForLog(stat(tlsId, 'secret@tls.example', 'Deferred: 403 4.7.0 encryption too weak 256 less than 512'));
   await ph.waitForLog(stat(tlsId, 'cn@tls.example', 'Deferred: 403 4.7.0 CN mx.posthorn.test does not match mx.tls.example'));
   await ph.waitForLog(stat(tlsId, 'ci@tls.example', '503 5.7.0 Cert Issuer /C=DE/O=Posthorn+20Test/CN=Posthorn+20Test+20CA does not match /C=DE/CN=Other'));
@@ -153,13 +153,14 @@ test('client rulesets against scripted next hops', async (t) => {
   const brokenId = await send(['bob@broken.example']);
   const [clear] = await sinks.get('broken.example')!.waitForMessages(1);
   assert.equal(clear.tls, false);
-  await ph.waitForLog(/STARTTLS=client, error: connect failed=-1, SSL_error=1, relay=mx\.broken\.example\. \[127\.0\.0\.23\]: /);
+  await ph.waitForLog(/STARTTLS=client, error: connect failed=-1, SSL_error=1, timedout=0, errno=-?\d+$/m);
+  await ph.waitForLog(/STARTTLS=client, relay=mx\.broken\.example\. \[127\.0\.0\.23\]: /);
   await ph.waitForLog(/STARTTLS=client, relay=mx\.broken\.example\. \[127\.0\.0\.23\], TLS handshake failed, retrying without STARTTLS/);
   await ph.waitForLog(stat(brokenId, 'bob@broken.example', 'Sent'));
 
   // An untrusted server certificate fails PERM+VERIFY: the recipient bounces.
   const failId = await send(['bob@fail.example']);
-  await ph.waitForLog(/STARTTLS=client, relay=mx\.fail\.example\. \[127\.0\.0\.24\], version=TLSv1\.3, verify=FAIL, /);
+  await ph.waitForLog(/STARTTLS=client, relay=mx\.fail\.example\., version=TLSv1\.3, verify=FAIL, /);
   await ph.waitForLog(stat(failId, 'bob@fail.example', '503 5.7.0 authentication failed'));
   assert.equal(sinks.get('fail.example')!.messages.length, 0);
 

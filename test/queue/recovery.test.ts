@@ -51,7 +51,7 @@ test('recovery removes old tf leftovers', async () => {
   removeDir(dir);
 });
 
-test('recovery renames bad qf to Qf', async () => {
+test('recovery leaves a bad qf to its first reader, which renames it to Qf', async () => {
   const dir = makeTempDir();
   const truncated = serializeControlFile(sampleItem(BAD)).slice(0, 40);
   write(dir, `df${BAD}`, 'body\r\n', true);
@@ -61,7 +61,15 @@ test('recovery renames bad qf to Qf', async () => {
   const { logger, lines } = captureLogger();
   const store = new QueueStore({ dir, superSafe: 'true', logger });
   await store.init();
+  // Recovery reads no control file, so a deep queue is checked quickly.
+  assert.deepEqual((await store.list()).sort(), [GOOD, BAD].sort());
+  assert.deepEqual(lines, []);
 
+  const reason = await store.read(BAD).then(
+    () => 'parsed',
+    (err: Error) => err.message,
+  );
+  assert.equal(await store.setAside(BAD, reason), true);
   assert.deepEqual(await store.list(), [GOOD]);
   assert.deepEqual(await store.list('Qf'), [BAD]);
   assert.equal(fs.readFileSync(`${dir}/Qf${BAD}`, 'utf8'), truncated);

@@ -160,14 +160,17 @@ test('store remove and abort delete files', async () => {
 
 test('store commit failure leaves nothing', async () => {
   for (const failing of ['tf', 'dir']) {
+    let queueDir = '';
     const sync: SyncFunction = async (handle, file) => {
       const name = path.basename(file);
-      if ((failing === 'tf' && name.startsWith('tf')) || (failing === 'dir' && !name.includes('f'))) {
+      // The queue directory's own name is random, so compare whole paths.
+      if ((failing === 'tf' && name.startsWith('tf')) || (failing === 'dir' && path.resolve(file) === queueDir)) {
         throw ioError('EIO');
       }
       await handle.sync();
     };
     const { dir, store } = await openStore('true', sync);
+    queueDir = path.resolve(dir);
     const id = store.newId();
     await writeData(store, id, [Buffer.from('x')]);
 
