@@ -14,7 +14,7 @@ import type { QueueItem } from '../queue/types';
 import type { Logger } from '../log/logger';
 import { initialPriority, precedenceClass } from '../queue/priority';
 import { parseHeaderAddresses, parsePath } from '../smtp/address';
-import { addMissingHeaders, headerValue, receivedHeader } from '../server/headers';
+import { addMissingHeaders, headerValue, messageSize, receivedHeader } from '../server/headers';
 import { ExitError, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE } from './sysexits';
 import { VERSION } from '../version';
 import { SubmissionReader } from './submission-reader';
@@ -156,7 +156,7 @@ function buildItem(f: ItemFields): QueueItem {
   headers.push(...f.headers);
   addMissingHeaders(headers, { sender: f.sender, hostName: f.config.hostName, id: f.id, now, fullName: f.fullName });
 
-  const size = f.size + headers.reduce((n, h) => n + h.length + 2, 0);
+  const size = messageSize(headers, f.size);
   const klass = precedenceClass(headerValue(headers, 'precedence') ?? '');
   return {
     id: f.id,
@@ -174,7 +174,7 @@ function buildItem(f: ItemFields): QueueItem {
 }
 
 function logSubmission(logger: Logger, item: QueueItem, user: string): void {
-  const size = item.bodySize + item.headers.reduce((n, h) => n + h.length + 2, 0);
+  const size = messageSize(item.headers, item.bodySize);
   const fields = [
     `from=<${item.sender}>`,
     `size=${size}`,

@@ -9,7 +9,7 @@ import { initialPriority, precedenceClass } from '../queue/priority';
 import type { Session } from './session';
 import type { Transaction } from './transaction';
 import { setQuarantine, verdictReply } from './envelope';
-import { addMissingHeaders, headerValue, receivedHeader } from './headers';
+import { addMissingHeaders, headerValue, messageSize, receivedHeader } from './headers';
 
 export async function handleData(session: Session, arg: string): Promise<void> {
   const tx = session.transaction;
@@ -232,7 +232,7 @@ export class DataPhase {
     const headers = [receivedHeader(session.macros, tx, now), ...this.headers];
     addMissingHeaders(headers, { sender: tx.sender, hostName: session.hostName, id: tx.id, now });
 
-    const size = bodySize + headers.reduce((n, h) => n + h.length + 2, 0);
+    const size = messageSize(headers, bodySize);
     const klass = precedenceClass(headerValue(headers, 'precedence') ?? '');
     const macros = new Map<string, string>();
     for (const name of ['r', 's', '_', '{daemon_name}', '{client_addr}', '{client_name}']) {
@@ -277,7 +277,7 @@ function writeFailure(session: Session, err: Error & { code?: string }, what: 'd
 export function logReceipt(session: Session, item: QueueItem): void {
   const fields = [
     `from=<${item.sender}>`,
-    `size=${item.bodySize + item.headers.reduce((n, h) => n + h.length + 2, 0)}`,
+    `size=${messageSize(item.headers, item.bodySize)}`,
     `class=${precedenceClass(headerValue(item.headers, 'precedence') ?? '')}`,
     `nrcpts=${item.recipients.length}`,
   ];

@@ -3,7 +3,7 @@
 
 import { localUserCheck } from './local-user-check';
 import { reply, type Reply } from '../smtp/reply';
-import { parsePath } from '../smtp/address';
+import { parsePath, type PathResult } from '../smtp/address';
 import { checkMailParams, checkRcptParams } from '../smtp/params';
 import { checkFreeBlocks } from './min-free-blocks';
 import type { Session } from './session';
@@ -28,6 +28,25 @@ function afterKeyword(arg: string, keyword: string): string | undefined {
   if (colon < 0) return undefined;
   if (arg.slice(0, colon).trim().toUpperCase() !== keyword) return undefined;
   return arg.slice(colon + 1);
+}
+
+/**
+ * Parses the argument of MAIL ("FROM:<path> params") or RCPT ("TO:<path>
+ * params"). Sends the error reply and returns undefined when it is invalid.
+ */
+function parseEnvelopePath(session: Session, arg: string, kind: 'mail' | 'rcpt'): Extract<PathResult, { ok: true }> | undefined {
+  const keyword = kind === 'mail' ? 'FROM' : 'TO';
+  const text = afterKeyword(arg, keyword);
+  if (text === undefined) {
+    session.badCommand(reply(501, '5.5.2', `Syntax error in parameters scanning "${keyword.toLowerCase()}"`));
+    return undefined;
+  }
+  const path = parsePath(text, kind);
+  if (!path.ok) {
+    session.send(reply(path.code, path.enhanced, path.text));
+    return undefined;
+  }
+  return path;
 }
 
 /** Turns a checkpoint's reject or tempfail verdict into a reply. */
@@ -63,16 +82,8 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
     return;
   }
 
-  const text = afterKeyword(arg, 'FROM');
-  if (text === undefined) {
-    session.badCommand(reply(501, '5.5.2', 'Syntax error in parameters scanning "from"'));
-    return;
-  }
-  const path = parsePath(text, 'mail');
-  if (!path.ok) {
-    session.send(reply(path.code, path.enhanced, path.text));
-    return;
-  }
+  const path = parseEnvelopePath(session, arg, 'mail');
+  if (!path) return;
 
   const params = checkMailParams(path.params, { maxMessageSize: cfg.maxMessageSize, dsn: true });
   if (!params.ok) {
@@ -135,16 +146,8 @@ export async function handleRcpt(session: Session, arg: string): Promise<void> {
     return;
   }
 
-  const text = afterKeyword(arg, 'TO');
-  if (text === undefined) {
-    session.badCommand(reply(501, '5.5.2', 'Syntax error in parameters scanning "to"'));
-    return;
-  }
-  const path = parsePath(text, 'rcpt');
-  if (!path.ok) {
-    session.send(reply(path.code, path.enhanced, path.text));
-    return;
-  }
+  const path = parseEnvelopePath(session, arg, 'rcpt');
+  if (!path) return;
   const params = checkRcptParams(path.params, { dsn: true });
   if (!params.ok) {
     session.send(reply(params.code, params.enhanced, params.text));

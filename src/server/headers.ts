@@ -15,6 +15,11 @@ export function headerValue(headers: readonly string[], name: string): string | 
   return undefined;
 }
 
+/** Returns the size in bytes of a message: its header lines with CRLF, plus the body. */
+export function messageSize(headers: readonly string[], bodySize: number): number {
+  return headers.reduce((n, h) => n + h.length + 2, bodySize);
+}
+
 export function hasHeader(headers: readonly string[], name: string): boolean {
   return headerValue(headers, name) !== undefined;
 }
