@@ -138,6 +138,7 @@ async function main(): Promise<void> {
   }
 
   const total = settings.clients * settings.messages;
+  const cpuAtStart = daemonCpuMs(daemon.pid);
   const start = process.hrtime.bigint();
   const counts = await Promise.all(
     Array.from({ length: settings.clients }, () => runClient(port, settings.messages, settings)),
@@ -149,6 +150,7 @@ async function main(): Promise<void> {
   while (sink.messages < accepted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const relayedAt = process.hrtime.bigint();
 
+  const cpuMs = daemonCpuMs(daemon.pid) - cpuAtStart;
   const status = fs.readFileSync(`/proc/${daemon.pid}/status`, 'utf8');
   const peak = /VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? '?';
   daemon.kill('SIGTERM');
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
   const seconds = (t: bigint) => Number(t - start) / 1e9;
   const mode = settings.newConnections ? 'new connection per message' : 'reused connections';
   console.log(`clients=${settings.clients} messages=${total} size=${settings.size} (${mode}), SuperSafe=True`);
+  console.log(`daemon CPU: ${cpuMs} ms = ${(cpuMs / Math.max(1, accepted)).toFixed(2)} ms per message (user + system, from /proc)`);
   console.log(`accepted: ${accepted}/${total} in ${seconds(acceptedAt).toFixed(2)} s = ${(accepted / seconds(acceptedAt)).toFixed(0)} msg/s`);
   console.log(`relayed:  ${sink.messages}/${accepted} in ${seconds(relayedAt).toFixed(2)} s = ${(sink.messages / seconds(relayedAt)).toFixed(0)} msg/s`);
   console.log(`daemon peak RSS: ${peak} kB`);
@@ -164,3 +167,14 @@ async function main(): Promise<void> {
 }
 
 void main();
+
+/** User plus system CPU time of a process in ms, from /proc/<pid>/stat (100 ticks a second). */
+function daemonCpuMs(pid: number | undefined): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}

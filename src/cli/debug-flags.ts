@@ -3,7 +3,7 @@
 
 import type { CliArgs } from './args';
 import { DebugOutput, debugTrace, setDebugOutput } from '../log/debug';
-import { TranscriptFile } from '../log/transcript';
+import { setTranscriptFile, TranscriptFile } from '../log/transcript';
 import { ExitError, EX_CANTCREAT } from './sysexits';
 
 /** Installs the -d/-D debug output; `cannot open <file>` exits with EX_CANTCREAT. */
@@ -21,7 +21,10 @@ export function applyDebugFlags(args: CliArgs, version: string): void {
 export function openTranscript(args: CliArgs): TranscriptFile | undefined {
   if (args.transcriptFile === undefined) return undefined;
   try {
-    return TranscriptFile.open(args.transcriptFile);
+    const file = TranscriptFile.open(args.transcriptFile);
+    // Outbound deliveries of this process are recorded in the same file.
+    setTranscriptFile(file);
+    return file;
   } catch (err) {
     throw new ExitError(`cannot open ${args.transcriptFile}: ${(err as Error).message}`, EX_CANTCREAT);
   }

@@ -124,7 +124,7 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
   // SIGHUP: read the configuration and maps again; a broken file keeps the old one.
   const removeSighup = onSighup(async () => {
     try {
-      daemon.reload(readConfig(args));
+      await daemon.reload(readConfig(args));
     } catch (err) {
       logger.error(`configuration not reloaded: ${(err as Error).message}`);
     }

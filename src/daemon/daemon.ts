@@ -23,6 +23,8 @@ import type { TranscriptFile } from '../log/transcript';
 import { SessionTracker } from './signals';
 import type { Config } from '../config/types';
 import { createChain } from './services';
+import { reopenListeners, type ListenerSet } from './reload-listeners';
+import { ConnectionThrottle, throttleOptionsFromConfig } from './connection-throttle';
 
 export interface DaemonOptions {
   /** Milliseconds between queue runs; 0 for none. */
@@ -35,6 +37,8 @@ export interface DaemonOptions {
 
 export class Daemon {
   private readonly servers: net.Server[] = [];
+  /** The DAEMON_OPTIONS entry each listening socket was opened for. */
+  private readonly specs = new WeakMap<net.Server, DaemonSpec>();
   private readonly sockets = new Set<net.Socket>();
   private queueTimer?: NodeJS.Timeout;
   /** Replaced by reload(); open sessions keep the context they started with. */
@@ -44,6 +48,8 @@ export class Daemon {
   private readonly connectPolicy: ConnectPolicy;
   /** RefuseLA and MaxDaemonChildren. */
   private readonly refusal: ConnectionRefusal;
+  /** ConnectionRateThrottle and DelayLA. */
+  private readonly throttle: ConnectionThrottle;
   private stopping = false;
   private pidFile?: PidFile;
 
@@ -54,6 +60,7 @@ export class Daemon {
     this.ctx = serverContext(services);
     this.connectPolicy = createConnectPolicy(this.ctx, services.logger);
     this.refusal = new ConnectionRefusal(refusalOptionsFromConfig(services.config), services.logger);
+    this.throttle = new ConnectionThrottle(throttleOptionsFromConfig(services.config), services.logger);
   }
 
   async start(): Promise<void> {
@@ -115,16 +122,27 @@ export class Daemon {
    * is rebuilt for new sessions. Queued mail, deliveries and open sessions
    * are left alone.
    *
-   * NOTE: changed DAEMON_OPTIONS (addresses, ports) need a restart; sendmail
-   * re-executes itself on SIGHUP and so also re-opens its listeners.
+   * Listeners follow the new DAEMON_OPTIONS: removed ones are closed, added
+   * ones opened, unchanged ones (and every open session) kept.
    */
-  reload(config: Config): void {
+  async reload(config: Config): Promise<void> {
     const { logger } = this.services;
     Object.assign(this.services.config, config);
     logger.level = config.logLevel;
     this.services.chain = createChain(this.services.config, logger);
     this.ctx = serverContext(this.services);
+    this.throttle.update(throttleOptionsFromConfig(this.services.config));
+    if (!this.stopping) await reopenListeners(this.listeners(), config.daemons, logger);
     logger.info('restarting posthorn due to signal: configuration and maps read again');
+  }
+
+  /** The listening sockets as reload-listeners.ts changes them. */
+  private listeners(): ListenerSet {
+    return {
+      servers: this.servers,
+      specOf: (server) => this.specs.get(server),
+      listen: (spec) => this.listen(spec),
+    };
   }
 
   /** ${daemon_info}: e.g. "SMTP+queueing@00:15:00" or "SMTP". */
@@ -139,6 +157,7 @@ export class Daemon {
       server.once('error', (err) => reject(new Error(`cannot listen on ${spec.addr} port ${spec.port}: ${err.message}`)));
       server.listen({ host: spec.addr, port: spec.port, backlog: spec.listen }, () => {
         server.removeAllListeners('error');
+        this.specs.set(server, spec);
         server.on('error', (err) => this.services.logger.error(`daemon ${spec.name}: ${err.message}`));
         const address = server.address() as net.AddressInfo;
         this.services.logger.info(`daemon ${spec.name}: listening on ${address.address} port ${address.port}`, 9);
@@ -166,6 +185,10 @@ export class Daemon {
     if (socket.destroyed || !socket.remoteAddress) {
       socket.destroy();
       return;
+    }
+    if (this.throttle.active) {
+      await this.throttle.admit(spec.name);
+      if (socket.destroyed) return;
     }
     const plain = socketTransport(socket);
     const transport = this.options.transcript ? this.options.transcript.wrap(plain) : plain;

@@ -13,6 +13,7 @@ import { connectionCache } from './connection-cache';
 import { DotStuffer } from './dot-stuff';
 import { ReplyReader, SmtpClientError } from './reply-reader';
 import type { Logger } from '../log/logger';
+import { outboundTranscript, type OutboundTranscript } from '../log/transcript';
 import type { ClientTls } from '../tls/client';
 import { setTlsMacros, tlsLogFields } from '../tls/peer';
 import { tlsFactsFromMacros } from '../policy/tls-rulesets';
@@ -184,6 +185,16 @@ class SmtpSession {
   ) {
     this.reader = new ReplyReader(socket);
     socket.on('error', () => undefined);
+    this.trace = outboundTranscript(opts.hostName);
+    this.traceInput(socket);
+  }
+
+  /** -X: this session's record in the transcript file. */
+  private readonly trace: OutboundTranscript | undefined;
+
+  private traceInput(socket: net.Socket): void {
+    const trace = this.trace;
+    if (trace) socket.on('data', (chunk: Buffer | string) => trace.received(chunk));
   }
 
   // --- the connection cache (connection-cache.ts) ---
@@ -224,7 +235,9 @@ class SmtpSession {
 
   private send(lines: string[]): void {
     for (const l of lines) this.note(`>>> ${l}`);
-    this.socket.write(lines.map((l) => l + '\r\n').join(''));
+    const text = lines.map((l) => l + '\r\n').join('');
+    this.trace?.sent(text);
+    this.socket.write(text);
   }
 
   private async expect(timeoutMs: number, during: string): Promise<Reply> {
@@ -316,6 +329,7 @@ class SmtpSession {
       this.socket = socket;
       this.reader = new ReplyReader(socket);
       socket.on('error', () => undefined);
+      this.traceInput(socket);
       setTlsMacros(this.macros, info);
       // sendmail names the server by its host name alone here (mci_host), unlike the to= lines.
       this.opts.logger?.info(`STARTTLS=client, ${tlsLogFields(this.opts.hostName, info)}`, 9);
@@ -433,12 +447,27 @@ class SmtpSession {
     const t = this.opts.timeouts;
     const stuffer = new DotStuffer();
     this.note('>>> (message)');
-    await this.write(stuffer.push(Buffer.from(tx.headers.join('\r\n') + '\r\n\r\n', 'latin1')));
+    // Blocks are collected up to 64 KiB, so a small message (header, body and the
+    // final dot) leaves in one socket write instead of three.
+    const pending: Buffer[] = [stuffer.push(Buffer.from(tx.headers.join('\r\n') + '\r\n\r\n', 'latin1'))];
+    let pendingBytes = pending[0].length;
+    const writePending = async (): Promise<void> => {
+      const block = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
+      pending.length = 0;
+      pendingBytes = 0;
+      await this.write(block);
+    };
     for await (const chunk of fs.createReadStream(tx.dataPath, { highWaterMark: 64 * 1024 })) {
-      await this.write(stuffer.push(chunk as Buffer));
+      const block = stuffer.push(chunk as Buffer);
+      pending.push(block);
+      pendingBytes += block.length;
+      if (pendingBytes >= 64 * 1024) await writePending();
     }
     this.note('>>> .');
-    await this.write(stuffer.finish());
+    const end = stuffer.finish();
+    pending.push(end);
+    pendingBytes += end.length;
+    await writePending();
 
     if (!this.opts.lmtp) {
       return fail(results, await this.expect(t.datafinal, 'client DATA status'));
@@ -452,6 +481,7 @@ class SmtpSession {
 
   /** Writes a block and waits for the socket to drain, up to Timeout.datablock. */
   private write(block: Buffer): Promise<void> {
+    this.trace?.sent(block);
     if (this.socket.write(block)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -39,7 +39,7 @@ class StreamSink implements LogSink {
   ) {}
 
   write(_severity: Severity, line: string): void {
-    const text = `${syslogTime(new Date())} ${os.hostname()} posthorn[${process.pid}]: ${line}\n`;
+    const text = `${linePrefix()}${line}\n`;
     try {
       fs.writeSync(this.fd, text);
     } catch {
@@ -50,6 +50,23 @@ class StreamSink implements LogSink {
   close(): void {
     if (this.ownsFd) fs.closeSync(this.fd);
   }
+}
+
+let prefixSecond = -1;
+let prefix = '';
+
+/**
+ * "Dec  4 16:10:48 host posthorn[pid]: ", built once a second instead of once a
+ * line (os.hostname() is a system call).
+ */
+function linePrefix(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== prefixSecond) {
+    prefixSecond = second;
+    prefix = `${syslogTime(new Date(now))} ${os.hostname()} posthorn[${process.pid}]: `;
+  }
+  return prefix;
 }
 
 class SyslogSink implements LogSink {

@@ -4,6 +4,11 @@
 // sendmail writes the pid of the child that runs the session; Posthorn runs all
 // sessions in one process, so the number is a session counter that separates
 // the interleaved sessions.
+//
+// Outbound SMTP and LMTP sessions go to the same file the way sendmail's
+// delivering child writes them: "<nnnnn> === CONNECT <host>", then ">>> line"
+// for what Posthorn sent (commands and the dot-stuffed message) and "<<< line"
+// for the server's replies.
 
 import * as fs from 'node:fs';
 import type { SessionTransport } from '../server/context';
@@ -20,8 +25,7 @@ export class TranscriptFile {
 
   /** Returns a transport that copies every line of `transport` into the file. */
   wrap(transport: SessionTransport): SessionTransport {
-    this.sessions += 1;
-    const tag = String(this.sessions).padStart(5, '0');
+    const tag = this.nextTag();
     this.write(`${tag} === CONNECT ${transport.remoteAddress}`);
     const incoming = new LineSplitter((line) => this.write(`${tag} <<< ${line}`));
     const outgoing = new LineSplitter((line) => this.write(`${tag} >>> ${line}`));
@@ -46,8 +50,22 @@ export class TranscriptFile {
     };
   }
 
+  /** Starts the record of an outbound session to `host`. */
+  outbound(host: string): OutboundTranscript {
+    const tag = this.nextTag();
+    this.write(`${tag} === CONNECT ${host}`);
+    const sent = new LineSplitter((line) => this.write(`${tag} >>> ${line}`));
+    const received = new LineSplitter((line) => this.write(`${tag} <<< ${line}`));
+    return { sent: (bytes) => sent.push(bytes), received: (bytes) => received.push(bytes) };
+  }
+
   close(): void {
     fs.closeSync(this.fd);
+  }
+
+  private nextTag(): string {
+    this.sessions += 1;
+    return String(this.sessions).padStart(5, '0');
   }
 
   private write(line: string): void {
@@ -59,14 +77,32 @@ export class TranscriptFile {
   }
 }
 
+/** What an outbound session feeds into the transcript: raw bytes each way. */
+export interface OutboundTranscript {
+  sent(bytes: Buffer | string): void;
+  received(bytes: Buffer | string): void;
+}
+
+let current: TranscriptFile | undefined;
+
+/** Makes `file` the -X transcript that outbound sessions of this process write to. */
+export function setTranscriptFile(file: TranscriptFile | undefined): void {
+  current = file;
+}
+
+/** The record of a new outbound session, or undefined without -X. */
+export function outboundTranscript(host: string): OutboundTranscript | undefined {
+  return current?.outbound(host);
+}
+
 /** Cuts a byte stream into lines without their CRLF or LF. */
 class LineSplitter {
   private rest = '';
 
   constructor(private readonly emit: (line: string) => void) {}
 
-  push(chunk: Buffer): void {
-    const text = this.rest + chunk.toString('latin1');
+  push(chunk: Buffer | string): void {
+    const text = this.rest + (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
     const lines = text.split('\n');
     this.rest = lines.pop() ?? '';
     for (const line of lines) this.emit(line.replace(/\r$/, ''));

@@ -55,6 +55,14 @@ export class QueueStore {
   private readonly dirSync: DirectorySync;
   private readonly locks: LockFiles;
   private readonly writers = new Map<string, BufferedDataFile>();
+  /**
+   * The qf text of items this process has just committed, with the file's inode
+   * and size, so that the first read() (the immediate delivery) needs one stat()
+   * instead of reading the file back. Any later rewrite (by this or another
+   * process) replaces the qf by rename, which changes the inode, and then the
+   * file is read as before.
+   */
+  private readonly freshControl = new Map<string, { text: string; ino: number; size: number }>();
   private fileSyncs = 0;
 
   constructor(opts: QueueStoreOptions) {
@@ -186,6 +194,14 @@ export class QueueStore {
 
   /** Reads the control file of `id` (qf, else hf); throws QueueFileError if damaged. */
   async read(id: string): Promise<QueueItem> {
+    const fresh = this.freshControl.get(id);
+    if (fresh !== undefined) {
+      this.freshControl.delete(id);
+      const stat = await fs.promises.stat(this.controlPath(id, 'qf')).catch(() => undefined);
+      if (stat !== undefined && stat.ino === fresh.ino && stat.size === fresh.size) {
+        return parseControlFile(fresh.text, id);
+      }
+    }
     let text: string;
     try {
       text = await fs.promises.readFile(this.controlPath(id, 'qf'), 'utf8');
@@ -212,7 +228,10 @@ export class QueueStore {
 
   /** Removes a finished item: the control file first, so a crash leaves no qf without df. */
   async remove(id: string): Promise<void> {
-    await this.removeFiles(id, ['qf', 'hf', 'df']);
+    this.freshControl.delete(id);
+    // qf and hf at the same time (usually only one exists), then the df.
+    await Promise.all([this.removeFiles(id, ['qf']), this.removeFiles(id, ['hf'])]);
+    await this.removeFiles(id, ['df']);
     await this.locks.unlock(id);
   }
 
@@ -264,6 +283,7 @@ export class QueueStore {
     if (writer?.failure !== undefined) throw writer.failure;
     if (!this.safe || writer?.synced) return;
 
+    // NOTE: the writer closed the df after DATA, so it is opened again for the fsync (two calls per message).
     const handle = await fs.promises.open(this.dataPath(id), 'r');
     try {
       await this.syncFile(handle, this.dataPath(id));
@@ -276,11 +296,15 @@ export class QueueStore {
     const text = serializeControlFile(item);
     const temp = path.join(this.dir, `tf${item.id}`);
     const kind = item.quarantine !== undefined ? 'hf' : 'qf';
+    this.freshControl.delete(item.id);
+    const remember = isNew && kind === 'qf';
+    let written: fs.Stats | undefined;
 
     const handle = await fs.promises.open(temp, 'w', 0o600);
     try {
       await handle.writeFile(text, 'utf8');
       if (this.safe) await this.syncFile(handle, temp);
+      if (remember) written = await handle.stat();
     } finally {
       await handle.close();
     }
@@ -291,6 +315,11 @@ export class QueueStore {
     await fs.promises.rename(temp, this.controlPath(item.id, kind));
     if (!isNew) await unlinkIfExists(this.controlPath(item.id, kind === 'qf' ? 'hf' : 'qf'));
     if (this.safe) await this.dirSync.request();
+    if (written !== undefined) {
+      // Bounded: items that are only queued (QueueLA, DeliveryMode=queue) are never read back here.
+      if (this.freshControl.size >= 1024) this.freshControl.delete(this.freshControl.keys().next().value!);
+      this.freshControl.set(item.id, { text, ino: written.ino, size: written.size });
+    }
   }
 
   private async removeFiles(id: string, kinds: string[]): Promise<void> {

@@ -25,15 +25,27 @@ export async function checkFreeBlocks(
 ): Promise<DiskSpaceShortage | undefined> {
   if (minFreeBlocks <= 0 && declaredSize <= 0) return undefined;
 
-  let stats: fs.StatsFs;
-  try {
-    stats = await fs.promises.statfs(dir);
-  } catch {
-    return undefined;
-  }
+  const stats = await queueStatfs(dir);
+  if (stats === undefined) return undefined;
   // sendmail rounds the message up to whole blocks, adding one.
   const sizeBlocks = declaredSize > 0 ? Math.floor(declaredSize / stats.bsize) + 1 : 0;
   const neededBlocks = sizeBlocks + Math.max(0, minFreeBlocks);
   if (stats.bavail >= neededBlocks) return undefined;
   return { neededBlocks, availableBlocks: stats.bavail };
+}
+
+/**
+ * How long the result of one statfs() is reused. Concurrent MAIL commands share
+ * one call, and its result also serves the MAILs of the next STATFS_REUSE_MS.
+ */
+const STATFS_REUSE_MS = 100;
+const statfsCache = new Map<string, { at: number; stats: Promise<fs.StatsFs | undefined> }>();
+
+function queueStatfs(dir: string): Promise<fs.StatsFs | undefined> {
+  const now = Date.now();
+  const cached = statfsCache.get(dir);
+  if (cached !== undefined && now - cached.at < STATFS_REUSE_MS) return cached.stats;
+  const stats = fs.promises.statfs(dir).catch(() => undefined);
+  statfsCache.set(dir, { at: now, stats });
+  return stats;
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startDnsServer } from '../helpers/dns-server';
 import { startSink } from '../helpers/sink';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
+import { freePortOn, waitFor } from '../helpers/process';
 import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
 
 test('delivers through the MX host', async (t) => {
@@ -65,7 +65,10 @@ test('delivers through the MX host', async (t) => {
         `pri=\\d+, relay=mx1\\.remote\\.example\\. \\[127\\.0\\.0\\.2\\], dsn=2\\.0\\.0, stat=Sent \\(`,
     ),
   );
-  assert.deepEqual(ph.queueFiles().filter((f) => f.endsWith(sent.queueId)), []);
+  // The files are removed just after the to= line is logged: wait for that, bounded.
+  const leftover = () => ph.queueFiles().filter((f) => f.endsWith(sent.queueId));
+  await waitFor('the queue files to be removed', () => leftover().length === 0, 5_000).catch(() => undefined);
+  assert.deepEqual(leftover(), []);
 });
 
 test('tries the next MX after a refused connection', async (t) => {
