@@ -45,6 +45,30 @@ function dsnRecipient(rcpt: QueueRecipient, now: Date): DsnRecipient {
 }
 
 /** Copies the original body into the DSN data file and ends it with CRLF. */
+/**
+ * Writes the data file of a DSN: its text parts around the original body (or
+ * none with RET=HDRS), and returns its size. A failed write removes the
+ * half-made file.
+ */
+export async function writeDsnDataFile(
+  ctx: Pick<BounceContext, 'store'>,
+  id: string,
+  original: QueueItem,
+  dsn: { head: string; tail: string; includeBody: boolean },
+): Promise<number> {
+  const writer = await ctx.store.openDataFile(id);
+  try {
+    await writer.write(Buffer.from(dsn.head, 'latin1'));
+    if (dsn.includeBody) await copyBody(ctx.store.dataPath(original.id), (c) => writer.write(c));
+    await writer.write(Buffer.from(dsn.tail, 'latin1'));
+    await writer.close();
+  } catch (err) {
+    await ctx.store.abort(id);
+    throw err;
+  }
+  return writer.size;
+}
+
 export async function copyBody(path: string, write: (chunk: Buffer) => Promise<void>): Promise<void> {
   let last: Buffer = Buffer.alloc(0);
   for await (const chunk of fs.createReadStream(path, { highWaterMark: 64 * 1024 })) {
@@ -116,16 +140,7 @@ export async function queueBounce(
     transcript,
   });
 
-  const writer = await ctx.store.openDataFile(id);
-  try {
-    await writer.write(Buffer.from(dsn.head, 'latin1'));
-    if (dsn.includeBody) await copyBody(ctx.store.dataPath(item.id), (c) => writer.write(c));
-    await writer.write(Buffer.from(dsn.tail, 'latin1'));
-    await writer.close();
-  } catch (err) {
-    await ctx.store.abort(id);
-    throw err;
-  }
+  const bodySize = await writeDsnDataFile(ctx, id, item, dsn);
 
   const macros = new Map([['r', 'internal'], ['_', 'localhost']]);
   if (postmasterCopy) macros.set(DOUBLE_BOUNCE_MACRO, '1');
@@ -134,14 +149,14 @@ export async function queueBounce(
     created: Math.floor(now.getTime() / 1000),
     lastAttempt: 0,
     attempts: 0,
-    priority: initialPriority(writer.size, 1),
+    priority: initialPriority(bodySize, 1),
     bodyType: item.bodyType,
     flags: '',
     macros,
     sender: '',
     recipients: [{ address: to, state: 'pending' }],
     headers: dsn.headers,
-    bodySize: writer.size,
+    bodySize,
   });
   log.info(`${id}: DSN: ${reported[0].status}`);
   return id;

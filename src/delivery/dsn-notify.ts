@@ -8,7 +8,7 @@
 import type { Config } from '../config/types';
 import { initialPriority } from '../queue/priority';
 import type { QueueItem, QueueRecipient } from '../queue/types';
-import { copyBody, type BounceContext } from './bounce';
+import { writeDsnDataFile, type BounceContext } from './bounce';
 import { buildDsn, type DsnRecipient } from './dsn';
 import type { RecipientResult } from './smtp-client';
 import { durationWords, queueReturnMs } from './timing';
@@ -137,30 +137,21 @@ async function queueNotice(
     ...delay,
   });
 
-  const writer = await ctx.store.openDataFile(id);
-  try {
-    await writer.write(Buffer.from(dsn.head, 'latin1'));
-    if (dsn.includeBody) await copyBody(ctx.store.dataPath(item.id), (c) => writer.write(c));
-    await writer.write(Buffer.from(dsn.tail, 'latin1'));
-    await writer.close();
-  } catch (err) {
-    await ctx.store.abort(id);
-    throw err;
-  }
+  const bodySize = await writeDsnDataFile(ctx, id, item, dsn);
 
   await ctx.store.commit({
     id,
     created: Math.floor(now.getTime() / 1000),
     lastAttempt: 0,
     attempts: 0,
-    priority: initialPriority(writer.size, 1),
+    priority: initialPriority(bodySize, 1),
     bodyType: item.bodyType,
     flags: '',
     macros: new Map([['r', 'internal'], ['_', 'localhost']]),
     sender: '',
     recipients: [{ address: item.sender, state: 'pending' }],
     headers: dsn.headers,
-    bodySize: writer.size,
+    bodySize,
   });
   const subject = dsn.headers.find((h) => h.startsWith('Subject: '))?.slice('Subject: '.length) ?? kind;
   ctx.logger.child(item.id).info(`${id}: DSN: ${subject}`);

@@ -49,6 +49,18 @@ function parseEnvelopePath(session: Session, arg: string, kind: 'mail' | 'rcpt')
   return path;
 }
 
+/** Asks the checkpoint chain about a MAIL or RCPT path and its ESMTP parameters. */
+function runEnvelopeCheck(session: Session, stage: 'mail' | 'rcpt', path: Extract<PathResult, { ok: true }>): Promise<Verdict> {
+  return session.ctx.chain.run({
+    stage,
+    macros: session.macros,
+    clientAddress: session.transport.remoteAddress,
+    address: path.address,
+    relayAllowed: session.relayAllowed,
+    esmtpArgs: path.params.map((p) => (p.value === undefined ? p.key : `${p.key}=${p.value}`)),
+  });
+}
+
 /** Turns a checkpoint's reject or tempfail verdict into a reply. */
 export function verdictReply(verdict: Verdict, fallback: Reply): Reply {
   if (verdict.reply) return verdict.reply;
@@ -107,14 +119,7 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
   session.macros.set('i', id);
   session.macros.delete('{quarantine}');
   setSenderMacros(session.macros, path.address, cfg);
-  const verdict = await session.ctx.chain.run({
-    stage: 'mail',
-    macros: session.macros,
-    clientAddress: session.transport.remoteAddress,
-    address: path.address,
-    relayAllowed: session.relayAllowed,
-    esmtpArgs: path.params.map((p) => (p.value === undefined ? p.key : `${p.key}=${p.value}`)),
-  });
+  const verdict = await runEnvelopeCheck(session, 'mail', path);
   if (verdict.action === 'reject' || verdict.action === 'tempfail') {
     const r = verdictReply(verdict, reply(553, '5.7.1', `<${path.address}>... Sender rejected`));
     logRejection(session, verdict, 'check_mail', path.address, r);
@@ -161,14 +166,7 @@ export async function handleRcpt(session: Session, arg: string): Promise<void> {
   }
 
   setRecipientMacros(session.macros, path.address, cfg);
-  const verdict = await session.ctx.chain.run({
-    stage: 'rcpt',
-    macros: session.macros,
-    clientAddress: session.transport.remoteAddress,
-    address: path.address,
-    relayAllowed: session.relayAllowed,
-    esmtpArgs: path.params.map((p) => (p.value === undefined ? p.key : `${p.key}=${p.value}`)),
-  });
+  const verdict = await runEnvelopeCheck(session, 'rcpt', path);
   if (verdict.action === 'reject' || verdict.action === 'tempfail') {
     const r = verdictReply(verdict, reply(550, '5.7.1', `<${path.address}>... Access denied`));
     logRejection(session, verdict, 'check_rcpt', path.address, r);
