@@ -122,7 +122,9 @@ async function main(): Promise<void> {
   const bin = path.resolve(__dirname, '..', '..', 'bin', 'posthorn');
   // BENCH_NODE_ARGS passes flags to the daemon's node, e.g. "--cpu-prof".
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const daemon = spawn(process.execPath, [...nodeArgs, bin, '-bD', '-C', path.join(dir, 'sendmail.mc')], {
+  // BENCH_WORKERS=N runs the daemon with -O Workers=N (worker processes).
+  const workerArgs = process.env.BENCH_WORKERS ? ['-O', `Workers=${process.env.BENCH_WORKERS}`] : [];
+  const daemon = spawn(process.execPath, [...nodeArgs, bin, '-bD', '-C', path.join(dir, 'sendmail.mc'), ...workerArgs], {
     stdio: 'ignore',
   });
   for (let i = 0; i < 200; i++) {
@@ -173,7 +175,16 @@ function daemonCpuMs(pid: number | undefined): number {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    // With BENCH_WORKERS the worker processes are children of the daemon.
+    let children = 0;
+    try {
+      for (const child of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ')) {
+        if (child.trim() !== '') children += daemonCpuMs(Number(child));
+      }
+    } catch {
+      // No children file: count the daemon alone.
+    }
+    return (Number(fields[11]) + Number(fields[12])) * 10 + children;
   } catch {
     return 0;
   }

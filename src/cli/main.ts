@@ -16,6 +16,7 @@ import { submitMessage } from './submit';
 import { checkQuarantineMode, printQueue, runQueueCommand } from './queue-commands';
 import { applyDebugFlags, openTranscript } from './debug-flags';
 import { onSighup } from '../daemon/signals';
+import { isWorker, reportWorkerReady, WorkerPool, workerCount } from '../daemon/workers';
 import { runSmtpOnStdio } from './smtp-stdio';
 import { runNewaliases } from './newaliases';
 import { runVerify } from './verify';
@@ -103,26 +104,46 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
   if (args.mode === 'daemon') return detachDaemon();
 
   const logger = createLogger(config, true);
-  for (const notice of config.notices ?? []) logger.notice(notice);
-  const services = await createServices(config, logger);
+  // Workers (daemon/workers.ts): the primary keeps the PidFile, the signals and
+  // the queue runs; each worker listens, runs sessions and immediate deliveries.
+  const worker = isWorker();
+  if (!worker) for (const notice of config.notices ?? []) logger.notice(notice);
+  const workers = worker ? 1 : workerCount(config, logger);
+  const role = worker ? 'worker' : workers > 1 ? 'primary' : undefined;
+  const services = await createServices(config, logger, { recover: !worker });
   const daemon = new Daemon(services, {
-    queueInterval: args.queueInterval ?? 0,
+    queueInterval: worker ? 0 : args.queueInterval ?? 0,
     commandLine: ['posthorn', ...process.argv.slice(2)].join(' '),
     transcript: openTranscript(args),
+    role,
   });
+  let stop: (reason: string, code?: number) => void = () => undefined;
+  const pool = role === 'primary' ? new WorkerPool(workers, logger, () => stop('no workers left', EX_UNAVAILABLE)) : undefined;
   try {
     await daemon.start();
   } catch (err) {
     throw new ExitError((err as Error).message, EX_UNAVAILABLE);
   }
-  // Started by -bd: tell the waiting parent that the listeners are up.
-  if (process.send) {
+  if (pool) {
+    try {
+      await pool.start();
+    } catch (err) {
+      logger.error((err as Error).message);
+      await daemon.stop('workers did not start');
+      throw new ExitError((err as Error).message, EX_UNAVAILABLE);
+    }
+  }
+  if (worker) {
+    reportWorkerReady();
+  } else if (process.send) {
+    // Started by -bd: tell the waiting parent that the listeners are up.
     process.send('listening');
     process.disconnect();
   }
 
   // SIGHUP: read the configuration and maps again; a broken file keeps the old one.
   const removeSighup = onSighup(async () => {
+    pool?.signal('SIGHUP');
     try {
       await daemon.reload(readConfig(args));
     } catch (err) {
@@ -131,9 +152,13 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
   });
 
   return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+    let stopping = false;
+    stop = (reason: string, code = EX_OK) => {
+      if (stopping) return;
+      stopping = true;
       removeSighup();
-      void daemon.stop(signal).then(() => resolve(EX_OK));
+      const workersGone = pool ? pool.stop() : Promise.resolve();
+      void workersGone.then(() => daemon.stop(reason)).then(() => resolve(code));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

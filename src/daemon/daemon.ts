@@ -33,6 +33,11 @@ export interface DaemonOptions {
   commandLine: string;
   /** -X: every session's lines are copied into this file. */
   transcript?: TranscriptFile;
+  /**
+   * Workers (workers.ts): a 'primary' opens no listeners (its workers do); a
+   * 'worker' writes no PidFile. Unset for a daemon in one process.
+   */
+  role?: 'primary' | 'worker';
 }
 
 export class Daemon {
@@ -67,9 +72,9 @@ export class Daemon {
     const { config, logger } = this.services;
     // The PidFile is claimed first, so that a second daemon on the same
     // PidFile stops before it opens any socket.
-    this.writePidFile();
+    if (this.options.role !== 'worker') this.writePidFile();
     try {
-      for (const spec of config.daemons) {
+      for (const spec of this.options.role === 'primary' ? [] : config.daemons) {
         this.servers.push(await this.listen(spec));
       }
     } catch (err) {
@@ -132,7 +137,7 @@ export class Daemon {
     this.services.chain = createChain(this.services.config, logger);
     this.ctx = serverContext(this.services);
     this.throttle.update(throttleOptionsFromConfig(this.services.config));
-    if (!this.stopping) await reopenListeners(this.listeners(), config.daemons, logger);
+    if (!this.stopping && this.options.role !== 'primary') await reopenListeners(this.listeners(), config.daemons, logger);
     logger.info('restarting posthorn due to signal: configuration and maps read again');
   }
 
