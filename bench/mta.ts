@@ -57,6 +57,8 @@ export interface PosthornBenchOptions {
   nodeArgs?: string[];
   /** More .mc lines, before the MAILER lines. */
   extraMc?: string[];
+  /** More daemon arguments after `-bD -C file`, e.g. ['-O', 'Workers=2']. */
+  daemonArgs?: string[];
 }
 
 export async function startPosthornBench(opts: PosthornBenchOptions): Promise<BenchMta> {
@@ -87,7 +89,7 @@ export async function startPosthornBench(opts: PosthornBenchOptions): Promise<Be
 
   const bin = path.resolve(__dirname, '..', '..', 'bin', 'posthorn');
   const started = process.hrtime.bigint();
-  const daemon = spawn(process.execPath, [...(opts.nodeArgs ?? []), bin, '-bD', '-C', path.join(dir, 'sendmail.mc')], {
+  const daemon = spawn(process.execPath, [...(opts.nodeArgs ?? []), bin, '-bD', '-C', path.join(dir, 'sendmail.mc'), ...(opts.daemonArgs ?? [])], {
     stdio: 'ignore',
     cwd: dir,
   });
