@@ -11,12 +11,11 @@ import { startSessionWithMilters } from '../milter/connect';
 import { applySrvFeatures } from '../server/srv-features';
 import { isSmtpsSession, startSmtps } from '../server/starttls';
 import { socketTransport } from '../server/transport';
-import { createConnectPolicy, type ConnectPolicy } from '../server/connect';
+import { clientText, createConnectPolicy, resolveClient, type ConnectPolicy } from '../server/connect';
 import { ConnectionRefusal, refusalOptionsFromConfig } from './refuse-connections';
 import { isLocalhostClient } from '../policy/relay';
 import { serverContext, type Services } from './services';
 import type { ServerContext } from '../server/context';
-import { clientNameText } from './client-name';
 import { formatInterval } from './interval';
 import { expandPidFilePath, PidFile, PidFileInUseError } from './pidfile';
 import type { TranscriptFile } from '../log/transcript';
@@ -87,7 +86,7 @@ export class Daemon {
     logger.info(`starting daemon (Posthorn ${this.ctx.version}): ${info}`);
 
     // sendmail runs the whole queue once at start when a queue interval is
-    // given; the periodic runs after it skip items whose retry time has not come.
+    // given. The periodic runs after it skip items whose retry time has not come.
     if (this.options.queueInterval > 0) {
       void this.runQueue(true);
       this.queueTimer = setInterval(() => void this.runQueue(false), this.options.queueInterval);
@@ -141,7 +140,7 @@ export class Daemon {
     logger.info('restarting posthorn due to signal: configuration and maps read again');
   }
 
-  /** The listening sockets as reload-listeners.ts changes them. */
+  /** Returns the listening sockets in the form that reload-listeners.ts changes. */
   private listeners(): ListenerSet {
     return {
       servers: this.servers,
@@ -199,17 +198,18 @@ export class Daemon {
     const transport = this.options.transcript ? this.options.transcript.wrap(plain) : plain;
     const address = transport.remoteAddress;
     const haveNameServers = this.services.config.nameServers.length > 0;
-    const clientText = await clientNameText(address, this.services.resolver, haveNameServers);
+    // One PTR lookup serves $_ and the connect-time checks (use_client_ptr, Connect: by name).
+    const client = await resolveClient(address, this.services.resolver, haveNameServers);
     if (socket.destroyed) return;
 
     const session = new Session(this.ctx, transport, {
       daemonName: spec.name,
       relayAllowed: isLocalhostClient(address),
-      clientText,
+      clientText: clientText(address, client),
       daemonModifiers: spec.modifiers,
     });
     this.sessions.add(session);
-    if (!(await this.connectPolicy.prepare(session, socket, spec))) return;
+    if (!(await this.connectPolicy.prepare(session, socket, spec, client))) return;
     applySrvFeatures(session);
     const smtps = isSmtpsSession(session);
     if (smtps && !(await startSmtps(session))) return;
@@ -228,8 +228,8 @@ export class Daemon {
   }
 
   /**
-   * Claims the macro-expanded PidFile. Throws when another live process holds
-   * it; any other failure is logged and the daemon runs without a PidFile.
+   * Claims the macro-expanded PidFile. Throws when another live process owns
+   * it. Any other failure is logged, and the daemon runs without a PidFile.
    */
   private writePidFile(): void {
     const { config, logger } = this.services;

@@ -1,7 +1,7 @@
-// sendmail's refuseconnections(): whether a daemon rejects a new connection
-// because the load average reached RefuseLA or MaxDaemonChildren sessions are
-// open, and the log lines that go with it. The first rejection is logged
-// once; while rejection lasts, "have been rejecting connections on daemon
+// sendmail's refuseconnections(): decides whether a daemon rejects a new
+// connection because the load average reached RefuseLA or MaxDaemonChildren
+// sessions are open, and writes the log lines that go with it. The first
+// rejection is logged once. While rejection lasts, "have been rejecting connections on daemon
 // <name> for <[D+]HH:MM:SS>" is logged every RejectLogInterval, and the end
 // of it is logged as "accepting connections again for daemon <name>".
 //

@@ -11,13 +11,13 @@ import type { DaemonSpec } from '../config/types';
 import type { Logger } from '../log/logger';
 
 export interface ListenerSet {
-  /** The open listeners; changed in place. */
+  /** The open listeners, which reopenListeners changes in place. */
   servers: net.Server[];
   specOf(server: net.Server): DaemonSpec | undefined;
   listen(spec: DaemonSpec): Promise<net.Server>;
 }
 
-/** Two entries are the same listener when every field of them is equal. */
+/** Returns the identity key of an entry. Two entries are the same listener when every field is equal. */
 export function daemonSpecKey(spec: DaemonSpec): string {
   return JSON.stringify([
     spec.name,
@@ -30,36 +30,37 @@ export function daemonSpecKey(spec: DaemonSpec): string {
   ]);
 }
 
-/** How often, and how long apart, a port that a closed listener still held is tried again. */
+/** Maximum attempts, and the pause between them, to open a port that a just-closed listener may still occupy. */
 const REBIND_ATTEMPTS = 20;
 const REBIND_PAUSE_MS = 50;
 
 /**
- * Closes the listeners whose entry is not in `wanted` and opens the entries
- * that have none. A listener that cannot be opened is logged and left out;
- * the others still open.
+ * Closes the listeners whose entry is not in `requested` and opens the entries
+ * that have none. A listener that cannot be opened is logged and left out,
+ * and the others still open.
  */
-export async function reopenListeners(set: ListenerSet, wanted: DaemonSpec[], logger: Logger): Promise<void> {
-  const wantedKeys = new Set(wanted.map(daemonSpecKey));
-  const kept = new Set<string>();
+export async function reopenListeners(set: ListenerSet, requested: DaemonSpec[], logger: Logger): Promise<void> {
+  const requestedKeys = new Set(requested.map(daemonSpecKey));
+  // Keys of the entries that have an open listener, whether kept or newly opened.
+  const openKeys = new Set<string>();
   for (const server of [...set.servers]) {
     const spec = set.specOf(server);
     const key = spec ? daemonSpecKey(spec) : '';
-    if (spec && wantedKeys.has(key) && !kept.has(key)) {
-      kept.add(key);
+    if (spec && requestedKeys.has(key) && !openKeys.has(key)) {
+      openKeys.add(key);
       continue;
     }
     set.servers.splice(set.servers.indexOf(server), 1);
-    // close() stops accepting at once; its callback would wait for the
-    // sessions this listener accepted, which are left to end by themselves.
+    // close() stops accepting at once. No callback is passed because it would
+    // wait for the sessions this listener accepted, which end by themselves.
     server.close();
     if (spec) logger.info(`daemon ${spec.name}: stopped listening on ${spec.addr} port ${spec.port}`, 9);
   }
 
-  for (const spec of wanted) {
+  for (const spec of requested) {
     const key = daemonSpecKey(spec);
-    if (kept.has(key)) continue;
-    kept.add(key);
+    if (openKeys.has(key)) continue;
+    openKeys.add(key);
     try {
       set.servers.push(await listenRetrying(set, spec));
     } catch (err) {
@@ -68,7 +69,7 @@ export async function reopenListeners(set: ListenerSet, wanted: DaemonSpec[], lo
   }
 }
 
-/** Opens `spec`, trying again while a listener that was just closed still holds its port. */
+/** Opens `spec`, retrying while a just-closed listener still occupies its port (EADDRINUSE). */
 async function listenRetrying(set: ListenerSet, spec: DaemonSpec): Promise<net.Server> {
   for (let attempt = 1; ; attempt++) {
     try {

@@ -39,7 +39,7 @@ export class AccessMap {
     return this.exact(tag, '');
   }
 
-  /** A host name, then each parent domain: a.b.example, b.example, example. */
+  /** Looks up a host name, then each parent domain: a.b.example, b.example, example. */
   domain(tag: string, host: string): AccessHit | undefined {
     const name = host.replace(/\.$/, '').toLowerCase();
     if (name === '') return undefined;
@@ -54,7 +54,7 @@ export class AccessMap {
   }
 
   /**
-   * An address, then shorter prefixes: 192.0.2.7, 192.0.2, 192.0, 192. IPv6
+   * Looks up an address, then shorter prefixes: 192.0.2.7, 192.0.2, 192.0, 192. IPv6
    * addresses are written "IPv6:2001:db8::1" and shortened one ":" part at a time.
    */
   address(tag: string, ip: string): AccessHit | undefined {
@@ -70,7 +70,7 @@ export class AccessMap {
   }
 }
 
-/** The keys an address is looked up under, longest first. */
+/** Returns the keys an address is looked up under, longest first. */
 export function addressKeys(ip: string): string[] {
   const plain = ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
   const keys: string[] = [];
@@ -110,7 +110,7 @@ export function parseAccessValue(value: string): AccessAction {
 }
 
 /**
- * The forms of ERROR:, as sendmail's access map takes them:
+ * Parses the forms of ERROR: that sendmail's access map accepts:
  * "ERROR:550 text", "ERROR:5.7.1:550 text", "ERROR:\"550 text\"", "ERROR:text".
  */
 function parseErrorValue(text: string): AccessAction {

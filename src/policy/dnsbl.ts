@@ -37,13 +37,24 @@ export function parseBlocklistFeature(name: string, args: readonly string[]): Bl
   return { enhanced: name === 'enhdnsbl', domain, message, tempText, values };
 }
 
-/** Whether an answer such as "127.0.0.2." matches a pattern where "$-" stands for one label and "$+" for any rest. */
+/**
+ * Returns whether a DNS answer such as "127.0.0.2." matches a pattern in which
+ * "$-" matches one label, "$+" one or more characters and "$*" any rest.
+ */
 export function answerMatches(answer: string, pattern: string): boolean {
   const source = pattern
     .split(/(\$[-+*])/)
-    .map((part) => (part === '$-' ? '[^.]+' : part === '$+' ? '.+' : part === '$*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .map(patternPartToRegex)
     .join('');
   return new RegExp(`^${source}$`).test(answer);
+}
+
+/** Converts one part of an enhdnsbl pattern to a regular expression: a sendmail wildcard or escaped literal text. */
+function patternPartToRegex(part: string): string {
+  if (part === '$-') return '[^.]+';
+  if (part === '$+') return '.+';
+  if (part === '$*') return '.*';
+  return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function action(feature: BlocklistFeature, macros: ReadonlyMap<string, string>): BlocklistAction {
@@ -52,7 +63,7 @@ function action(feature: BlocklistFeature, macros: ReadonlyMap<string, string>):
   return { kind: 'reject', reply: errorReply(expandRulesetText(feature.message, macros), '5.7.1') };
 }
 
-/** Looks the client up in one list; returns undefined when it is not listed. */
+/** Looks the client up in one list. Returns undefined when it is not listed. */
 export async function checkBlocklist(
   resolver: MailResolver,
   feature: BlocklistFeature,
@@ -69,7 +80,7 @@ export async function checkBlocklist(
   }
   if (result.kind !== 'addresses') return undefined;
 
-  // dns maps with -a. append a dot to every answer; the patterns are written for that form.
+  // sendmail's dns maps with -a. append a dot to every answer, so the patterns are written for that form.
   const answers = result.addresses.filter((a) => net.isIPv4(a)).map((a) => `${a}.`);
   if (answers.length === 0) return undefined;
   if (!feature.enhanced) return action(feature, macros);

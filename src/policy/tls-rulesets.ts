@@ -7,7 +7,7 @@ import { reply, type Reply } from '../smtp/reply';
 import type { AccessHit, AccessMap } from './access';
 import { CONTINUE, type CheckContext, type Checkpoint, type Verdict } from '../server/checkpoint';
 
-/** What TLS_connection reads from the session's macros. */
+/** Session macro values that TLS_connection reads. */
 export interface TlsFacts {
   /** ${verify}; undefined on a server session that never ran STARTTLS. */
   verify?: string;
@@ -130,7 +130,7 @@ export function tlsConnection(facts: TlsFacts, value: string | undefined): Reply
   return undefined;
 }
 
-/** The D, A and default lookups of a host: Tag:name and parents, Tag:address and prefixes, Tag:. */
+/** Looks up a host as sendmail's D, A and default lookups do: Tag:name and parents, Tag:address and prefixes, Tag:. */
 export function lookupHost(access: AccessMap | undefined, tag: string, name: string, address: string): AccessHit | undefined {
   if (!access) return undefined;
   return access.domain(tag, name) ?? (address ? access.address(tag, address) : undefined) ?? access.defaultEntry(tag);
@@ -146,14 +146,14 @@ export function tlsServer(access: AccessMap | undefined, serverName: string, ser
   return tlsConnection(facts, lookupHost(access, 'TLS_Srv', serverName, serverAddr)?.value);
 }
 
-/** try_tls (client side): false when Try_TLS: for the server says NO. */
+/** try_tls (client side): returns false when the server's Try_TLS: entry is NO. */
 export function tryTls(access: AccessMap | undefined, serverName: string, serverAddr: string): boolean {
   const hit = lookupHost(access, 'Try_TLS', serverName, serverAddr);
   return hit === undefined || hit.value.trim().toUpperCase() !== 'NO';
 }
 
 /**
- * The TLS_Rcpt: entry of a recipient: user+detail@domain, user+*@domain,
+ * Looks up the TLS_Rcpt: entry of a recipient: user+detail@domain, user+*@domain,
  * user@domain, the same three forms of user@, the domain and its parents, then TLS_Rcpt:.
  */
 export function tlsRcptEntry(access: AccessMap | undefined, recipient: string): AccessHit | undefined {

@@ -17,7 +17,7 @@ export interface Command {
 
 type Handler = (session: Session, arg: string) => void | Promise<void>;
 
-/** Verbs a null server still answers normally (sendmail's srvrsmtp.c). */
+/** Verbs a null server still handles normally (sendmail's srvrsmtp.c). */
 const NULL_SERVER_VERBS = new Set(['QUIT', 'HELO', 'EHLO', 'NOOP', 'RSET']);
 
 const HANDLERS: Record<string, Handler> = {
@@ -40,8 +40,8 @@ export async function handleCommand(session: Session, command: Command): Promise
   const handler = HANDLERS[command.verb];
 
   if (session.pipelinedHelo && command.verb !== 'QUIT') {
-    // RFC 2920: HELO/EHLO must end a pipelined group. sendmail 8.17 answers the
-    // command sent behind it with 554 and rejects the rest of the session.
+    // RFC 2920: HELO/EHLO must end a pipelined group. sendmail 8.17 replies 554
+    // to the command sent behind it and rejects the rest of the session.
     session.pipelinedHelo = false;
     session.nullServerReply = reply(550, '5.0.0', 'Command rejected');
     session.log.notice(`${session.macros.get('_')}: SMTP protocol error: commands pipelined behind ${session.esmtp ? 'EHLO' : 'HELO'}`);
@@ -59,14 +59,14 @@ export async function handleCommand(session: Session, command: Command): Promise
       session.send(milterReply);
       return;
     }
-    const shown = command.verb.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
-    session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${shown}"`));
+    const printable = command.verb.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
+    session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${printable}"`));
     return;
   }
   await handler(session, command.arg);
 }
 
-/** Whether a HELO argument is a plausible domain or address literal. */
+/** Returns whether a HELO argument is a plausible domain or address literal. */
 function validHeloName(name: string): boolean {
   if (name.length > 255) return false;
   if (/^\[[0-9A-Fa-f:.]+\]$/.test(name) || /^\[IPv6:[0-9A-Fa-f:.]+\]$/i.test(name)) return true;
@@ -119,7 +119,9 @@ function handleHelo(session: Session, arg: string, extended: boolean): void {
   session.state = 'helo';
   session.macros.set('s', name);
   // RFC 3848: ESMTPS marks an ESMTP session protected by STARTTLS.
-  session.macros.set('r', extended ? (session.tls ? 'ESMTPS' : 'ESMTP') : 'SMTP');
+  let protocol = 'SMTP';
+  if (extended) protocol = session.tls ? 'ESMTPS' : 'ESMTP';
+  session.macros.set('r', protocol);
 
   const greeting = `${session.hostName} Hello ${session.macros.get('_')}, pleased to meet you`;
   if (!extended) {

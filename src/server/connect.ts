@@ -40,9 +40,9 @@ function isLoopback(address: string): boolean {
 
 /**
  * Looks up the client's PTR name and checks that it resolves back to the
- * address. As in src/daemon/client-name.ts, 127.0.0.1 and ::1 are
- * "localhost", and other loopback clients are not looked up unless
- * NameServers is set.
+ * address. 127.0.0.1 and ::1 are "localhost", and other loopback clients are
+ * not looked up unless NameServers is set, so a default set-up sends no DNS
+ * query for them.
  */
 export async function resolveClient(address: string, resolver: MailResolver, haveNameServers: boolean): Promise<ClientIdentity> {
   if (isLocalhostClient(address)) return { ptr: 'localhost', name: 'localhost', resolve: 'OK' };
@@ -64,6 +64,11 @@ export async function resolveClient(address: string, resolver: MailResolver, hav
     if (forward.kind === 'tempfail') temp = true;
   }
   return { ptr: first, name: bracketed, resolve: temp ? 'TEMP' : 'FORGED' };
+}
+
+/** Builds $_ from a resolved client: "name [addr]" when verified, else "[addr]". */
+export function clientText(address: string, client: ClientIdentity): string {
+  return client.resolve === 'OK' ? `${client.name} [${address}]` : `[${address}]`;
 }
 
 export interface ConnectPolicyOptions {
@@ -91,15 +96,11 @@ export class ConnectPolicy {
    * Runs the connect phase for a new session. Returns false when the session
    * must not start: check_relay sent a 421, or the client went away.
    */
-  async prepare(session: Session, socket: net.Socket, spec: DaemonSpec): Promise<boolean> {
+  async prepare(session: Session, socket: net.Socket, spec: DaemonSpec, client: ClientIdentity): Promise<boolean> {
     const address = session.transport.remoteAddress;
     const counts = this.counters.opened(address);
     socket.once('close', () => this.counters.closed(address));
     this.opts.access?.refresh();
-
-    const haveNameServers = this.opts.ctx.config.nameServers.length > 0;
-    const client = await resolveClient(address, this.opts.resolver, haveNameServers);
-    if (socket.destroyed) return false;
 
     const m = session.macros;
     m.set('{client_ptr}', client.ptr);

@@ -90,8 +90,8 @@ export class DataPhase {
 
   /**
    * Ends the session at the first bare LF or bare CR in the data, as sendmail
-   * 8.17 does, so that no other reading of the line ends (SMTP smuggling) can
-   * turn one message into two here or at the next hop.
+   * 8.17 does. Another reading of such line ends (SMTP smuggling) could then
+   * never turn one message into two, here or at the next hop.
    */
   private async rejectBareLineEnd(): Promise<void> {
     const session = this.session;
@@ -128,7 +128,7 @@ export class DataPhase {
     try {
       await this.writer.write(data);
     } catch (err) {
-      // Keep reading to the final dot so the session stays in step, then answer 452.
+      // Keep reading to the final dot so the session stays in step, then reply 452.
       this.writeError = err as Error;
     }
   }
@@ -157,7 +157,7 @@ export class DataPhase {
       return;
     }
 
-    // end.size counts the header section too; the data file holds the body only.
+    // end.size counts the header section too, but the data file contains the body only.
     await this.commit(this.writer.size);
   }
 
@@ -248,7 +248,7 @@ export class DataPhase {
       priority: initialPriority(size, tx.recipients.length, klass),
       bodyType: tx.bodyType,
       quarantine: tx.quarantine,
-      flags: tx.ret ? (tx.ret === 'HDRS' ? 'dn' : 'd') : '',
+      flags: retFlags(tx.ret),
       macros,
       sender: tx.sender,
       envid: tx.envid,
@@ -263,6 +263,12 @@ export class DataPhase {
       bodySize,
     };
   }
+}
+
+/** Returns the F-line letters for DSN RET: "d" when given, plus "n" for RET=HDRS. */
+function retFlags(ret: Transaction['ret']): string {
+  if (ret === undefined) return '';
+  return ret === 'HDRS' ? 'dn' : 'd';
 }
 
 function writeFailure(session: Session, err: Error & { code?: string }, what: 'data' | 'control'): Reply {

@@ -43,11 +43,11 @@ export class Session {
   badCommands = 0;
   /** Whether the session issued MAIL, EXPN, VRFY or ETRN (for the "did not issue" line). */
   didWork = false;
-  /** A null server answers every command but QUIT/HELO/EHLO/NOOP/RSET with this reply. */
+  /** The reply a null server sends to every command but QUIT/HELO/EHLO/NOOP/RSET. */
   nullServerReply?: Reply;
   /** The client pipelined commands behind HELO/EHLO; the next command gets 554. */
   pipelinedHelo = false;
-  /** What STARTTLS negotiated; set once the handshake succeeded. */
+  /** The parameters STARTTLS negotiated; set once the handshake succeeded. */
   tls?: TlsInfo;
   /**
    * Callbacks for parts that keep per-session state (the milters): `abort`
@@ -127,7 +127,7 @@ export class Session {
    * switch to TLS (RFC 3207: commands pipelined after STARTTLS must not run).
    * Returns the number of bytes dropped.
    */
-  /** Whether input beyond the command being handled has already arrived. */
+  /** Returns whether input beyond the command being handled has already arrived. */
   hasPendingInput(): boolean {
     return this.lines.pending > 0 || this.inbox.length > 0;
   }
@@ -296,7 +296,7 @@ export class Session {
 
   /**
    * Handles the end of the client's input. Commands that arrived before it are
-   * still processed and answered first, as a client may send everything and
+   * still processed and replied to first, as a client may send everything and
    * then half-close the connection.
    */
   private onPeerClosed(): void {

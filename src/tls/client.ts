@@ -35,7 +35,10 @@ export class ClientTls {
     return tlsAccessMap(this.config, (message) => this.logger.error(message));
   }
 
-  /** The secure context, re-built when the files changed; undefined when they are unusable (STARTTLS is then not tried). */
+  /**
+ * Returns the secure context, re-built when the files changed. Returns
+ * undefined when they are unusable, so STARTTLS is not tried.
+ */
   secureContext(): tls.SecureContext | undefined {
     const stamp = filesStamp(this.files);
     if (stamp !== this.stamp) {
@@ -50,7 +53,7 @@ export class ClientTls {
     return this.context;
   }
 
-  /** try_tls: whether to use STARTTLS with this server (Try_TLS: NO says not to). */
+  /** try_tls: returns whether to use STARTTLS with this server (false when its Try_TLS: entry is NO). */
   tryTls(serverName: string, serverAddr: string): boolean {
     return tryTls(this.access, serverName, serverAddr);
   }
@@ -105,7 +108,7 @@ export class ClientTls {
 
 const clients = new WeakMap<Config, ClientTls>();
 
-/** The ClientTls of a configuration, made once. */
+/** Returns the ClientTls of a configuration, creating it on first use. */
 export function clientTlsFor(config: Config, logger: Logger): ClientTls {
   let client = clients.get(config);
   if (!client) {

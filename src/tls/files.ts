@@ -14,7 +14,7 @@ export function tlsOption(config: Config, name: string): string | undefined {
   return String(value);
 }
 
-/** The files whose changes make a secure context stale, for the re-check on each connection. */
+/** Lists the files whose changes make a secure context stale, for the re-check on each connection. */
 export function watchedFiles(config: Config, side: 'server' | 'client'): string[] {
   const names = side === 'server'
     ? ['ServerCertFile', 'ServerKeyFile', 'CACertFile', 'CACertPath', 'CRLFile', 'DHParameters']
@@ -28,7 +28,7 @@ export function watchedFiles(config: Config, side: 'server' | 'client'): string[
   return files;
 }
 
-/** A stamp of the files' identity, size, modes and times; it changes when any of them does. */
+/** Returns a stamp of the files' identity, size, modes and times, which changes when any of them does. */
 export function filesStamp(files: string[]): string {
   return files
     .map((file) => {
@@ -139,7 +139,7 @@ function cipherOptions(config: Config, side: 'server' | 'client', warn: (message
   return { ciphers };
 }
 
-/** Builds the secure-context options of one side; throws an Error that says which file is unusable. */
+/** Builds the secure-context options of one side. Throws an Error that names the unusable file. */
 export function secureContextOptions(
   config: Config,
   side: 'server' | 'client',
@@ -188,7 +188,7 @@ export function tlsServerOptions(config: Config): Set<string> {
   return new Set(value.split(/[\s,]+/).filter((letter) => letter !== ''));
 }
 
-/** Whether the server asks clients for a certificate (TLSSrvOptions without V). */
+/** Returns whether the server requests a client certificate (TLSSrvOptions without V). */
 export function requestsClientCertificate(config: Config): boolean {
   return !tlsServerOptions(config).has('V');
 }

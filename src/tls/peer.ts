@@ -1,6 +1,6 @@
-// What a finished TLS handshake tells the rest of Posthorn: the protocol
-// version, cipher and key lengths, the peer certificate's names, and
-// sendmail's ${verify} result, plus the macros and log line built from them.
+// The results of a finished TLS handshake as the rest of Posthorn uses them:
+// the protocol version, cipher and key lengths, the peer certificate's names,
+// and sendmail's ${verify} result, plus the macros and log line built from them.
 
 import type * as tls from 'node:tls';
 import { createHash, type X509Certificate } from 'node:crypto';
@@ -8,9 +8,9 @@ import { encodeMacroValue } from './encoding';
 
 /**
  * sendmail's ${verify} values. OK, NO, NOT and FAIL describe a completed
- * handshake; the others are set by the client side when STARTTLS did not
- * complete (NONE: not used, TEMP: 454, USAGE: 501, PROTOCOL: other reply,
- * SOFTWARE: handshake failed, FAILURE: no reply).
+ * handshake. The client side sets the others when STARTTLS did not complete:
+ * NONE (not used), TEMP (454), USAGE (501), PROTOCOL (other reply),
+ * SOFTWARE (handshake failed) and FAILURE (no reply).
  */
 export type VerifyResult = 'OK' | 'NO' | 'NOT' | 'FAIL' | 'NONE' | 'TEMP' | 'USAGE' | 'PROTOCOL' | 'SOFTWARE' | 'FAILURE';
 
@@ -62,7 +62,7 @@ export function oneLineDn(multiline: string): string {
     .join('');
 }
 
-/** The last CN of a multi-line DN, or ''. */
+/** Returns the last CN of a multi-line DN, or '' when it has none. */
 function commonName(multiline: string): string {
   let cn = '';
   for (const part of multiline.split('\n')) {
@@ -73,8 +73,8 @@ function commonName(multiline: string): string {
 
 /**
  * Reads the negotiated parameters and the peer certificate of a secure socket.
- * `requested` tells whether a certificate was asked for (the server asks
- * unless TLSSrvOptions has V; a client always gets one offered).
+ * `requested` is true when a certificate was requested. The server requests
+ * one unless TLSSrvOptions has V, and a client is always offered one.
  */
 export function tlsInfoOf(socket: tls.TLSSocket, requested: boolean): TlsInfo {
   const cipher = socket.getCipher();
@@ -114,7 +114,7 @@ export function tlsInfoOf(socket: tls.TLSSocket, requested: boolean): TlsInfo {
   };
 }
 
-/** The MD5 digest of a DER certificate as upper-case hex pairs joined by ":", as sendmail's ${cert_md5}. */
+/** Returns the MD5 digest of a DER certificate as upper-case hex pairs joined by ":", as sendmail's ${cert_md5}. */
 export function md5Fingerprint(der: Buffer): string {
   const hex = createHash('md5').update(der).digest('hex').toUpperCase();
   return hex.match(/../g)!.join(':');

@@ -51,13 +51,13 @@ export class ServerTls {
     this.refresh();
   }
 
-  /** Whether the configuration names a server certificate, or TLSSrvOptions C asks for TLS without one. */
+  /** True when the configuration names a server certificate, or TLSSrvOptions C requests TLS without one. */
   get configured(): boolean {
     return tlsOption(this.config, 'ServerCertFile') !== undefined || tlsOption(this.config, 'ServerKeyFile') !== undefined ||
       tlsServerOptions(this.config).has('C');
   }
 
-  /** The state after re-reading the files if any of them changed. */
+  /** Re-reads the files if any of them changed and returns the resulting state. */
   state(): ServerTlsState {
     if (!this.configured) return 'off';
     this.refresh();
@@ -113,7 +113,10 @@ interface PendingHandshake {
 
 const pendingByServer = new WeakMap<tls.Server, Map<net.Socket, PendingHandshake>>();
 
-/** The outcome listeners of a shared server, which route each event to the handshake of its socket. */
+/**
+ * Returns the pending handshakes of a shared server by socket. On first use it
+ * adds the listeners that route each outcome to the handshake of its socket.
+ */
 function pendingHandshakes(server: tls.Server): Map<net.Socket, PendingHandshake> {
   let pending = pendingByServer.get(server);
   if (pending) return pending;

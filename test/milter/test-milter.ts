@@ -1,6 +1,6 @@
 // A scriptable mail filter for the tests: the filter side of the milter
 // protocol on a unix or TCP socket. Each command letter gets a script that
-// returns the packets to answer with, a pause, raw bytes or a close.
+// returns the response packets, a pause, raw bytes or a close.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodePacket, nulFields, PacketDecoder, type Packet } from '../../src/milter/codec';
 
-/** What the filter does in answer to one command. */
+/** One action of the filter in response to a command. */
 export type Step = Packet | { raw: Buffer } | { delayMs: number } | { close: true };
 
 export type Script = (data: Buffer, conn: TestMilterConnection) => Step[] | undefined;
@@ -19,9 +19,9 @@ export interface TestMilterOptions {
   version?: number;
   actions?: number;
   protocol?: number;
-  /** v6 macro lists in the negotiation answer: [stage index, "names"]. */
+  /** v6 macro lists in the option negotiation response: [stage index, "names"]. */
   macroLists?: Array<[number, string]>;
-  /** Scripts per command letter; they replace the default answers. */
+  /** Scripts per command letter, which replace the default responses. */
   on?: Partial<Record<string, Script>>;
 }
 
@@ -71,7 +71,7 @@ export class TestMilter {
   }
 
   /**
-   * The command letters of the last connection without the D packets, e.g.
+   * Returns the command letters of the last connection without the D packets, e.g.
    * "OCHMRTLNBEQ". Earlier connections may come from the test harness probing
    * the daemon's port.
    */
@@ -80,7 +80,7 @@ export class TestMilter {
     return (last?.received ?? []).map((p) => p.command).filter((c) => c !== 'D').join('');
   }
 
-  /** The packets with one letter, from all connections. */
+  /** Returns the packets with one command letter, from all connections. */
   packets(command: string): Packet[] {
     return this.connections.flatMap((c) => c.received.filter((p) => p.command === command));
   }
