@@ -8,7 +8,13 @@
 // committed with SuperSafe=False for the same reason; the files are the same
 // as the daemon writes. The tests build their queues through the daemon.
 //
-//   npx tsc -p . && node dist/bench/deep-queue.js [--items 100000]
+//   npx tsc -p . && node dist/bench/deep-queue.js [--items 100000] [--dir DIR] [--only mailq|run] [--order none|priority]
+//
+// --dir DIR keeps the queue in DIR/mqueue and reuses it on the next run,
+// because a queue of 100,000 items takes about a minute to build. The items a
+// queue run delivered or rewrote are put back before the next measure, so
+// every run starts from the same queue. --only limits the run to the mailq or the queue run
+// measures, --order to one QueueSortOrder.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -25,6 +31,40 @@ const posthornBin = path.join(repoRoot, 'bin', 'posthorn');
 function parseItems(argv: string[]): number {
   const i = argv.indexOf('--items');
   return i >= 0 ? Number(argv[i + 1]) : 100_000;
+}
+
+function argValue(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+/** Copies the files of the queue aside once, so that delivered items can be put back before the next measure. */
+function snapshotQueue(queueDir: string, keepDir: string): void {
+  fs.mkdirSync(keepDir, { recursive: true });
+  for (const name of fs.readdirSync(queueDir)) {
+    if (!/^(qf|df)/.test(name)) continue;
+    fs.linkSync(path.join(queueDir, name), path.join(keepDir, name));
+  }
+}
+
+/**
+ * Puts back the qf and df files a queue run removed or rewrote (hard links to
+ * the kept copies) and drops every other file.
+ */
+function restoreQueue(queueDir: string, keepDir: string): void {
+  const present = new Set(fs.readdirSync(queueDir));
+  for (const name of present) {
+    if (!/^(qf|df)/.test(name)) fs.rmSync(path.join(queueDir, name), { force: true });
+  }
+  for (const name of fs.readdirSync(keepDir)) {
+    const target = path.join(queueDir, name);
+    const source = path.join(keepDir, name);
+    if (present.has(name)) {
+      if (fs.statSync(target).ino === fs.statSync(source).ino) continue;
+      fs.rmSync(target);
+    }
+    fs.linkSync(source, target);
+  }
 }
 
 function writeMc(dir: string, sinkPort: number): string {
@@ -140,18 +180,30 @@ async function timeFirstDelivery(
 }
 
 async function main(): Promise<void> {
-  const items = parseItems(process.argv.slice(2));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-deep-'));
+  const argv = process.argv.slice(2);
+  const items = parseItems(argv);
+  const keepDir = argValue(argv, '--dir');
+  const only = argValue(argv, '--only');
+  const orders = argValue(argv, '--order')?.split(',') ?? ['none', 'priority'];
+  const dir = keepDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-deep-'));
   const sink = await startBenchSink();
   try {
+    fs.mkdirSync(dir, { recursive: true });
     const mcPath = writeMc(dir, sink.port);
     const queueDir = path.join(dir, 'mqueue');
+    const kept = path.join(dir, 'kept');
 
-    const buildStart = Date.now();
-    await buildQueue(queueDir, items);
-    console.log(`built ${items} items through the QueueStore API in ${((Date.now() - buildStart) / 1000).toFixed(1)} s`);
+    if (keepDir !== undefined && fs.existsSync(kept)) {
+      restoreQueue(queueDir, kept);
+      console.log(`reusing the queue in ${queueDir}`);
+    } else {
+      const buildStart = Date.now();
+      await buildQueue(queueDir, items);
+      console.log(`built ${items} items through the QueueStore API in ${((Date.now() - buildStart) / 1000).toFixed(1)} s`);
+      if (keepDir !== undefined) snapshotQueue(queueDir, kept);
+    }
 
-    for (const order of ['none', 'priority']) {
+    for (const order of only === 'run' ? [] : orders) {
       const mailq = await timeMailq(mcPath, order);
       console.log(
         `mailq, QueueSortOrder=${order}: first line after ${mailq.firstLine.toFixed(2)} s, first entry after ` +
@@ -159,8 +211,9 @@ async function main(): Promise<void> {
       );
     }
 
-    for (const order of ['none', 'priority']) {
+    for (const order of only === 'mailq' ? [] : orders) {
       const run = await timeFirstDelivery(mcPath, order, () => sink.messages);
+      if (keepDir !== undefined) restoreQueue(queueDir, kept);
       console.log(
         `queue run, QueueSortOrder=${order}: first delivery after ${run.seconds.toFixed(2)} s; ` +
           `${run.delivered} delivered 2 s later, peak RSS ${run.peakKb} kB`,
@@ -169,7 +222,7 @@ async function main(): Promise<void> {
     console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, load ${os.loadavg()[0].toFixed(1)}`);
   } finally {
     await sink.close();
-    if (!process.env.POSTHORN_KEEP_BENCH_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+    if (keepDir === undefined && !process.env.POSTHORN_KEEP_BENCH_DIRS) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -2,6 +2,7 @@
 // and print_single_queue() (sendmail/queue.c, 8.13 to 8.18), byte for byte.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { errorCode } from './lock';
 import { parseControlFile, QueueFileError } from './qf';
 import { ControlFileKind, QueueStore } from './store';
@@ -189,6 +190,43 @@ export async function readMailqEntry(store: QueueStore, id: string, kind: Contro
     entry.error = mailqErrorText(err);
   }
   return entry;
+}
+
+/**
+ * Reads an entry as readMailqEntry() does (same fields and error texts) with
+ * synchronous calls, for mailq over deep queues. Returns `undefined` when the
+ * item has a lock file, because the lock's liveness test is asynchronous.
+ */
+export function readMailqEntrySync(store: QueueStore, id: string, kind: ControlFileKind): MailqEntry | undefined {
+  try {
+    fs.accessSync(path.join(store.dir, `lf${id}`));
+    return undefined;
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT') return undefined;
+  }
+  const entry: MailqEntry = { id, size: -1, locked: false };
+  try {
+    entry.size = fs.statSync(store.dataPath(id)).size;
+  } catch {
+    // sendmail prints -1 for a df it cannot stat.
+  }
+  try {
+    entry.item = parseControlFile(readControlTextSync(store, id, kind), id);
+  } catch (err) {
+    entry.error = mailqErrorText(err);
+  }
+  return entry;
+}
+
+/** Reads the control file text as QueueStore.read() finds it (qf, else hf), or the Qf file for -qL. */
+function readControlTextSync(store: QueueStore, id: string, kind: ControlFileKind): string {
+  if (kind === 'Qf') return fs.readFileSync(store.controlPath(id, 'Qf'), 'utf8');
+  try {
+    return fs.readFileSync(store.controlPath(id, 'qf'), 'utf8');
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT') throw err;
+    return fs.readFileSync(store.controlPath(id, 'hf'), 'utf8');
+  }
 }
 
 async function readControl(store: QueueStore, id: string, kind: ControlFileKind): Promise<QueueItem> {

@@ -9,6 +9,7 @@ import { debugTrace } from '../log/debug';
 import { parseControlFile } from './qf';
 import { ControlFileKind, QueueStore } from './store';
 import { QueueItem } from './types';
+import { collectSortKeys, HeadState, sortPositions } from './sort-keys';
 
 export type QueueSortOrder = 'priority' | 'host' | 'filename' | 'time' | 'random' | 'modification' | 'none';
 
@@ -256,6 +257,13 @@ export async function queueRunIds(
   const load = (policy.load ?? currentLoad)();
   // QueueLA=0 turns the load check off, as for the daemon's own QueueLA test.
   const underLoad = policy.queueLA > 0 && load >= policy.queueLA;
+  if (opts.select === undefined && policy.order !== 'host' && policy.order !== 'modification') {
+    // Deep queues: only the heads of the control files, keys in typed arrays.
+    const ids = await queueRunIdsFromHeads(store, policy, opts.kind ?? 'qf', underLoad ? load : undefined);
+    debugTrace(40, 1, `runqueue: ${ids.length} item(s) selected, QueueSortOrder=${policy.order}, load=${load}`);
+    for (const id of ids) debugTrace(40, 2, `runqueue: ${id}`);
+    return ids;
+  }
   const work = await gatherQueue(store, {
     kind: opts.kind,
     order: policy.order,
@@ -267,4 +275,59 @@ export async function queueRunIds(
   debugTrace(40, 1, `runqueue: ${work.length} item(s) selected, QueueSortOrder=${policy.order}, load=${load}`);
   for (const e of work) debugTrace(40, 2, `runqueue: ${e.id} priority=${e.item?.priority ?? '?'}`);
   return work.map((e) => e.id);
+}
+
+/**
+ * queueRunIds() for every order but host and modification, without selectors:
+ * the same filters and order as gatherQueue() and sortWork(), from the heads
+ * of the control files (see sort-keys.ts). Items whose head cannot be read are
+ * kept, last in priority order and first in time order, as sortWork() puts an
+ * item without a control file.
+ * NOTE: a file damaged only after its S line sorts by its P line here, where a
+ * full parse put it last; the delivery attempt still sets it aside.
+ */
+async function queueRunIdsFromHeads(
+  store: QueueStore,
+  policy: QueueRunPolicy,
+  kind: ControlFileKind,
+  load: number | undefined,
+): Promise<string[]> {
+  const ids = await store.list(kind);
+  const minAge = policy.minQueueAgeMs;
+  const needKeys = sortNeedsControlFile(policy.order) || minAge > 0 || load !== undefined;
+  let selected: Uint32Array;
+  let order: Float64Array | undefined;
+  if (!needKeys) {
+    selected = Uint32Array.from(ids.keys());
+  } else {
+    const keys = await collectSortKeys(store.dir, kind, ids);
+    const now = Date.now();
+    const kept = new Uint32Array(ids.length);
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (keys.state[i] === HeadState.Ok) {
+        // sendmail skips a qf file that carries a q line in a normal run.
+        if (kind === 'qf' && keys.quarantined[i] === 1) continue;
+        if (minAge > 0 && keys.lastAttempt[i] !== 0 && now - keys.lastAttempt[i] * 1000 < minAge) continue;
+        if (load !== undefined && shouldQueue(keys.priority[i], load, policy.queueLA, policy.queueFactor)) continue;
+      } else {
+        keys.priority[i] = Number.MAX_SAFE_INTEGER;
+        keys.created[i] = 0;
+      }
+      kept[n++] = i;
+    }
+    selected = kept.subarray(0, n);
+    if (policy.order === 'priority') order = keys.priority;
+    else if (policy.order === 'time') order = keys.created;
+  }
+
+  let result: string[];
+  if (order !== undefined) {
+    result = Array.from(sortPositions(selected, order), (i) => ids[i]);
+  } else {
+    const work: WorkEntry[] = Array.from(selected, (i) => ({ id: ids[i] }));
+    result = sortWork(work, policy.order).map((e) => e.id);
+  }
+  const max = policy.maxRunSize;
+  return max > 0 ? result.slice(0, max) : result;
 }
