@@ -6,7 +6,10 @@
 // connection. Prints the refused connections per second and the
 // well-behaved client's transactions and their latency.
 //
-//   npm run build && node dist/bench/connections.js [--seconds 10] [--flooders 20]
+//   npm run build && node dist/bench/connections.js [--seconds 10] [--flooders 20] [--workers 2]
+//
+// --workers N runs the daemon with -O Workers=N, so the ClientRate counts of
+// every connection go through the primary (src/daemon/shared-counters.ts).
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -18,14 +21,16 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 interface Settings {
   seconds: number;
   flooders: number;
+  workers: number;
 }
 
 function parseSettings(argv: string[]): Settings {
-  const s: Settings = { seconds: 10, flooders: 20 };
+  const s: Settings = { seconds: 10, flooders: 20, workers: 1 };
   for (let i = 0; i < argv.length; i += 2) {
     const value = Number(argv[i + 1]);
     if (argv[i] === '--seconds') s.seconds = value;
     else if (argv[i] === '--flooders') s.flooders = value;
+    else if (argv[i] === '--workers') s.workers = value;
   }
   return s;
 }
@@ -119,7 +124,9 @@ async function main(): Promise<void> {
   const source = 'ClientRate:127.0.0.50\t10\nClientRate:\t0\n';
   spawnSync(process.execPath, [path.join(root, 'bin', 'makemap'), 'hash', path.join(dir, 'access')], { input: source });
 
-  const daemon = spawn(process.execPath, [path.join(root, 'bin', 'posthorn'), '-bD', '-C', path.join(dir, 'sendmail.mc'), '-O', 'DeliveryMode=queueonly'], {
+  const workerArgs = settings.workers > 1 ? ['-O', `Workers=${settings.workers}`] : [];
+  const daemonArgs = ['-bD', '-C', path.join(dir, 'sendmail.mc'), '-O', 'DeliveryMode=queueonly', ...workerArgs];
+  const daemon = spawn(process.execPath, [path.join(root, 'bin', 'posthorn'), ...daemonArgs], {
     stdio: 'ignore',
   });
   for (let i = 0; i < 100 && !(await firstLine(port, '127.0.0.1')).startsWith('220'); i++) {
@@ -149,7 +156,7 @@ async function main(): Promise<void> {
 
   latencies.sort((a, b) => a - b);
   const pct = (p: number): string => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0).toFixed(1);
-  console.log(`flood from 127.0.0.50 with ${settings.flooders} parallel connectors for ${elapsed.toFixed(1)} s`);
+  console.log(`flood from 127.0.0.50 with ${settings.flooders} parallel connectors for ${elapsed.toFixed(1)} s, Workers=${settings.workers}`);
   console.log(`  refused with 421: ${flood.refused} (${(flood.refused / elapsed).toFixed(0)} per second)`);
   console.log(`  greeted: ${flood.greeted}, failed to connect: ${flood.failed}`);
   console.log(`well-behaved client on 127.0.0.51, one message per connection`);

@@ -162,8 +162,8 @@ export const OPTIONS_M_TO_Z: OptionDef[] = [
     description: 'Report each delivery step on the terminal (same as -v).' },
   { name: 'Workers', m4: 'confWORKERS', type: 'number', default: 1,
     description: '(Posthorn) Daemon worker processes that share the listening sockets and the queue; 1 runs the daemon in one process. '
-      + 'With FEATURE(`conncontrol\'), FEATURE(`ratecontrol\'), MaxDaemonChildren or ConnectionRateThrottle the daemon runs one worker, '
-      + 'since their counters are per process.',
+      + 'The counters of FEATURE(`conncontrol\'), FEATURE(`ratecontrol\'), MaxDaemonChildren and ConnectionRateThrottle are kept by the primary '
+      + 'process for all workers; a worker that gets no reply within 1 s uses its own counts.',
     status: 'implemented' },
   { name: 'XscriptFileBufferSize', m4: 'confXF_BUFFER_SIZE', type: 'size', default: 4096,
     description: 'Transcript size up to which the transcript file is kept in memory.' },

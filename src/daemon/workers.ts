@@ -7,8 +7,8 @@
 // one item from being delivered by two processes.
 //
 // The counters of FEATURE(conncontrol), FEATURE(ratecontrol),
-// MaxDaemonChildren and ConnectionRateThrottle live in one process, so with
-// any of them configured the daemon runs one worker.
+// MaxDaemonChildren and ConnectionRateThrottle are kept by the primary and
+// shared by all workers (shared-counters.ts).
 
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/types';
@@ -31,24 +31,13 @@ export function isWorker(): boolean {
   return cluster.isWorker;
 }
 
-/** Returns the number of worker processes to run, where 1 means no workers. */
-export function workerCount(config: Config, logger: Logger): number {
+/**
+ * Returns the number of worker processes to run, where 1 means no workers.
+ * The logger argument is unused and kept for existing callers.
+ */
+export function workerCount(config: Config, _logger?: Logger): number {
   const value = config.options.get('Workers');
-  const requested = typeof value === 'number' && Number.isInteger(value) && value > 1 ? value : 1;
-  if (requested === 1) return 1;
-  const perProcess: string[] = [];
-  for (const name of ['conncontrol', 'ratecontrol']) {
-    if (config.features.some((f) => f.name === name)) perProcess.push(`FEATURE(${name})`);
-  }
-  for (const name of ['MaxDaemonChildren', 'ConnectionRateThrottle']) {
-    const n = config.options.get(name);
-    if (typeof n === 'number' && n > 0) perProcess.push(name);
-  }
-  if (perProcess.length > 0) {
-    logger.notice(`Workers=${requested} ignored: ${perProcess.join(', ')} counts per process; running 1 worker`);
-    return 1;
-  }
-  return requested;
+  return typeof value === 'number' && Number.isInteger(value) && value > 1 ? value : 1;
 }
 
 /** Tells the primary that this worker listens. */

@@ -47,8 +47,20 @@ export interface ConnectionCounts {
   clientConnections: number;
 }
 
+/**
+ * Where a daemon keeps its connection counts: ConnectionCounters in one
+ * process, or the primary's copy reached over IPC from a worker
+ * (src/daemon/shared-counters.ts).
+ */
+export interface ConnectionCountStore {
+  /** Counts a new connection and returns the counts its checks see. */
+  opened(address: string): ConnectionCounts | Promise<ConnectionCounts>;
+  /** Counts a session as ended; called once for each opened(), even before its result is in. */
+  closed(address: string): void;
+}
+
 /** The daemon's connection bookkeeping: rates per address and open sessions per address. */
-export class ConnectionCounters {
+export class ConnectionCounters implements ConnectionCountStore {
   private readonly rates = new Map<string, SlidingCount>();
   private readonly total = new SlidingCount();
   private readonly open = new Map<string, number>();

@@ -16,7 +16,7 @@ import { reply } from '../smtp/reply';
 import type { AccessMap } from '../policy/access';
 import { isLocalhostClient } from '../policy/relay';
 import { CheckRelay, type ConnectDecision } from '../policy/check-relay';
-import { ConnectionCounters } from '../policy/rate-control';
+import { ConnectionCounters, type ConnectionCountStore } from '../policy/rate-control';
 import { greetPauseMs } from '../policy/greet-pause';
 import { replyText } from '../policy/ruleset-text';
 import { connectStates, sharedAccessMap, type ConnectState } from '../policy/check-mail';
@@ -78,16 +78,18 @@ export interface ConnectPolicyOptions {
   /** Resolver for the connect-time DNS checks (PTR, mtamark, dnsbl). */
   resolver: MailResolver;
   windowMs: number;
+  /** Where the counts are kept; a ConnectionCounters of its own when unset. */
+  counters?: ConnectionCountStore;
 }
 
 export class ConnectPolicy {
-  readonly counters: ConnectionCounters;
+  readonly counters: ConnectionCountStore;
   private readonly checkRelay: CheckRelay;
   private readonly greetPauseArgs?: string[];
 
   constructor(private readonly opts: ConnectPolicyOptions) {
     const config = opts.ctx.config;
-    this.counters = new ConnectionCounters(opts.windowMs);
+    this.counters = opts.counters ?? new ConnectionCounters(opts.windowMs);
     this.checkRelay = new CheckRelay(config, opts.access, opts.resolver);
     this.greetPauseArgs = config.features.find((f) => f.name === 'greet_pause')?.args;
   }
@@ -98,8 +100,11 @@ export class ConnectPolicy {
    */
   async prepare(session: Session, socket: net.Socket, spec: DaemonSpec, client: ClientIdentity): Promise<boolean> {
     const address = session.transport.remoteAddress;
-    const counts = this.counters.opened(address);
+    // closed() is bound before the count arrives, so that a client that goes
+    // away while a worker waits for the primary still releases its count.
+    const opened = this.counters.opened(address);
     socket.once('close', () => this.counters.closed(address));
+    const counts = await opened;
     this.opts.access?.refresh();
 
     const m = session.macros;
@@ -217,7 +222,7 @@ export function waitForInput(socket: net.Socket, ms: number): Promise<'talked' |
 }
 
 /** Builds the connect phase of a daemon from its context and configuration. */
-export function createConnectPolicy(ctx: ServerContext, logger: Logger): ConnectPolicy {
+export function createConnectPolicy(ctx: ServerContext, logger: Logger, counters?: ConnectionCountStore): ConnectPolicy {
   const config = ctx.config;
   const number = (name: string, fallback: number): number => {
     const v = config.options.get(name);
@@ -230,5 +235,5 @@ export function createConnectPolicy(ctx: ServerContext, logger: Logger): Connect
     tries: Math.max(1, number('Timeout.resolver.retry', 4)),
   });
   const access = sharedAccessMap(config, (message) => logger.error(message));
-  return new ConnectPolicy({ ctx, logger, access, resolver, windowMs: number('ConnectionRateWindowSize', 60_000) });
+  return new ConnectPolicy({ ctx, logger, access, resolver, windowMs: number('ConnectionRateWindowSize', 60_000), counters });
 }

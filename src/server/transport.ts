@@ -22,6 +22,9 @@ export function socketTransport(socket: net.Socket): SessionTransport {
       // 'end' is a half-close (the client may still read replies); 'close' an abrupt end.
       socket.once('end', handler);
       socket.once('close', handler);
+      // A client that sent nothing and half-closed while the daemon waited
+      // before the session (throttle, shared counters) had its 'end' already.
+      if (socket.readableEnded) process.nextTick(handler);
     },
     pause: () => active.pause(),
     resume: () => active.resume(),

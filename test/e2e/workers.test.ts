@@ -103,25 +103,6 @@ test('Workers=2: sessions in two workers, each message delivered once, SIGTERM s
   }
 });
 
-test('Workers=2 with MaxDaemonChildren runs one process', async (t) => {
-  const ph = await startPosthorn({
-    mc: baseMc({ extra: ["define(`confMAX_DAEMON_CHILDREN', `10')"] }),
-    args: ['-O', 'Workers=2'],
-  });
-  t.after(() => ph.stop());
-  await ph.waitForLog(/Workers=2 ignored: MaxDaemonChildren counts per process; running 1 worker/);
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'carol@posthorn.test',
-    to: ['alice@posthorn.test'],
-    data: makeMessage({ from: 'carol@posthorn.test', to: 'alice@posthorn.test', subject: 'one process', body: 'x' }),
-  });
-  assert.notEqual(sent.queueId, '');
-  await ph.waitForMailbox('alice', 'Subject: one process');
-  assert.match(ph.logs(), new RegExp(`posthorn\\[${ph.proc.pid}\\]: \\S+: from=<carol@posthorn\\.test>`));
-  assert.doesNotMatch(ph.logs(), /started \d+ workers/);
-});
-
 test('Workers=2: a worker killed with SIGKILL is restarted', async (t) => {
   const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'Workers=2'] });
   t.after(() => ph.stop());
