@@ -21,27 +21,40 @@ export function startBenchSink(host = '127.0.0.1'): Promise<BenchSink> {
     socket.write('220 sink ESMTP\r\n');
 
     let inData = false;
-    // In data mode `text` starts with the last bytes already seen, so that a
-    // terminator split across chunks is found; it starts as CRLF because the
-    // DATA line itself ended with one.
+    // Command lines are short and kept as text. In data mode the body is not
+    // converted or copied: only the last bytes of each chunk are kept, so that
+    // a terminator split across chunks is found. `tail` starts as CRLF because
+    // the DATA line itself ended with one.
     let text = '';
+    let tail = Buffer.alloc(0);
+    const END = Buffer.from('\r\n.\r\n');
     socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString('latin1');
       let out = '';
+      let input: Buffer | undefined = chunk;
       for (;;) {
         if (inData) {
-          const end = text.indexOf('\r\n.\r\n');
-          if (end < 0) {
-            sink.bytes += Math.max(0, text.length - 4);
-            text = text.slice(-4);
+          if (input === undefined) {
+            input = Buffer.from(text, 'latin1');
+            text = '';
+          }
+          const end = findEnd(tail, input, END);
+          if (end === undefined) {
+            sink.bytes += input.length;
+            tail = Buffer.concat([tail, input.subarray(-4)]).subarray(-4);
             break;
           }
-          sink.bytes += end;
+          // `end` is the index in `input` just after the terminator.
+          sink.bytes += Math.max(0, end - 5);
           sink.messages++;
           out += '250 2.0.0 queued\r\n';
-          text = text.slice(end + 5);
+          text = input.subarray(end).toString('latin1');
+          input = undefined;
           inData = false;
           continue;
+        }
+        if (input !== undefined) {
+          text += input.toString('latin1');
+          input = undefined;
         }
         const eol = text.indexOf('\r\n');
         if (eol < 0) break;
@@ -51,7 +64,7 @@ export function startBenchSink(host = '127.0.0.1'): Promise<BenchSink> {
         else if (line.startsWith('DATA')) {
           out += '354 go ahead\r\n';
           inData = true;
-          text = '\r\n' + text;
+          tail = Buffer.from('\r\n');
         } else if (line.startsWith('QUIT')) {
           out += '221 bye\r\n';
           socket.end(out);
@@ -73,4 +86,18 @@ export function startBenchSink(host = '127.0.0.1'): Promise<BenchSink> {
       resolve(sink);
     });
   });
+}
+
+/**
+ * Finds `end` in `tail` (the last bytes seen, fewer than end.length) followed
+ * by `input`. Returns the index in `input` just after it, or undefined.
+ */
+function findEnd(tail: Buffer, input: Buffer, end: Buffer): number | undefined {
+  if (tail.length > 0) {
+    const joint = Buffer.concat([tail, input.subarray(0, end.length - 1)]);
+    const at = joint.indexOf(end);
+    if (at >= 0) return at + end.length - tail.length;
+  }
+  const at = input.indexOf(end);
+  return at < 0 ? undefined : at + end.length;
 }

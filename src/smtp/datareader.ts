@@ -2,6 +2,12 @@
 // machine: it finds the end-of-data line, removes dot-stuffing (4.5.2), splits
 // the header section off the body, and streams the body without buffering it.
 //
+// The body goes through a fast path (#fastBody) that jumps from line end to
+// line end with Buffer.indexOf and hands out pieces of the input chunk without
+// copying them. It leaves to the byte-at-a-time state machine what it cannot
+// decide within the chunk: a dot or CR at the end of a chunk, ".\r" at the
+// start of a line, and a bare CR or LF.
+//
 // Only CRLF ends a line. A bare LF or bare CR is kept as a byte of its line and
 // only recorded. So "\n.\n", "\r.\r", "\n.\r\n" and "\r\n.\n" never end the
 // data and never split one message into two, which is the attack of the 2023
@@ -13,6 +19,9 @@ const DOT = 0x2e;
 const NUL = 0x00;
 const SP = 0x20;
 const HT = 0x09;
+
+/** Body parts of at least this size go out as events of their own, not copied. */
+const LARGE_PART = 16 * 1024;
 
 /**
  * Reason a message was read to its end but must not be accepted. No 'headers'
@@ -115,8 +124,11 @@ export class DataReader {
   // NOTE: with maxHeadersLength 0 only maxMessageSize bounds this buffer, so
   // both 0 let a client grow it without limit.
   #headerBytes: number[] = [];
-  /** Body bytes of the chunk being read; handed out once per push(). */
-  #body: Buffer = Buffer.alloc(0);
+  /**
+   * Scratch space for body bytes from the byte-at-a-time path. It is copied
+   * out into #bodyParts before any fast-path piece and at the end of push().
+   */
+  #body: Buffer = Buffer.allocUnsafe(256);
   #bodyLength = 0;
   /** Events of the chunk being read. */
   #events: DataEvent[] = [];
@@ -145,29 +157,94 @@ export class DataReader {
 
     const events: DataEvent[] = [];
     this.#events = events;
-    // Up to two held bytes (".\r" or "\r") may be released in this chunk.
-    this.#body = Buffer.allocUnsafe(chunk.length + 2);
     this.#bodyLength = 0;
+    // One scan for NUL per chunk. A NUL counts only if it comes before the end.
+    const nul = this.#sawNul ? -1 : chunk.indexOf(NUL);
 
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i];
-      if (c === NUL) this.#sawNul = true;
-
-      if (this.#at === At.InLine && !this.#inHeaders && c !== CR && c !== LF) {
-        i = this.#copyRun(chunk, i) - 1;
-        continue;
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (!this.#inHeaders && (this.#at === At.LineStart || this.#at === At.InLine) && !this.#sawBareLf && !this.#sawBareCr) {
+        // After a bare line end the session rejects the message, so the rest
+        // of it may go byte by byte (this also keeps the scans linear).
+        i = this.#fastBody(chunk, i);
+        if (i >= n) break;
       }
-
-      if (this.#step(c)) {
+      if (this.#step(chunk[i])) {
+        if (nul >= 0 && nul <= i) this.#sawNul = true;
         this.#flushBody();
         events.push(this.#endEvent(chunk.subarray(i + 1)));
         this.#done = true;
         return events;
       }
+      i++;
     }
 
+    if (nul >= 0) this.#sawNul = true;
     this.#flushBody();
     return events;
+  }
+
+  /**
+   * Reads body lines from `start` while the reader is at a line start or
+   * inside a line. Returns the index of the first byte left to #step(), or
+   * chunk.length. Each line costs two indexOf calls, and no byte is copied.
+   */
+  #fastBody(chunk: Buffer, start: number): number {
+    this.#flushScratch();
+    const n = chunk.length;
+    const maxLine = this.#maxLineLength;
+    let pos = start;
+    // The bytes from `segment` to `pos` go out as one piece of the chunk.
+    let segment = start;
+    // The first LF and the first CR at or after `pos` (-1: none in the chunk).
+    let lf = chunk.indexOf(LF, pos);
+    let cr = chunk.indexOf(CR, pos);
+
+    while (pos < n) {
+      if (this.#at === At.LineStart && chunk[pos] === DOT) {
+        // ".\r" may end the data, and a dot at the end of the chunk depends
+        // on the next chunk. The state machine decides both.
+        if (pos + 1 === n || chunk[pos + 1] === CR) break;
+        // A stuffed dot (RFC 5321 4.5.2) is left out.
+        this.#addPiece(chunk, segment, pos);
+        segment = pos + 1;
+        pos++;
+      }
+      this.#at = At.InLine;
+
+      if (cr >= 0 && lf === cr + 1) {
+        // A whole line ending in CRLF, without any other CR or LF.
+        const length = cr - pos;
+        if (maxLine > 0 && this.#lineLength + length > maxLine) this.#sawLongLine = true;
+        this.#lineLength = 0;
+        this.#countSize(length + 2);
+        this.#at = At.LineStart;
+        pos = lf + 1;
+        lf = chunk.indexOf(LF, pos);
+        cr = chunk.indexOf(CR, pos);
+        continue;
+      }
+
+      // Either the line goes on in the next chunk, or it contains a CR or LF
+      // that is not part of a CRLF. The bytes before the first CR or LF are
+      // plain line content, and the state machine takes over at that byte.
+      let stop = n;
+      if (cr >= 0) stop = cr;
+      if (lf >= 0 && lf < stop) stop = lf;
+      this.#lineLength += stop - pos;
+      this.#countSize(stop - pos);
+      pos = stop;
+      break;
+    }
+
+    this.#addPiece(chunk, segment, pos);
+    return pos;
+  }
+
+  /** Hands out chunk[from, to) as body, unless an error stopped the body. */
+  #addPiece(chunk: Buffer, from: number, to: number): void {
+    if (to > from && this.#error === undefined) this.#bodyParts.push(chunk.subarray(from, to));
   }
 
   /** Advances the state machine by one byte; returns true at the end of data. */
@@ -250,26 +327,6 @@ export class DataReader {
     this.#emit(LF);
   }
 
-  /** Copies body bytes up to the next CR or LF straight into the output. */
-  #copyRun(chunk: Buffer, start: number): number {
-    let end = start;
-    while (end < chunk.length) {
-      const c = chunk[end];
-      if (c === CR || c === LF) break;
-      if (c === NUL) this.#sawNul = true;
-      end++;
-    }
-
-    const length = end - start;
-    this.#lineLength += length;
-    this.#countSize(length);
-    if (this.#error === undefined) {
-      chunk.copy(this.#body, this.#bodyLength, start, end);
-      this.#bodyLength += length;
-    }
-    return end;
-  }
-
   /** Adds one byte of message content to the header section or the body. */
   #emit(c: number): void {
     this.#countSize(1);
@@ -278,8 +335,15 @@ export class DataReader {
     if (this.#inHeaders) {
       this.#addHeaderBytes(c);
     } else {
+      if (this.#bodyLength === this.#body.length) this.#growScratch();
       this.#body[this.#bodyLength++] = c;
     }
+  }
+
+  #growScratch(): void {
+    const bigger = Buffer.allocUnsafe(this.#body.length * 2);
+    this.#body.copy(bigger, 0, 0, this.#bodyLength);
+    this.#body = bigger;
   }
 
   #addHeaderBytes(...bytes: number[]): void {
@@ -349,13 +413,41 @@ export class DataReader {
     this.#bodyLength = 0;
   }
 
+  /**
+   * Turns the body parts of this chunk into 'body' events. Large parts (pieces
+   * of the input chunk) go out as they are. Runs of small parts, such as those
+   * around stuffed dots, are joined into one event.
+   */
   #flushBody(): void {
     this.#flushScratch();
-    if (this.#bodyParts.length === 0) return;
-
-    const data = Buffer.concat(this.#bodyParts);
+    const parts = this.#bodyParts;
+    if (parts.length === 0) return;
     this.#bodyParts = [];
-    if (this.#error === undefined) this.#events.push({ kind: 'body', data });
+    if (this.#error !== undefined) return;
+
+    if (parts.length === 1) {
+      this.#events.push({ kind: 'body', data: parts[0] });
+      return;
+    }
+    let run: Buffer[] = [];
+    let runBytes = 0;
+    const endRun = (): void => {
+      if (run.length === 0) return;
+      this.#events.push({ kind: 'body', data: run.length === 1 ? run[0] : Buffer.concat(run, runBytes) });
+      run = [];
+      runBytes = 0;
+    };
+    for (const part of parts) {
+      if (part.length >= LARGE_PART) {
+        endRun();
+        this.#events.push({ kind: 'body', data: part });
+      } else {
+        run.push(part);
+        runBytes += part.length;
+        if (runBytes >= LARGE_PART) endRun();
+      }
+    }
+    endRun();
   }
 
   #endEvent(rest: Buffer): DataEvent {
