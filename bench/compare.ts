@@ -4,6 +4,11 @@
 // own. Prints the median of each figure and the ratio posthorn / Postfix.
 //
 //   npm run build && node dist/bench/compare.js [--rounds 3] [--quick]
+//       [--idle N] [--workers N] [--only small-new,starttls,...]
+//
+// Both MTAs get the same RSA-2048 certificate and key and offer STARTTLS in
+// every workload. --idle N above 2,000 applies to posthorn only: Postfix runs
+// one smtpd process per session and is held at 2,000.
 //
 // BENCH_NODE_ARGS passes flags to posthorn's node (e.g. "--cpu-prof").
 // Postfix comes from scripts/install-peers.sh (.peers/); without it only
@@ -12,8 +17,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { holdIdleSessions, runLoad } from './load';
-import { BenchMta, startPostfixBench, startPosthornBench, statusKb, treeRssKb } from './mta';
+import { BenchMta, startPostfixBench, startPosthornBench, statusKb, treeCpuMs, treeRssKb } from './mta';
 import { BenchSink, startBenchSink } from './sink';
+import { runStarttlsLoad } from './tls';
+import { makeTestCerts, type TestCerts } from '../test/tls/certs';
 
 interface Workload {
   key: string;
@@ -27,6 +34,7 @@ const WORKLOADS: Workload[] = [
   { key: 'small-new', label: 'small (2 KB), new connection each, 20 clients', unit: 'msg/s', higherIsBetter: true },
   { key: 'small-reuse', label: 'small (2 KB), 20 reused connections', unit: 'msg/s', higherIsBetter: true },
   { key: 'large', label: '10 MiB messages, 2 clients', unit: 'MiB/s', higherIsBetter: true },
+  { key: 'starttls', label: 'STARTTLS sessions (full handshake, RSA-2048), 20 clients', unit: 'sessions/s', higherIsBetter: true },
   { key: 'idle', label: 'idle sessions after EHLO: memory each', unit: 'KB', higherIsBetter: false },
   { key: 'startup', label: 'start to listening', unit: 'ms', higherIsBetter: false },
 ];
@@ -38,14 +46,26 @@ interface Scale {
   smallReuse: number;
   largeMessages: number;
   idle: number;
+  /** STARTTLS sessions per round (20 clients). */
+  starttls: number;
+  /** posthorn's Workers option (1: one process). */
+  workers: number;
+  /** Workload keys to run; all when empty. */
+  only: Set<string>;
 }
 
+/** Postfix runs one smtpd per idle session; more than this is not asked of it. */
+const POSTFIX_IDLE_MAX = 2000;
+
 function parseArgs(argv: string[]): Scale {
-  const scale: Scale = { rounds: 3, smallNew: 25, smallReuse: 50, largeMessages: 4, idle: 2000 };
+  const scale: Scale = { rounds: 3, smallNew: 25, smallReuse: 50, largeMessages: 4, idle: 2000, starttls: 600, workers: 1, only: new Set() };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--rounds') scale.rounds = Number(argv[++i]);
-    else if (argv[i] === '--quick') Object.assign(scale, { rounds: 1, smallNew: 20, smallReuse: 30, largeMessages: 2, idle: 200 });
+    else if (argv[i] === '--quick') Object.assign(scale, { rounds: 1, smallNew: 20, smallReuse: 30, largeMessages: 2, idle: 200, starttls: 200 });
     else if (argv[i] === '--idle') scale.idle = Number(argv[++i]);
+    else if (argv[i] === '--starttls') scale.starttls = Number(argv[++i]);
+    else if (argv[i] === '--workers') scale.workers = Number(argv[++i]);
+    else if (argv[i] === '--only') scale.only = new Set(argv[++i].split(','));
   }
   return scale;
 }
@@ -89,43 +109,70 @@ async function throughput(
 
 async function runRound(mta: BenchMta, sink: BenchSink, scale: Scale): Promise<Figures> {
   const figures: Figures = { startup: mta.startupMs };
+  const want = (key: string): boolean => scale.only.size === 0 || scale.only.has(key);
 
   // Warm up both the MTA and the path to the sink.
   await throughput(mta, sink, { clients: 4, perClient: 5, size: 2048, newConnections: false });
 
-  const smallNew = await throughput(mta, sink, { clients: 20, perClient: scale.smallNew, size: 2048, newConnections: true });
-  figures['small-new'] = smallNew.relayedPerSecond;
+  if (want('small-new')) {
+    const smallNew = await throughput(mta, sink, { clients: 20, perClient: scale.smallNew, size: 2048, newConnections: true });
+    figures['small-new'] = smallNew.relayedPerSecond;
+  }
 
-  const smallReuse = await throughput(mta, sink, { clients: 20, perClient: scale.smallReuse, size: 2048, newConnections: false });
-  figures['small-reuse'] = smallReuse.relayedPerSecond;
+  if (want('small-reuse')) {
+    const smallReuse = await throughput(mta, sink, { clients: 20, perClient: scale.smallReuse, size: 2048, newConnections: false });
+    figures['small-reuse'] = smallReuse.relayedPerSecond;
+  }
 
-  const rssBeforeLarge = statusKb(mta.rootPid(), 'VmHWM');
-  const large = await throughput(mta, sink, { clients: 2, perClient: scale.largeMessages, size: 10 * 1024 * 1024, newConnections: false });
-  figures.large = large.bytes / (1024 * 1024) / large.seconds;
-  figures['peak-rss-before-large'] = rssBeforeLarge;
-  figures['peak-rss-after-large'] = statusKb(mta.rootPid(), 'VmHWM');
+  if (want('large')) {
+    const rssBeforeLarge = statusKb(mta.rootPid(), 'VmHWM');
+    const large = await throughput(mta, sink, { clients: 2, perClient: scale.largeMessages, size: 10 * 1024 * 1024, newConnections: false });
+    figures.large = large.bytes / (1024 * 1024) / large.seconds;
+    figures['peak-rss-before-large'] = rssBeforeLarge;
+    figures['peak-rss-after-large'] = statusKb(mta.rootPid(), 'VmHWM');
+  }
 
-  const base = treeRssKb(mta.rootPid());
-  const held = await holdIdleSessions(mta.port, scale.idle, { timeoutMs: 45_000 });
-  // Let the MTA finish setting up what it allocates per session.
-  await new Promise((r) => setTimeout(r, 500));
-  const loaded = treeRssKb(mta.rootPid());
-  if (held.ready < scale.idle) console.log(`  warning: ${mta.name} held only ${held.ready}/${scale.idle} sessions`);
-  figures.idle = held.ready > 0 ? (loaded - base) / held.ready : NaN;
-  figures['idle-held'] = held.ready;
-  for (const s of held.sockets) s.destroy();
+  if (want('starttls')) {
+    // A short warm-up, then connect, EHLO, STARTTLS, full handshake, EHLO, QUIT.
+    await runStarttlsLoad({ port: mta.port, clients: 4, sessions: 20, timeoutMs: 20_000 });
+    const cpuBefore = treeCpuMs(mta.rootPid());
+    const ownBefore = process.cpuUsage();
+    const tls = await runStarttlsLoad({ port: mta.port, clients: 20, sessions: scale.starttls, timeoutMs: 50_000 });
+    const own = process.cpuUsage(ownBefore);
+    // CPU per session: the MTA's process tree, and this process (the clients).
+    figures['starttls-cpu'] = (treeCpuMs(mta.rootPid()) - cpuBefore) / Math.max(1, tls.done);
+    figures['starttls-client-cpu'] = (own.user + own.system) / 1000 / Math.max(1, tls.done);
+    if (tls.failed > 0) console.log(`  warning: ${mta.name}: ${tls.failed} STARTTLS session(s) failed, first: ${tls.firstError}`);
+    if (tls.done < scale.starttls) console.log(`  warning: ${mta.name}: only ${tls.done}/${scale.starttls} STARTTLS sessions in time`);
+    figures.starttls = tls.perSecond;
+  }
+
+  if (want('idle')) {
+    const count = mta.name === 'postfix' ? Math.min(scale.idle, POSTFIX_IDLE_MAX) : scale.idle;
+    // Let sessions of the workloads before end, so that they do not count.
+    await new Promise((r) => setTimeout(r, 500));
+    const base = treeRssKb(mta.rootPid());
+    const held = await holdIdleSessions(mta.port, count, { timeoutMs: 55_000 });
+    // Let the MTA finish setting up what it allocates per session.
+    await new Promise((r) => setTimeout(r, 500));
+    const loaded = treeRssKb(mta.rootPid());
+    if (held.ready < count) console.log(`  warning: ${mta.name} held only ${held.ready}/${count} sessions`);
+    figures.idle = held.ready > 0 ? (loaded - base) / held.ready : NaN;
+    figures['idle-held'] = held.ready;
+    for (const s of held.sockets) s.destroy();
+  }
   return figures;
 }
 
 function median(values: number[]): number {
-  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  const sorted = values.filter((v) => typeof v === 'number' && !Number.isNaN(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function fmt(n: number): string {
-  if (Number.isNaN(n)) return '-';
+function fmt(n: number | undefined): string {
+  if (n === undefined || Number.isNaN(n)) return '-';
   return n >= 100 ? n.toFixed(0) : n.toFixed(1);
 }
 
@@ -136,10 +183,23 @@ async function main(): Promise<void> {
   const withPostfix = hasPostfix();
   if (!withPostfix) console.log('Postfix not found in .peers/ (run scripts/install-peers.sh): posthorn only.');
 
-  const starters: Array<[string, (sinkPort: number) => Promise<BenchMta>]> = [
-    ['posthorn', (sinkPort) => startPosthornBench({ sinkPort, nodeArgs })],
+  // One RSA-2048 server certificate and key for both MTAs.
+  const certs: TestCerts = await makeTestCerts();
+  const posthornTls = [
+    `define(\`confSERVER_CERT', \`${certs.server.cert}')`,
+    `define(\`confSERVER_KEY', \`${certs.server.key}')`,
+    `define(\`confCACERT', \`${certs.caCert}')`,
   ];
-  if (withPostfix) starters.push(['postfix', (sinkPort) => startPostfixBench({ sinkPort })]);
+  const postfixTls = [
+    `smtpd_tls_cert_file = ${certs.server.cert}`,
+    `smtpd_tls_key_file = ${certs.server.key}`,
+    'smtpd_tls_security_level = may',
+  ];
+  const daemonArgs = scale.workers > 1 ? ['-O', `Workers=${scale.workers}`] : [];
+  const starters: Array<[string, (sinkPort: number) => Promise<BenchMta>]> = [
+    ['posthorn', (sinkPort) => startPosthornBench({ sinkPort, nodeArgs, extraMc: posthornTls, daemonArgs })],
+  ];
+  if (withPostfix) starters.push(['postfix', (sinkPort) => startPostfixBench({ sinkPort, extraMainCf: postfixTls })]);
 
   const results = new Map<string, Figures[]>();
   for (let round = 1; round <= scale.rounds; round++) {
@@ -153,8 +213,9 @@ async function main(): Promise<void> {
         results.set(name, list);
         console.log(
           `round ${round} ${name}: ` +
-            WORKLOADS.map((w) => `${w.key}=${fmt(figures[w.key])}`).join(' ') +
-            ` peakRSS=${figures['peak-rss-before-large']}->${figures['peak-rss-after-large']}kB`,
+            WORKLOADS.filter((w) => w.key in figures).map((w) => `${w.key}=${fmt(figures[w.key])}`).join(' ') +
+            ` peakRSS=${figures['peak-rss-before-large']}->${figures['peak-rss-after-large']}kB idleHeld=${figures['idle-held']}` +
+            ` starttlsCpu=${fmt(figures['starttls-cpu'])}ms clientCpu=${fmt(figures['starttls-client-cpu'])}ms`,
         );
       } finally {
         await mta.stop();
@@ -169,6 +230,7 @@ async function main(): Promise<void> {
   console.log('| workload | unit | posthorn | postfix | ratio |');
   console.log('| --- | --- | --- | --- | --- |');
   for (const w of WORKLOADS) {
+    if (scale.only.size > 0 && !scale.only.has(w.key) && w.key !== 'startup') continue;
     const a = med('posthorn', w.key);
     const b = med('postfix', w.key);
     const ratio = a / b;
@@ -178,8 +240,18 @@ async function main(): Promise<void> {
   const before = med('posthorn', 'peak-rss-before-large');
   const after = med('posthorn', 'peak-rss-after-large');
   console.log('');
-  console.log(`posthorn peak RSS before the 10 MiB workload ${before} kB, after ${after} kB (growth ${after - before} kB)`);
-  console.log(`scale: ${scale.smallNew * 20} + ${scale.smallReuse * 20} small, ${scale.largeMessages * 2} x 10 MiB, ${scale.idle} idle per round`);
+  if (!Number.isNaN(before)) console.log(`posthorn peak RSS before the 10 MiB workload ${before} kB, after ${after} kB (growth ${after - before} kB)`);
+  for (const name of results.keys()) {
+    if (!Number.isNaN(med(name, 'starttls-cpu'))) {
+      console.log(`${name}: CPU per STARTTLS session ${fmt(med(name, 'starttls-cpu'))} ms in the MTA, ${fmt(med(name, 'starttls-client-cpu'))} ms in the clients`);
+    }
+    if (!Number.isNaN(med(name, 'idle-held'))) console.log(`${name}: idle sessions held ${med(name, 'idle-held')}`);
+  }
+  console.log(
+    `scale: ${scale.smallNew * 20} + ${scale.smallReuse * 20} small, ${scale.largeMessages * 2} x 10 MiB, ` +
+      `${scale.starttls} STARTTLS, ${scale.idle} idle (Postfix at most ${POSTFIX_IDLE_MAX}) per round; posthorn Workers=${scale.workers}`,
+  );
+  certs.remove();
   console.log(`total time: ${((Date.now() - begun) / 1000).toFixed(1)} s`);
 }
 

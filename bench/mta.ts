@@ -110,7 +110,7 @@ export async function startPosthornBench(opts: PosthornBenchOptions): Promise<Be
   };
 }
 
-export async function startPostfixBench(opts: { sinkPort: number }): Promise<BenchMta> {
+export async function startPostfixBench(opts: { sinkPort: number; extraMainCf?: string[] }): Promise<BenchMta> {
   const port = await freePort();
   const started = process.hrtime.bigint();
   const postfix = await startPostfix({
@@ -123,6 +123,7 @@ export async function startPostfixBench(opts: { sinkPort: number }): Promise<Ben
       'default_process_limit = 2200',
       'message_size_limit = 0',
       'mailbox_size_limit = 0',
+      ...(opts.extraMainCf ?? []),
     ],
   });
   const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
@@ -169,4 +170,34 @@ export function statusKb(pid: number, field: string): number {
   } catch {
     return 0;
   }
+}
+
+/** CPU time (user + system, ms) of `root` and every process below it, plus the children they reaped. */
+export function treeCpuMs(root: number): number {
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  const children = new Map<number, number[]>();
+  const times = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      // utime, stime, cutime, cstime are fields 14 to 17 of stat (11 to 14 here).
+      times.set(Number(entry), (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * tick);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  let total = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    total += times.get(pid) ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
 }

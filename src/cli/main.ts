@@ -1,26 +1,19 @@
 // Entry point of the posthorn command (also run as mailq): parses sendmail's
 // flags, loads the configuration, and runs the chosen mode.
 
+// Start-up time: only what every mode needs is imported here. Each mode loads
+// its own modules with import() when it runs (compiled to require()), so the
+// daemon does not load the mailq, -t or newaliases code, and mailq does not
+// load the daemon's (docs/benchmarks.md, "Start to listening").
+
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { parseArgs, USAGE, type CliArgs } from './args';
 import { ExitError, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
 import { loadConfig, parseShortOption } from '../config/load';
 import type { Config } from '../config/types';
-import { printConfig } from '../config/print';
-import { createLogger, createServices } from '../daemon/services';
-import { Daemon } from '../daemon/daemon';
 import { VERSION } from '../version';
-import { submitMessage } from './submit';
-import { checkQuarantineMode, printQueue, runQueueCommand } from './queue-commands';
 import { applyDebugFlags, openTranscript } from './debug-flags';
-import { onSighup } from '../daemon/signals';
-import { isWorker, reportWorkerReady, WorkerPool, workerCount } from '../daemon/workers';
-import { runSmtpOnStdio } from './smtp-stdio';
-import { runNewaliases } from './newaliases';
-import { runVerify } from './verify';
-import { Logger, openSink } from '../log/logger';
 
 const DEFAULT_CONFIG_FILES = ['/etc/mail/sendmail.mc', '/etc/mail/sendmail.cf'];
 
@@ -63,6 +56,7 @@ function configArgs(args: CliArgs): string[] {
 export function deliverDetached(args: CliArgs, ids: string[]): void {
   if (ids.length === 0) return;
   const selectors = ids.map((id) => `-qI${id}`);
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const child = spawn(process.execPath, [__filename, ...configArgs(args), ...selectors], {
     detached: true,
     stdio: 'ignore',
@@ -75,8 +69,9 @@ export function deliverDetached(args: CliArgs, ids: string[]): void {
  * listens, so that a daemon that cannot start (a port in use, a PidFile held by
  * another daemon) is reported with its message and exit code, not silently.
  */
-function detachDaemon(): Promise<number> {
+async function detachDaemon(): Promise<number> {
   const rest = process.argv.slice(2).map((a) => (a === '-bd' ? '-bD' : a));
+  const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [__filename, ...rest], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -103,6 +98,8 @@ function detachDaemon(): Promise<number> {
 async function runDaemon(args: CliArgs, config: Config): Promise<number> {
   if (args.mode === 'daemon') return detachDaemon();
 
+  const [{ createLogger, createServices }, { Daemon }, { onSighup }, { isWorker, reportWorkerReady, WorkerPool, workerCount }] =
+    await Promise.all([import('../daemon/services'), import('../daemon/daemon'), import('../daemon/signals'), import('../daemon/workers')]);
   const logger = createLogger(config, true);
   // Workers (daemon/workers.ts): the primary keeps the PidFile, the signals and
   // the queue runs; each worker listens, runs sessions and immediate deliveries.
@@ -170,6 +167,8 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   // LogFile=stderr only errors are shown unless -v is given.
   const toStderr = config.logFile === '' || config.logFile === 'stderr';
   const level = toStderr && !args.verbose ? Math.min(config.logLevel, 3) : config.logLevel;
+  const [{ Logger, openSink }, { createServices }, { submitMessage }] =
+    await Promise.all([import('../log/logger'), import('../daemon/services'), import('./submit')]);
   const logger = new Logger([openSink(config.logFile)], level);
   const services = await createServices(config, logger, { recover: false });
   const id = await submitMessage({
@@ -206,28 +205,28 @@ async function run(args: CliArgs): Promise<number> {
       break;
   }
 
-  checkQuarantineMode(args);
+  if (args.quarantine !== undefined) (await import('./queue-commands')).checkQuarantineMode(args);
   applyDebugFlags(args, VERSION);
   const config = readConfig(args);
   switch (args.mode) {
     case 'print-config':
-      process.stdout.write(printConfig(config));
+      process.stdout.write((await import('../config/print')).printConfig(config));
       return EX_OK;
     case 'daemon':
     case 'daemon-foreground':
       return runDaemon(args, config);
     case 'smtp':
-      return runSmtpOnStdio(config, (ids) => deliverDetached(args, ids));
+      return (await import('./smtp-stdio')).runSmtpOnStdio(config, (ids) => deliverDetached(args, ids));
     case 'print-queue':
-      return printQueue(config, args);
+      return (await import('./queue-commands')).printQueue(config, args);
     case 'queue-run':
-      return runQueueCommand(config, args);
+      return (await import('./queue-commands')).runQueueCommand(config, args);
     case 'deliver':
       return runDeliver(args, config);
     case 'init-aliases':
-      return runNewaliases(config, { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
+      return (await import('./newaliases')).runNewaliases(config, { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
     case 'verify':
-      return runVerify(config, args.recipients, (l) => process.stdout.write(`${l}\n`));
+      return (await import('./verify')).runVerify(config, args.recipients, (l) => process.stdout.write(`${l}\n`));
     case 'test':
       throw new ExitError('mode -bt is not implemented yet', EX_UNAVAILABLE);
   }

@@ -9,7 +9,7 @@ import { reply, type Reply } from '../smtp/reply';
 import { CONTINUE, type CheckContext, type Checkpoint, type Stage, type Verdict } from '../server/checkpoint';
 import { headerValue } from '../server/headers';
 import { inputMilters, milterMacroLists, type MacroStage, type MilterDefinition } from './definitions';
-import { MessageEditor } from './message-editor';
+import type { MessageEditor } from './message-editor';
 import type { MilterResult, MilterSession } from './milter-session';
 
 /** MilterSessions by the macro table of their SMTP session, which lives as long as the session. */
@@ -144,7 +144,9 @@ async function endOfMessage(
   log: (level: number, text: string) => void,
 ): Promise<Verdict> {
   if (ctx.item === undefined || ctx.dataPath === undefined) return CONTINUE;
-  const editor = new MessageEditor(ctx.item, ctx.headers ?? [], ctx.dataPath);
+  // Loaded on first use, as milter-session is (milter/connect.ts).
+  const { MessageEditor: Editor } = require('./message-editor') as typeof import('./message-editor');
+  const editor: MessageEditor = new Editor(ctx.item, ctx.headers ?? [], ctx.dataPath);
   const macros = new Map(ctx.macros);
   const msgId = headerValue(ctx.item.headers, 'message-id');
   if (msgId !== undefined && !macros.has('{msg_id}')) macros.set('{msg_id}', msgId.trim());

@@ -6,7 +6,7 @@ import type { Reply } from '../smtp/reply';
 import { reply } from '../smtp/reply';
 import type { Session } from '../server/session';
 import { closing, milterLogger, milterSessions, milterSetup, replyText } from './checkpoint';
-import { MilterSession } from './milter-session';
+import type { MilterSession } from './milter-session';
 
 /**
  * Runs the connect stage of the input mail filters and starts the session
@@ -25,7 +25,9 @@ export async function milterConnect(session: Session): Promise<Reply | undefined
   if (setup.filters.length === 0) return undefined;
 
   const log = milterLogger(session.log, setup);
-  const milters = new MilterSession(setup.filters, setup.macroLists, log);
+  // Loaded on first use: a daemon without mail filters never loads the protocol code (start-up time).
+  const { MilterSession: Milters } = require('./milter-session') as typeof import('./milter-session');
+  const milters: MilterSession = new Milters(setup.filters, setup.macroLists, log);
   milterSessions.set(session.macros, milters);
   session.listeners.abort.push(() => void milters.abort());
   session.listeners.end.push(() => void milters.quit());

@@ -53,7 +53,8 @@ export async function handleStarttls(session: Session, arg: string): Promise<voi
     return;
   }
   const serverTls = session.ctx.tls;
-  if (!tlsPossible(session) || !serverTls || serverTls.state() === 'off') {
+  // handshakeOptions() below checks the files, so only `configured` (state() 'off') is tested here.
+  if (!tlsPossible(session) || !serverTls || !serverTls.configured) {
     session.send(reply(503, '5.5.0', 'TLS not available'));
     return;
   }
