@@ -17,9 +17,9 @@
 // MaxDaemonChildren; Posthorn checks those two first (refuse-connections.ts),
 // when the connection is accepted, and paces what they let through.
 
-import * as os from 'node:os';
 import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
+import { loadAverage } from './load-average';
 
 /** sendmail's MIN_DELAY_LOG: seconds between two "delaying connections" lines. */
 const DELAY_LOG_INTERVAL_MS = 90_000;
@@ -30,6 +30,12 @@ export interface ThrottleOptions {
   loadAverage?: () => number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Counts a connection on daemon `name` and returns how many that daemon had
+   * in the current clock second, this one included. Workers pass the
+   * primary's count (shared-counters.ts); by default the count is local.
+   */
+  countConnection?: (name: string) => number | Promise<number>;
 }
 
 export function throttleOptionsFromConfig(config: Config): ThrottleOptions {
@@ -45,8 +51,27 @@ interface DaemonCount {
   count: number;
 }
 
-export class ConnectionThrottle {
+/** Connections per daemon in the current clock second. */
+export class SecondCounts {
   private readonly counts = new Map<string, DaemonCount>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Counts a connection on daemon `name`; returns the count of this second, this one included. */
+  add(name: string): number {
+    const second = Math.floor(this.now() / 1000);
+    const entry = this.counts.get(name);
+    if (!entry || entry.second !== second) {
+      this.counts.set(name, { second, count: 1 });
+      return 1;
+    }
+    return ++entry.count;
+  }
+}
+
+export class ConnectionThrottle {
+  private readonly seconds: SecondCounts;
+  private readonly countConnection: (name: string) => number | Promise<number>;
   /** The last admission of each daemon; the next one waits for it. */
   private readonly queues = new Map<string, Promise<void>>();
   private nextDelayLog = 0;
@@ -58,9 +83,11 @@ export class ConnectionThrottle {
     private opts: ThrottleOptions,
     private readonly logger: Logger,
   ) {
-    this.loadAverage = opts.loadAverage ?? (() => os.loadavg()[0]);
+    this.loadAverage = opts.loadAverage ?? loadAverage;
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.seconds = new SecondCounts(this.now);
+    this.countConnection = opts.countConnection ?? ((name) => this.seconds.add(name));
   }
 
   /** New option values after SIGHUP; the counts go on. */
@@ -86,15 +113,9 @@ export class ConnectionThrottle {
 
   private async pace(name: string): Promise<void> {
     const throttle = this.opts.connectionRateThrottle;
-    if (throttle > 0) {
-      const second = Math.floor(this.now() / 1000);
-      const entry = this.counts.get(name);
-      if (!entry || entry.second !== second) {
-        this.counts.set(name, { second, count: 1 });
-      } else if (++entry.count > throttle) {
-        this.logger.info(`deferring connections on daemon ${name}: ${throttle} per second`, 9);
-        await this.sleep(1000);
-      }
+    if (throttle > 0 && (await this.countConnection(name)) > throttle) {
+      this.logger.info(`deferring connections on daemon ${name}: ${throttle} per second`, 9);
+      await this.sleep(1000);
     }
 
     const limit = this.opts.delayLA;

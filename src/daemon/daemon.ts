@@ -24,6 +24,7 @@ import type { Config } from '../config/types';
 import { createChain } from './services';
 import { reopenListeners, type ListenerSet } from './reload-listeners';
 import { ConnectionThrottle, throttleOptionsFromConfig } from './connection-throttle';
+import { CounterClient, CounterServer, sharesClientCounts, type SessionLease } from './shared-counters';
 
 export interface DaemonOptions {
   /** Milliseconds between queue runs; 0 for none. */
@@ -54,6 +55,10 @@ export class Daemon {
   private readonly refusal: ConnectionRefusal;
   /** ConnectionRateThrottle and DelayLA. */
   private readonly throttle: ConnectionThrottle;
+  /** Workers: the counters shared by all workers, kept in the primary (shared-counters.ts). */
+  private readonly counterServer?: CounterServer;
+  private readonly counterClient?: CounterClient;
+  private readonly maxDaemonChildren: number;
   private stopping = false;
   private pidFile?: PidFile;
 
@@ -62,9 +67,18 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     this.ctx = serverContext(services);
-    this.connectPolicy = createConnectPolicy(this.ctx, services.logger);
-    this.refusal = new ConnectionRefusal(refusalOptionsFromConfig(services.config), services.logger);
-    this.throttle = new ConnectionThrottle(throttleOptionsFromConfig(services.config), services.logger);
+    const { config, logger } = services;
+    const window = config.options.get('ConnectionRateWindowSize');
+    const windowMs = typeof window === 'number' ? window : 60_000;
+    const refusalOptions = refusalOptionsFromConfig(config);
+    this.maxDaemonChildren = refusalOptions.maxDaemonChildren;
+    this.refusal = new ConnectionRefusal(refusalOptions, logger);
+    if (options.role === 'primary') this.counterServer = new CounterServer(windowMs, logger, this.refusal);
+    const client = options.role === 'worker' ? new CounterClient(windowMs, logger) : undefined;
+    this.counterClient = client;
+    this.connectPolicy = createConnectPolicy(this.ctx, logger, client && sharesClientCounts(config) ? client.connectionStore() : undefined);
+    const countConnection = client ? (name: string) => client.countSecond(name) : undefined;
+    this.throttle = new ConnectionThrottle({ ...throttleOptionsFromConfig(config), countConnection }, logger);
   }
 
   async start(): Promise<void> {
@@ -84,6 +98,8 @@ export class Daemon {
 
     const info = this.daemonInfo();
     logger.info(`starting daemon (Posthorn ${this.ctx.version}): ${info}`);
+    // STARTTLS: the secure context is built once the listeners are up (src/tls/server.ts).
+    if (this.options.role !== 'primary') this.ctx.tls?.prepare();
 
     // sendmail runs the whole queue once at start when a queue interval is
     // given. The periodic runs after it skip items whose retry time has not come.
@@ -117,6 +133,8 @@ export class Daemon {
     await closed;
     await runner.idle();
     await connectionCache.flush();
+    this.counterServer?.close();
+    this.counterClient?.close();
     this.removePidFile();
   }
 
@@ -135,6 +153,7 @@ export class Daemon {
     logger.level = config.logLevel;
     this.services.chain = createChain(this.services.config, logger);
     this.ctx = serverContext(this.services);
+    if (this.options.role !== 'primary') this.ctx.tls?.prepare();
     this.throttle.update(throttleOptionsFromConfig(this.services.config));
     if (!this.stopping && this.options.role !== 'primary') await reopenListeners(this.listeners(), config.daemons, logger);
     logger.info('restarting posthorn due to signal: configuration and maps read again');
@@ -175,12 +194,33 @@ export class Daemon {
       socket.destroy();
       return;
     }
+    if (this.counterClient && this.maxDaemonChildren > 0) {
+      void this.acceptCounted(socket, spec, this.counterClient);
+      return;
+    }
     if (this.refusal.refuse(spec.name, this.sockets.size)) {
       socket.destroy();
       return;
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    void this.startSession(socket, spec);
+  }
+
+  /** accept() in a worker with MaxDaemonChildren: the primary counts the sessions of all workers and decides. */
+  private async acceptCounted(socket: net.Socket, spec: DaemonSpec, client: CounterClient): Promise<void> {
+    const lease: SessionLease = await client.openSession(spec.name, this.sockets.size);
+    const rejected = lease.rejected ?? this.refusal.refuse(spec.name, lease.sessions);
+    if (this.stopping || socket.destroyed || rejected) {
+      lease.release();
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      lease.release();
+    });
     void this.startSession(socket, spec);
   }
 
