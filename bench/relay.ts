@@ -7,7 +7,10 @@
 //
 // BENCH_NODE_ARGS passes flags to the daemon's node (e.g. "--cpu-prof"),
 // BENCH_WORKERS=N runs it with -O Workers=N, and BENCH_MCI_CACHE_SIZE sets the
-// next-hop connection cache (0 turns reuse off).
+// next-hop connection cache (0 turns reuse off). BENCH_COUNTERS=1 turns on
+// every connection counter (FEATURE conncontrol and ratecontrol without limits,
+// MaxDaemonChildren and ConnectionRateThrottle far above the load), so that
+// with workers each connection asks the primary three times.
 
 import * as fs from 'node:fs';
 import { startBenchSink } from './sink';
@@ -60,7 +63,13 @@ async function main(): Promise<void> {
   const sink = await startBenchSink();
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
   const daemonArgs = process.env.BENCH_WORKERS ? ['-O', `Workers=${process.env.BENCH_WORKERS}`] : [];
-  const mta = await startPosthornBench({ sinkPort: sink.port, nodeArgs, daemonArgs });
+  const counters = process.env.BENCH_COUNTERS === '1';
+  if (counters) daemonArgs.push('-O', 'MaxDaemonChildren=100000', '-O', 'ConnectionRateThrottle=1000000');
+  // The optional access map does not exist, so no client has a limit, but every connection is counted.
+  const extraMc = counters
+    ? ["FEATURE(`access_db', `hash -o /nonexistent/posthorn-bench-access')", "FEATURE(`conncontrol')", "FEATURE(`ratecontrol')"]
+    : [];
+  const mta = await startPosthornBench({ sinkPort: sink.port, nodeArgs, daemonArgs, extraMc });
   const pid = mta.rootPid();
 
   const total = settings.clients * settings.messages;
@@ -86,7 +95,8 @@ async function main(): Promise<void> {
 
   const mode = settings.newConnections ? 'new connection per message' : 'reused connections';
   const perMessage = (daemonCpu / Math.max(1, load.accepted)).toFixed(2);
-  console.log(`clients=${settings.clients} messages=${total} size=${settings.size} (${mode}), SuperSafe=True`);
+  const setup = `Workers=${process.env.BENCH_WORKERS ?? 1}${counters ? ', all connection counters on' : ''}`;
+  console.log(`clients=${settings.clients} messages=${total} size=${settings.size} (${mode}), SuperSafe=True, ${setup}`);
   console.log(`daemon CPU: ${daemonCpu} ms = ${perMessage} ms per message (user + system, from /proc)`);
   console.log(`accepted: ${load.accepted}/${total} in ${acceptedSeconds.toFixed(2)} s = ${(load.accepted / acceptedSeconds).toFixed(0)} msg/s`);
   console.log(`relayed:  ${sink.messages}/${load.accepted} in ${relayedSeconds.toFixed(2)} s = ${(sink.messages / relayedSeconds).toFixed(0)} msg/s`);

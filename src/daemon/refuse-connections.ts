@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
 import { formatInterval } from './interval';
+import { loadAverage } from './load-average';
 
 export interface RefusalOptions {
   refuseLA: number;
@@ -49,7 +50,7 @@ export class ConnectionRefusal {
     private readonly opts: RefusalOptions,
     private readonly logger: Logger,
   ) {
-    this.loadAverage = opts.loadAverage ?? (() => os.loadavg()[0]);
+    this.loadAverage = opts.loadAverage ?? loadAverage;
     this.now = opts.now ?? Date.now;
   }
 

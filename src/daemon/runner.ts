@@ -45,8 +45,12 @@ export class DeliveryRunner {
     private readonly options: RunnerOptions,
   ) {}
 
+  /** Items whose lock this process took at commit; their delivery does not lock again. */
+  private readonly lockedAtCommit = new Set<string>();
+
   /** Schedules one item for delivery as soon as a slot is free. */
-  schedule(id: string, force = true): void {
+  schedule(id: string, force = true, locked = false): void {
+    if (locked) this.lockedAtCommit.add(id);
     if (this.queued.has(id) || this.active.has(id)) return;
     this.queued.add(id);
     this.waiting.push(force ? id : `?${id}`);
@@ -108,7 +112,8 @@ export class DeliveryRunner {
 
   private async deliver(id: string, force: boolean): Promise<void> {
     try {
-      await this.deliverer.deliver(id, { force, quarantined: this.quarantinedRun.has(id) });
+      const locked = this.lockedAtCommit.delete(id);
+      await this.deliverer.deliver(id, { force, quarantined: this.quarantinedRun.has(id), locked });
     } catch (err) {
       this.logger.child(id).error(`delivery failed: ${(err as Error).stack ?? err}`);
     } finally {

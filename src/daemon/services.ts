@@ -2,7 +2,6 @@
 // deliverer, delivery runner and the checkpoint chain.
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import type { Config } from '../config/types';
 import { Logger, openSink } from '../log/logger';
 import { QueueStore } from '../queue/store';
@@ -20,6 +19,7 @@ import { ServerTls } from '../tls/server';
 import { tlsAccessMap } from '../tls/access';
 import type { ServerContext } from '../server/context';
 import { VERSION } from '../version';
+import { loadAverage } from './load-average';
 
 export interface Services {
   config: Config;
@@ -87,13 +87,19 @@ export function serverContext(services: Services): ServerContext {
     chain,
     version: VERSION,
     tls: new ServerTls(config, logger),
-    onAccepted(id: string): void {
+    deliversAtOnce(): boolean {
+      return (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') && !loadAtOrAbove(config, 'QueueLA');
+    },
+    onAccepted(id: string, locked = false): void {
       if (loadAtOrAbove(config, 'QueueLA')) {
         logger.info(`${id}: load average at or above QueueLA, queued for the next queue run`, 9);
+        if (locked) void store.unlock(id);
         return;
       }
       if (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') {
-        runner.schedule(id);
+        runner.schedule(id, true, locked);
+      } else if (locked) {
+        void store.unlock(id);
       }
     },
   };
@@ -111,5 +117,5 @@ function ensureMailboxDirectory(config: Config, logger: Logger): void {
 /** Whether the one-minute load average reached a load option (QueueLA, RefuseLA); 0 turns it off. */
 function loadAtOrAbove(config: Config, option: string): boolean {
   const limit = config.options.get(option);
-  return typeof limit === 'number' && limit > 0 && os.loadavg()[0] >= limit;
+  return typeof limit === 'number' && limit > 0 && loadAverage() >= limit;
 }

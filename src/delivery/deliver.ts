@@ -83,8 +83,10 @@ export class Deliverer {
    * and the item is removed, and 'deferred' when it stays queued. A
    * quarantined item is delivered only with `quarantined` (a -qQ queue run).
    */
-  async deliver(id: string, opts: { force?: boolean; quarantined?: boolean } = {}): Promise<DeliverOutcome> {
-    if (!(await this.ctx.store.lock(id))) return 'locked';
+  async deliver(id: string, opts: { force?: boolean; quarantined?: boolean; locked?: boolean } = {}): Promise<DeliverOutcome> {
+    // `locked`: the commit took the lock for this delivery (see QueueStore.commit).
+    const locked = opts.locked === true && this.ctx.store.holdsLock(id);
+    if (!locked && !(await this.ctx.store.lock(id))) return 'locked';
     let removed = false;
     let bounceId: string | undefined;
     let noticeIds: string[] = [];
@@ -198,6 +200,7 @@ export class Deliverer {
       recipients: route.recipients.map((r) => ({ address: mailertableRecipient(r.address, this.ctx.config), notify: r.notify, orcpt: r.orcpt })),
       headers: item.headers,
       dataPath: this.ctx.store.dataPath(item.id),
+      body: this.ctx.store.takeBody(item.id),
       bodySize: item.bodySize,
       eightBit: item.bodyType === '8BITMIME',
       ret: item.ret,

@@ -64,6 +64,8 @@ export interface Transaction {
   headers: string[];
   /** The data file: body bytes with CRLF line ends, not dot-stuffed. */
   dataPath: string;
+  /** The whole body when the caller has it in memory (a message just received); else it is read from dataPath. */
+  body?: Buffer;
   bodySize: number;
   eightBit: boolean;
   ret?: 'FULL' | 'HDRS';
@@ -457,11 +459,17 @@ class SmtpSession {
       pendingBytes = 0;
       await this.write(block);
     };
-    for await (const chunk of fs.createReadStream(tx.dataPath, { highWaterMark: 64 * 1024 })) {
-      const block = stuffer.push(chunk as Buffer);
-      pending.push(block);
-      pendingBytes += block.length;
-      if (pendingBytes >= 64 * 1024) await writePending();
+    if (tx.body === undefined && tx.bodySize > LARGE_BODY) {
+      // The header block goes out with the first block of the file.
+      await this.sendFile(tx.dataPath, stuffer, pending.splice(0));
+      pendingBytes = 0;
+    } else {
+      for await (const chunk of bodyChunks(tx)) {
+        const block = stuffer.push(chunk);
+        pending.push(block);
+        pendingBytes += block.length;
+        if (pendingBytes >= 64 * 1024) await writePending();
+      }
     }
     this.note('>>> .');
     const end = stuffer.finish();
@@ -477,6 +485,103 @@ class SmtpSession {
       Object.assign(r, resultFromReply(r.address, await this.expect(t.datafinal, 'client DATA status')));
     }
     return results;
+  }
+
+  /**
+   * Sends a large data file, read in blocks of BODY_BLOCK bytes into two
+   * buffers in turn. Each block is dot-stuffed without copying
+   * (DotStuffer.pushParts) and written in one corked write. The next block is
+   * read while the socket sends the last one. A buffer is read into again
+   * only after the socket has written all of it, so the memory per session
+   * stays at two blocks whatever the message size.
+   */
+  private async sendFile(path: string, stuffer: DotStuffer, head: Buffer[]): Promise<void> {
+    const file = await fs.promises.open(path, 'r');
+    const buffers = [takeBlock(), takeBlock()];
+    const sent: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+    let reusable = false;
+    const readInto = (buffer: Buffer, position: number): Promise<number> => {
+      const reading = file.read(buffer, 0, buffer.length, position).then((r) => r.bytesRead);
+      // Handled here too, in case the socket fails before the read is awaited.
+      reading.catch(() => undefined);
+      return reading;
+    };
+    try {
+      let first = head;
+      let position = 0;
+      let k = 0;
+      let reading = readInto(buffers[0], 0);
+      for (;;) {
+        const bytesRead = await reading;
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        const parts = stuffer.pushParts(buffers[k].subarray(0, bytesRead));
+        sent[k] = this.writeParts(first.length > 0 ? [...first, ...parts] : parts);
+        first = [];
+        k ^= 1;
+        await this.bounded(sent[k]);
+        reading = readInto(buffers[k], position);
+        if (this.socket.writableNeedDrain) await this.bounded(this.drained());
+      }
+      if (first.length > 0) await this.bounded(this.writeParts(first));
+      await this.bounded(Promise.all(sent).then(() => undefined));
+      reusable = true;
+    } finally {
+      await file.close().catch(() => undefined);
+      if (reusable) buffers.forEach(giveBlock);
+    }
+  }
+
+  /** Writes `parts` in one corked write. Resolves when the socket has written them or has closed. */
+  private writeParts(parts: Buffer[]): Promise<void> {
+    const socket = this.socket;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        socket.off('close', done);
+        resolve();
+      };
+      socket.once('close', done);
+      socket.cork();
+      parts.forEach((part, i) => {
+        this.trace?.sent(part);
+        socket.write(part, i === parts.length - 1 ? done : undefined);
+      });
+      socket.uncork();
+    });
+  }
+
+  /** Resolves at the socket's next 'drain' or 'close'. */
+  private drained(): Promise<void> {
+    const socket = this.socket;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.once('drain', done);
+      socket.once('close', done);
+    });
+  }
+
+  /** Waits for `step` up to Timeout.datablock. On timeout it destroys the socket and rejects. */
+  private bounded(step: Promise<unknown>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.socket.destroy();
+        reject(new SmtpClientError('timeout', 'timeout writing message'));
+      }, this.opts.timeouts.datablock);
+      step.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   /** Writes a block and waits for the socket to drain, up to Timeout.datablock. */
@@ -640,4 +745,27 @@ async function transactOn(session: SmtpSession, opts: SessionOptions, tx: Transa
     const recipients = broken(session.results, tx, clientErrorText(err, opts.hostName));
     return { kind: 'transaction', recipients, transcript: [...transcript] };
   }
+}
+
+/** A body larger than this is sent by SmtpSession.sendFile. */
+const LARGE_BODY = 64 * 1024;
+const BODY_BLOCK = 256 * 1024;
+/** Read buffers of sendFile not in use, kept for the next large message (at most eight). */
+const spareBlocks: Buffer[] = [];
+
+function takeBlock(): Buffer {
+  return spareBlocks.pop() ?? Buffer.allocUnsafeSlow(BODY_BLOCK);
+}
+
+function giveBlock(block: Buffer): void {
+  if (spareBlocks.length < 8) spareBlocks.push(block);
+}
+
+/** Yields the message body: the copy in memory if the transaction has one, else the df read from disk. */
+async function* bodyChunks(tx: Transaction): AsyncGenerator<Buffer> {
+  if (tx.body !== undefined) {
+    yield tx.body;
+    return;
+  }
+  for await (const chunk of fs.createReadStream(tx.dataPath, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
 }

@@ -1,9 +1,10 @@
 // The writer for a data file (df<id>): copies small chunks into a 64 KiB buffer,
 // writes whole buffers at explicit offsets, and runs one operation at a time so
-// the bytes land in the order they were given.
+// the bytes land in the order they were given. The file stays open after
+// close() so that the commit can fsync it without opening it again; the store
+// closes it (release()).
 
 import * as fs from 'node:fs';
-import { SyncFunction } from './group-sync';
 
 const BUFFER_SIZE = 64 * 1024;
 
@@ -16,34 +17,36 @@ export interface DataFileWriter {
   write(chunk: Buffer): Promise<void>;
   /** Bytes accepted by write() so far. */
   readonly size: number;
-  /** Writes what is buffered, fsyncs as SuperSafe requires, and closes the file. */
+  /** Writes what is buffered; the commit fsyncs the file as SuperSafe requires. */
   close(): Promise<void>;
 }
 
 export interface DataFileOptions {
   path: string;
-  /** Fsync in close(); false for SuperSafe=False and PostMilter. */
-  syncOnClose: boolean;
-  sync: SyncFunction;
-  /** Called once after a failed write, fsync or close, e.g. to unlink the file. */
+  /** Called once after a failed write, e.g. to unlink the file. */
   onError(err: unknown): Promise<void>;
 }
 
 export class BufferedDataFile implements DataFileWriter {
   size = 0;
+  /** True once close() ran (or a write failed); the fd may still be open. */
   closed = false;
-  /** Whether close() fsynced the file. */
-  synced = false;
-  private readonly buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  /** The error of a failed write; later calls fail with it. */
+  failure: unknown;
+  /**
+   * The whole file when it fitted in the buffer and was written by close() in
+   * one piece: a copy the immediate delivery can send without reading the df.
+   */
+  contents: Buffer | undefined;
+  private buffer: Buffer | undefined = Buffer.allocUnsafe(BUFFER_SIZE);
   private buffered = 0;
   private position = 0;
   private tail: Promise<void> = Promise.resolve();
-  /** The error of a failed write, fsync or close; later calls fail with it. */
-  failure: unknown;
   private closing: Promise<void> | undefined;
+  private open = true;
 
   constructor(
-    private readonly handle: fs.promises.FileHandle,
+    readonly fd: number,
     private readonly opts: DataFileOptions,
   ) {}
 
@@ -56,8 +59,19 @@ export class BufferedDataFile implements DataFileWriter {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.enqueue(() => this.finish());
+    this.closing ??= this.enqueue(async () => this.finish());
     return this.closing;
+  }
+
+  /** Closes the file descriptor (once); the store calls it after the fsync. */
+  release(): void {
+    if (!this.open) return;
+    this.open = false;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // Nothing is left to flush: the data was written (and fsynced) before.
+    }
   }
 
   /** Runs `step` after every earlier step; a failure fails all later ones. */
@@ -76,51 +90,68 @@ export class BufferedDataFile implements DataFileWriter {
   }
 
   private async append(chunk: Buffer): Promise<void> {
+    const buffer = this.buffer!;
     if (this.buffered + chunk.length > BUFFER_SIZE) await this.flush();
 
     if (chunk.length >= BUFFER_SIZE) {
       await this.writeAll(chunk);
       return;
     }
-    chunk.copy(this.buffer, this.buffered);
+    chunk.copy(buffer, this.buffered);
     this.buffered += chunk.length;
   }
 
   private async flush(): Promise<void> {
     if (this.buffered === 0) return;
-    await this.writeAll(this.buffer.subarray(0, this.buffered));
+    await this.writeAll(this.buffer!.subarray(0, this.buffered));
     this.buffered = 0;
   }
 
   private async writeAll(data: Buffer): Promise<void> {
     let offset = 0;
     while (offset < data.length) {
-      const { bytesWritten } = await this.handle.write(
-        data,
-        offset,
-        data.length - offset,
-        this.position,
-      );
-      offset += bytesWritten;
-      this.position += bytesWritten;
+      const written = await writeAt(this.fd, data, offset, data.length - offset, this.position);
+      offset += written;
+      this.position += written;
     }
   }
 
-  private async finish(): Promise<void> {
-    await this.flush();
-    if (this.opts.syncOnClose) {
-      await this.opts.sync(this.handle, this.opts.path);
-      this.synced = true;
+  /**
+   * Writes the rest of the buffer. A small message is written here in one
+   * synchronous call: it goes to the page cache, and a round trip through the
+   * thread pool would cost more than the write itself.
+   */
+  private finish(): void {
+    if (this.buffered > 0) {
+      const data = this.buffer!.subarray(0, this.buffered);
+      if (this.position === 0) this.contents = Buffer.from(data);
+      let offset = 0;
+      while (offset < data.length) {
+        const written = fs.writeSync(this.fd, data, offset, data.length - offset, this.position);
+        offset += written;
+        this.position += written;
+      }
+      this.buffered = 0;
+    } else if (this.position === 0) {
+      this.contents = Buffer.alloc(0);
     }
+    this.buffer = undefined;
     this.closed = true;
-    await this.handle.close();
   }
 
   private async fail(err: unknown): Promise<void> {
     if (this.failure !== undefined) return;
     this.failure = err;
     this.closed = true;
-    await this.handle.close().catch(() => undefined);
+    this.contents = undefined;
+    this.buffer = undefined;
+    this.release();
     await this.opts.onError(err);
   }
+}
+
+function writeAt(fd: number, data: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.write(fd, data, offset, length, position, (err, written) => (err ? reject(err) : resolve(written)));
+  });
 }

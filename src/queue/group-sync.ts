@@ -4,10 +4,14 @@
 
 import * as fs from 'node:fs';
 
-/** Flushes one open file or directory to stable storage. */
-export type SyncFunction = (handle: fs.promises.FileHandle, path: string) => Promise<void>;
+/** Flushes one open file or directory (by descriptor) to stable storage. */
+export type SyncFunction = (fd: number, path: string) => Promise<void>;
 
-export const defaultSync: SyncFunction = (handle) => handle.sync();
+/** fsync() on libuv's thread pool; the only queue call that waits for the disk. */
+export const defaultSync: SyncFunction = (fd) =>
+  new Promise((resolve, reject) => {
+    fs.fsync(fd, (err) => (err ? reject(err) : resolve()));
+  });
 
 interface Waiter {
   resolve(): void;
@@ -53,12 +57,12 @@ export class DirectorySync {
   }
 
   private async syncOnce(): Promise<void> {
-    const handle = await fs.promises.open(this.dir, 'r');
+    const fd = fs.openSync(this.dir, 'r');
     try {
-      await this.sync(handle, this.dir);
+      await this.sync(fd, this.dir);
       this.syncs += 1;
     } finally {
-      await handle.close();
+      fs.closeSync(fd);
     }
   }
 }

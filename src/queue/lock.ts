@@ -12,10 +12,73 @@ import * as path from 'node:path';
 /** A lock file without a valid pid younger than this is still being written. */
 const UNWRITTEN_LOCK_GRACE_MS = 10_000;
 
+/** Per queue directory (resolved path), the ids this process holds. */
+const heldInProcess = new Map<string, Set<string>>();
+
+/** Per queue directory, the file holding this process's pid that locks link to. */
+const pidFiles = new Map<string, { pid: number; file: string; locks: number }>();
+let pidFileCounter = 0;
+
+/**
+ * Returns ".lfpid.<pid>.<n>" in `dir`, written when the first lock is taken.
+ * It is removed when the last lock is released (releasePidFile) and when the
+ * process exits; queue recovery removes one whose process is gone.
+ */
+function ownPidFile(dir: string): string {
+  const known = pidFiles.get(dir);
+  // A forked worker inherits the map but has a pid of its own.
+  if (known !== undefined && known.pid === process.pid) return known.file;
+  if (pidFiles.size === 0) process.once('exit', removePidFiles);
+  pidFileCounter += 1;
+  const file = path.join(dir, `.lfpid.${process.pid}.${pidFileCounter}`);
+  fs.writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });
+  pidFiles.set(dir, { pid: process.pid, file, locks: 0 });
+  return file;
+}
+
+/** Adds `change` to the locks linked to the pid file of `dir`; removes the file when none is left. */
+function countLock(dir: string, change: number): void {
+  const known = pidFiles.get(dir);
+  if (known === undefined || known.pid !== process.pid) return;
+  known.locks += change;
+  if (known.locks > 0) return;
+  pidFiles.delete(dir);
+  unlinkSyncIfExists(known.file);
+}
+
+function forgetPidFile(dir: string): void {
+  pidFiles.delete(dir);
+}
+
+function removePidFiles(): void {
+  for (const { pid, file } of pidFiles.values()) {
+    if (pid !== process.pid) continue;
+    try {
+      fs.unlinkSync(file);
+    } catch {
+      // Already gone; recovery removes leftovers of dead processes anyway.
+    }
+  }
+}
+
 export class LockFiles {
   private readonly held = new Set<string>();
+  /**
+   * The ids any LockFiles object of this process holds in `dir`, so that two
+   * of them never race for one lock: the takeover of a stale lock renames it
+   * aside for a moment, and a second taker could slip into that gap.
+   */
+  private readonly heldHere: Set<string>;
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string) {
+    const key = path.resolve(dir);
+    let heldHere = heldInProcess.get(key);
+    if (heldHere === undefined) {
+      heldHere = new Set();
+      heldInProcess.set(key, heldHere);
+    }
+    this.heldHere = heldHere;
+  }
 
   lockPath(id: string): string {
     return path.join(this.dir, `lf${id}`);
@@ -31,27 +94,35 @@ export class LockFiles {
    * process holds it; takes over a stale lock.
    */
   async lock(id: string): Promise<boolean> {
-    if (this.held.has(id)) return false;
+    if (this.held.has(id) || this.heldHere.has(id)) return false;
 
     // Marked as held while the lock file is being created, so that holds()
     // (queue recovery running beside deliveries) never sees a lock file of
     // this process that it does not know about.
     this.held.add(id);
+    this.heldHere.add(id);
     let locked = false;
     try {
       for (let attempt = 0; attempt < 2 && !locked; attempt++) {
-        if (await this.create(id)) locked = true;
+        if (this.create(id)) locked = true;
         else if (!(await this.removeIfStale(id))) break;
       }
     } finally {
-      if (!locked) this.held.delete(id);
+      if (!locked) {
+        this.held.delete(id);
+        this.heldHere.delete(id);
+      }
     }
     return locked;
   }
 
   async unlock(id: string): Promise<void> {
     if (!this.held.delete(id)) return;
+    this.heldHere.delete(id);
+    // Through the thread pool: an unlink can wait for a journal commit of the
+    // file system, which must not stall the event loop. Nothing waits on it.
     await unlinkIfExists(this.lockPath(id));
+    countLock(this.dir, -1);
   }
 
   /** Tests whether any live process has the lock on `id`. */
@@ -62,21 +133,27 @@ export class LockFiles {
   }
 
   /**
-   * Creates lf<id> with the pid already in it: the pid is written to a private
-   * temporary file that is then hard-linked to the lock name. link() fails with
-   * EEXIST like O_EXCL does, and a crash can never leave an empty lock behind.
+   * Creates lf<id> with the pid already in it: lf<id> is a hard link to a
+   * private file of this process that holds its pid (see ownPidFile). link()
+   * fails with EEXIST like O_EXCL does, a crash can never leave an empty lock
+   * behind, and taking a lock is one metadata change. The call is
+   * synchronous: cheaper than a round trip through the thread pool.
    */
-  private async create(id: string): Promise<boolean> {
-    const temp = path.join(this.dir, `.lf${id}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
-    await fs.promises.writeFile(temp, `${process.pid}\n`, { mode: 0o600 });
-    try {
-      await fs.promises.link(temp, this.lockPath(id));
-      return true;
-    } catch (err) {
-      if (errorCode(err) === 'EEXIST') return false;
-      throw err;
-    } finally {
-      await unlinkIfExists(temp);
+  private create(id: string): boolean {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.linkSync(ownPidFile(this.dir), this.lockPath(id));
+        countLock(this.dir, 1);
+        return true;
+      } catch (err) {
+        if (errorCode(err) === 'EEXIST') {
+          countLock(this.dir, 0);
+          return false;
+        }
+        // Someone removed the pid file: write it again, once.
+        if (errorCode(err) !== 'ENOENT' || attempt > 0) throw err;
+        forgetPidFile(this.dir);
+      }
     }
   }
 
@@ -148,9 +225,17 @@ async function readIfExists(file: string): Promise<string | undefined> {
   }
 }
 
-export async function unlinkIfExists(file: string): Promise<void> {
+/** unlink() that ignores a missing file; the callback API costs less than fs.promises. */
+export function unlinkIfExists(file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.unlink(file, (err) => (err && err.code !== 'ENOENT' ? reject(err) : resolve()));
+  });
+}
+
+/** unlink() that ignores a missing file, synchronous (see LockFiles.create). */
+export function unlinkSyncIfExists(file: string): void {
   try {
-    await fs.promises.unlink(file);
+    fs.unlinkSync(file);
   } catch (err) {
     if (errorCode(err) !== 'ENOENT') throw err;
   }

@@ -30,8 +30,24 @@ export interface RecoveryReport {
 }
 
 interface QueueFileNames {
-  /** File names by id, e.g. "ABC" -> {"qf", "df"}. */
-  byId: Map<string, Set<string>>;
+  /** File kinds by id as bits of KIND_BITS, e.g. "ABC" -> qf | df. */
+  byId: Map<string, number>;
+  /** Names of the LockFiles' private files (".lf..."). */
+  lockTemps: string[];
+}
+
+/** One bit per kind of queue file, so that a deep queue's listing costs a number per id, not a Set. */
+const KIND_BITS: Record<string, number> = { qf: 1, hf: 2, Qf: 4, df: 8, tf: 16, lf: 32 };
+
+/** Tests whether an item is complete, with nothing to repair: a control file and its data file, nothing else. */
+function isCleanItem(bits: number): boolean {
+  return bits === (KIND_BITS.qf | KIND_BITS.df) || bits === (KIND_BITS.hf | KIND_BITS.df);
+}
+
+function kindSet(bits: number): Set<string> {
+  const kinds = new Set<string>();
+  for (const [kind, bit] of Object.entries(KIND_BITS)) if ((bits & bit) !== 0) kinds.add(kind);
+  return kinds;
 }
 
 /** The lock calls of the store that runs recovery, so that an item in use is left alone. */
@@ -57,29 +73,32 @@ export async function recoverQueue(
   const names = await readQueueNames(dir);
   const context: RecoveryContext = { dir, now, report, locks };
 
-  for (const [id, kinds] of names.byId) {
+  for (const [id, bits] of names.byId) {
+    if (isCleanItem(bits)) continue;
     try {
-      await recoverItem(context, id, kinds, logger.child(id));
+      await recoverItem(context, id, kindSet(bits), logger.child(id));
     } catch (err) {
       // Another process may remove or rename files of this item meanwhile.
       if (errorCode(err) !== 'ENOENT') throw err;
     }
   }
-  await removeDeadLockTempFiles(dir, report);
+  // A dead process makes no new private files, so all of them were in the listing.
+  await removeDeadLockTempFiles(dir, names.lockTemps, report);
   return report;
 }
 
 /**
- * Removes ".lf<id>.<pid>.<suffix>" files, the private temporary files of
- * LockFiles, whose process is gone: a kill between writing one and removing it
+ * Removes ".lf<id>.<pid>.<suffix>" and ".lfpid.<pid>.<n>" files, the private
+ * files of LockFiles, whose process is gone: a kill between writing one and removing it
  * leaves it behind. A live process's file is left alone.
  */
-async function removeDeadLockTempFiles(dir: string, report: RecoveryReport): Promise<void> {
-  for (const name of await fs.promises.readdir(dir)) {
+async function removeDeadLockTempFiles(dir: string, names: string[], report: RecoveryReport): Promise<void> {
+  for (const name of names) {
     const match = /^\.lf([^.]+)\.(\d+)\./.exec(name);
-    if (match === null || !isQueueId(match[1]) || isProcessAlive(Number(match[2]))) continue;
+    // ".lfpid.<pid>.<n>": the file a process's locks are hard links to.
+    if (match === null || !(isQueueId(match[1]) || match[1] === 'pid') || isProcessAlive(Number(match[2]))) continue;
     await unlinkIfExists(path.join(dir, name));
-    report.removedTempFiles.push(match[1]);
+    if (match[1] !== 'pid') report.removedTempFiles.push(match[1]);
   }
 }
 
@@ -138,20 +157,17 @@ async function recoverItem(
 }
 
 async function readQueueNames(dir: string): Promise<QueueFileNames> {
-  const byId = new Map<string, Set<string>>();
+  const byId = new Map<string, number>();
+  const lockTemps: string[] = [];
   for (const name of await fs.promises.readdir(dir)) {
+    if (name.startsWith('.lf')) lockTemps.push(name);
     const kind = name.slice(0, 2);
+    const bit = Object.hasOwn(KIND_BITS, kind) ? KIND_BITS[kind] : undefined;
     const id = name.slice(2);
-    if (!['qf', 'hf', 'Qf', 'df', 'tf', 'lf'].includes(kind) || !isQueueId(id)) continue;
-
-    let kinds = byId.get(id);
-    if (kinds === undefined) {
-      kinds = new Set();
-      byId.set(id, kinds);
-    }
-    kinds.add(kind);
+    if (bit === undefined || !isQueueId(id)) continue;
+    byId.set(id, (byId.get(id) ?? 0) | bit);
   }
-  return { byId };
+  return { byId, lockTemps };
 }
 
 /**

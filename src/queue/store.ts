@@ -15,7 +15,7 @@ import { Logger } from '../log/logger';
 import { BufferedDataFile, DataFileWriter } from './data-file';
 import { defaultSync, DirectorySync, SyncFunction } from './group-sync';
 import { isQueueId, QueueIdGenerator } from './id';
-import { errorCode, LockFiles, unlinkIfExists } from './lock';
+import { errorCode, LockFiles, unlinkIfExists, unlinkSyncIfExists } from './lock';
 import { parseControlFile, serializeControlFile } from './qf';
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
@@ -41,6 +41,35 @@ export interface QueueStoreStats {
   fileSyncs: number;
 }
 
+/** What commit() keeps of an item for its first read (see freshControl). */
+interface FreshControl {
+  text: string;
+  ino: number;
+  size: number;
+  /** The df's content, when the message was small enough to keep. */
+  body: Buffer | undefined;
+  /** The lock was taken before the qf existed and has been held since. */
+  lockedAtCommit: boolean;
+}
+
+/** At most this many bytes of bodies are kept in memory for immediate delivery. */
+const FRESH_BODY_BYTES = 8 * 1024 * 1024;
+
+/** Options of QueueStore.commit(). */
+export interface CommitOptions {
+  /**
+   * Take the item's lock before its qf appears (for the delivery that starts
+   * right after the 250): no queue run can pick the item up in between, and the
+   * first read() needs no stat(). The caller must unlock or remove the item.
+   */
+  lock?: boolean;
+  /**
+   * Keep a small body in memory for that delivery. Only when nothing rewrote
+   * the df after the writer closed it (a milter's replacement body does).
+   */
+  keepBody?: boolean;
+}
+
 export class QueueStore {
   readonly dir: string;
   /** The report of the repairs init() made; undefined before init(). */
@@ -55,6 +84,10 @@ export class QueueStore {
   private readonly dirSync: DirectorySync;
   private readonly locks: LockFiles;
   private readonly writers = new Map<string, BufferedDataFile>();
+  /** Bodies handed from freshControl to the delivery that read the item (see takeBody). */
+  private readonly takenBodies = new Map<string, Buffer>();
+  /** Items read while still held since their commit (no tf of theirs can be left over). */
+  private readonly heldSinceCommit = new Set<string>();
   /**
    * The qf text of items this process has just committed, with the file's inode
    * and size, so that the first read() (the immediate delivery) needs one stat()
@@ -62,7 +95,9 @@ export class QueueStore {
    * process) replaces the qf by rename, which changes the inode, and then the
    * file is read as before.
    */
-  private readonly freshControl = new Map<string, { text: string; ino: number; size: number }>();
+  private readonly freshControl = new Map<string, FreshControl>();
+  /** Bytes of message bodies kept in freshControl (bounded by FRESH_BODY_BYTES). */
+  private freshBodyBytes = 0;
   private fileSyncs = 0;
 
   constructor(opts: QueueStoreOptions) {
@@ -154,14 +189,13 @@ export class QueueStore {
   /** Creates df<id>; fails with EEXIST if it exists. */
   async openDataFile(id: string): Promise<DataFileWriter> {
     const file = this.dataPath(id);
-    const handle = await fs.promises.open(file, 'wx', 0o600);
+    // A create in the page cache: cheaper done at once than through the thread pool.
+    const fd = fs.openSync(file, 'wx', 0o600);
 
     // commit() fsyncs the df at the same time as the tf (and, for PostMilter,
     // only after every milter accepted the message), so close() only writes.
-    const writer = new BufferedDataFile(handle, {
+    const writer = new BufferedDataFile(fd, {
       path: file,
-      syncOnClose: false,
-      sync: (h, p) => this.syncFile(h, p),
       onError: () => unlinkIfExists(file),
     });
     this.writers.set(id, writer);
@@ -173,9 +207,10 @@ export class QueueStore {
    * On failure nothing of the item remains and the error keeps its errno
    * `code` (ENOSPC, EIO, EROFS...).
    */
-  async commit(item: QueueItem): Promise<void> {
+  async commit(item: QueueItem, opts: CommitOptions = {}): Promise<void> {
     // The df and tf fsyncs overlap: one wait for the disk instead of two. The
     // rename that makes the item visible still waits for both.
+    const writer = this.writers.get(item.id);
     const dataSynced = this.syncDataFile(item.id).catch((err: unknown) => {
       // The session's reply names the file that failed ("error writing data file").
       if (err instanceof Error) Object.assign(err, { queueFile: 'data' });
@@ -183,20 +218,36 @@ export class QueueStore {
     });
     dataSynced.catch(() => undefined);
     try {
-      await this.writeControlFile(item, true, dataSynced);
+      await this.writeControlFile(item, true, { dataSynced, lock: opts.lock === true, body: opts.keepBody === true ? writer?.contents : undefined });
     } catch (err) {
       // A df failure wins, as when the df was synced first.
       const dataError = await dataSynced.then(() => undefined, (e: unknown) => e);
       await this.removeFiles(item.id, ['tf', 'qf', 'hf', 'df']).catch(() => undefined);
+      await this.locks.unlock(item.id).catch(() => undefined);
       throw dataError ?? err;
     }
+  }
+
+  /**
+   * The body of an item committed by this process, if it was kept in memory
+   * (small messages, read once by the immediate delivery); else undefined and
+   * the caller reads the df.
+   */
+  takeBody(id: string): Buffer | undefined {
+    return this.takenBodies.get(id);
   }
 
   /** Reads the control file of `id` (qf, else hf); throws QueueFileError if damaged. */
   async read(id: string): Promise<QueueItem> {
     const fresh = this.freshControl.get(id);
     if (fresh !== undefined) {
-      this.freshControl.delete(id);
+      this.dropFresh(id, fresh);
+      // Held since before the qf existed: nobody else can have rewritten it.
+      if (fresh.lockedAtCommit && this.locks.holds(id)) {
+        this.heldSinceCommit.add(id);
+        if (fresh.body !== undefined) this.takenBodies.set(id, fresh.body);
+        return parseControlFile(fresh.text, id);
+      }
       const stat = await fs.promises.stat(this.controlPath(id, 'qf')).catch(() => undefined);
       if (stat !== undefined && stat.ino === fresh.ino && stat.size === fresh.size) {
         return parseControlFile(fresh.text, id);
@@ -228,10 +279,16 @@ export class QueueStore {
 
   /** Removes a finished item: the control file first, so a crash leaves no qf without df. */
   async remove(id: string): Promise<void> {
-    this.freshControl.delete(id);
-    // qf and hf at the same time (usually only one exists), then the df.
-    await Promise.all([this.removeFiles(id, ['qf']), this.removeFiles(id, ['hf'])]);
-    await this.removeFiles(id, ['df']);
+    // Through the thread pool, unlike the creates of commit(): nobody waits
+    // for a removal, and an unlink can wait for the disk. qf and hf together
+    // (usually only one exists), then the df, then the lock. A tf<id> can be
+    // left by a process killed while it rewrote the control file; not for an
+    // item held by this process since its commit.
+    const clean = this.heldSinceCommit.has(id);
+    this.forget(id);
+    const names = clean ? ['qf', 'hf'] : ['qf', 'hf', 'tf'];
+    await Promise.all(names.map((kind) => unlinkIfExists(path.join(this.dir, kind + id))));
+    await unlinkIfExists(this.dataPath(id));
     await this.locks.unlock(id);
   }
 
@@ -240,6 +297,7 @@ export class QueueStore {
     const writer = this.writers.get(id);
     this.writers.delete(id);
     if (writer !== undefined && !writer.closed) await writer.close().catch(() => undefined);
+    writer?.release();
     await this.removeFiles(id, ['tf', 'df']);
   }
 
@@ -258,7 +316,14 @@ export class QueueStore {
   }
 
   unlock(id: string): Promise<void> {
+    // Another process may change the item once it is unlocked.
+    this.forget(id);
     return this.locks.unlock(id);
+  }
+
+  /** Tests whether this store holds the lock on `id` (taken by lock() or commit()). */
+  holdsLock(id: string): boolean {
+    return this.locks.holds(id);
   }
 
   /** Tests whether any live process has the lock on `id` (mailq's "*"). */
@@ -270,55 +335,99 @@ export class QueueStore {
     return this.superSafe !== 'false';
   }
 
-  private async syncFile(handle: fs.promises.FileHandle, file: string): Promise<void> {
-    await this.sync(handle, file);
+  private async syncFile(fd: number, file: string): Promise<void> {
+    await this.sync(fd, file);
     this.fileSyncs += 1;
   }
 
-  /** Closes the df writer if still open and fsyncs the df unless close() did. */
+  /**
+   * Finishes the df writer if needed and fsyncs the df through the descriptor
+   * it kept open. A df written by another process (none in this store) is
+   * opened for the fsync.
+   */
   private async syncDataFile(id: string): Promise<void> {
     const writer = this.writers.get(id);
     this.writers.delete(id);
-    if (writer !== undefined && !writer.closed) await writer.close();
-    if (writer?.failure !== undefined) throw writer.failure;
-    if (!this.safe || writer?.synced) return;
-
-    // NOTE: the writer closed the df after DATA, so it is opened again for the fsync (two calls per message).
-    const handle = await fs.promises.open(this.dataPath(id), 'r');
+    if (writer === undefined) {
+      if (!this.safe) return;
+      const fd = fs.openSync(this.dataPath(id), 'r');
+      try {
+        await this.syncFile(fd, this.dataPath(id));
+      } finally {
+        fs.closeSync(fd);
+      }
+      return;
+    }
     try {
-      await this.syncFile(handle, this.dataPath(id));
+      if (!writer.closed) await writer.close();
+      if (writer.failure !== undefined) throw writer.failure;
+      if (this.safe) await this.syncFile(writer.fd, this.dataPath(id));
     } finally {
-      await handle.close();
+      writer.release();
     }
   }
 
-  private async writeControlFile(item: QueueItem, isNew: boolean, dataSynced?: Promise<void>): Promise<void> {
+  /** Drops what commit() kept of `id`. */
+  private forget(id: string): void {
+    this.heldSinceCommit.delete(id);
+    const fresh = this.freshControl.get(id);
+    if (fresh !== undefined) this.dropFresh(id, fresh);
+    this.takenBodies.delete(id);
+  }
+
+  private dropFresh(id: string, fresh: FreshControl): void {
+    this.freshControl.delete(id);
+    if (fresh.body !== undefined) this.freshBodyBytes -= fresh.body.length;
+  }
+
+  /**
+   * Writes tf<id>, fsyncs it and renames it to qf<id> or hf<id>. The opens,
+   * writes, renames and closes are synchronous (page cache only); the fsyncs
+   * run on the thread pool. `fresh` is given for a new item: the rename waits
+   * for its df fsync, and the lock may be taken just before it.
+   */
+  private async writeControlFile(
+    item: QueueItem,
+    isNew: boolean,
+    fresh?: { dataSynced: Promise<void>; lock: boolean; body: Buffer | undefined },
+  ): Promise<void> {
     const text = serializeControlFile(item);
     const temp = path.join(this.dir, `tf${item.id}`);
     const kind = item.quarantine !== undefined ? 'hf' : 'qf';
-    this.freshControl.delete(item.id);
+    this.forget(item.id);
     const remember = isNew && kind === 'qf';
-    let written: fs.Stats | undefined;
+    // The item is not visible yet, so its lock can be taken now. Held from
+    // here on, the qf needs no stat() when it is read back.
+    const locked = fresh?.lock === true && (await this.locks.lock(item.id));
+    let written = { ino: 0, size: 0 };
 
-    const handle = await fs.promises.open(temp, 'w', 0o600);
+    const fd = fs.openSync(temp, 'w', 0o600);
     try {
-      await handle.writeFile(text, 'utf8');
-      if (this.safe) await this.syncFile(handle, temp);
-      if (remember) written = await handle.stat();
+      const bytes = Buffer.from(text, 'utf8');
+      let offset = 0;
+      while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+      if (remember && !locked) written = fs.fstatSync(fd);
+      if (this.safe) await this.syncFile(fd, temp);
     } finally {
-      await handle.close();
+      fs.closeSync(fd);
     }
 
     // For a new item the df (content and entry) must be durable before the qf appears.
-    if (dataSynced !== undefined) await dataSynced;
+    if (fresh !== undefined) await fresh.dataSynced;
     if (this.safe && isNew) await this.dirSync.request();
-    await fs.promises.rename(temp, this.controlPath(item.id, kind));
-    if (!isNew) await unlinkIfExists(this.controlPath(item.id, kind === 'qf' ? 'hf' : 'qf'));
+    fs.renameSync(temp, this.controlPath(item.id, kind));
+    if (!isNew) unlinkSyncIfExists(this.controlPath(item.id, kind === 'qf' ? 'hf' : 'qf'));
     if (this.safe) await this.dirSync.request();
-    if (written !== undefined) {
+    if (remember) {
       // Bounded: items that are only queued (QueueLA, DeliveryMode=queue) are never read back here.
-      if (this.freshControl.size >= 1024) this.freshControl.delete(this.freshControl.keys().next().value!);
-      this.freshControl.set(item.id, { text, ino: written.ino, size: written.size });
+      if (this.freshControl.size >= 1024) {
+        const oldest = this.freshControl.keys().next().value!;
+        this.dropFresh(oldest, this.freshControl.get(oldest)!);
+      }
+      let body = fresh?.body;
+      if (body !== undefined && this.freshBodyBytes + body.length > FRESH_BODY_BYTES) body = undefined;
+      if (body !== undefined) this.freshBodyBytes += body.length;
+      this.freshControl.set(item.id, { text, ino: written.ino, size: written.size, body, lockedAtCommit: locked });
     }
   }
 

@@ -14,7 +14,13 @@ export interface ServerContext {
   store: QueueStore;
   chain: CheckpointChain;
   /** Called after a message is committed; the daemon schedules delivery. */
-  onAccepted(id: string): void;
+  /**
+   * Whether an accepted message is delivered at once (DeliveryMode background
+   * or interactive, load below QueueLA); the commit then takes its lock.
+   */
+  deliversAtOnce?(): boolean;
+  /** Hands an accepted message on; `locked` when its commit took the lock. */
+  onAccepted(id: string, locked?: boolean): void;
   /** Resolves a client address to a verified host name, if any. */
   resolveClientName?(address: string): Promise<string | undefined>;
   /** Product version for $v and $Z. */

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import type { SuperSafe } from '../../src/config/types';
 import { QueueStore } from '../../src/queue/store';
+import { defaultSync } from '../../src/queue/group-sync';
 import { quarantineQueue } from '../../src/queue/quarantine';
 import { captureLogger, makeTempDir, removeDir, sampleItem } from '../queue/helpers';
 
@@ -23,9 +24,9 @@ async function recordingStore(superSafe: SuperSafe): Promise<Recorded> {
     dir,
     superSafe,
     logger: captureLogger().logger,
-    sync: async (handle, file) => {
+    sync: async (fd, file) => {
       synced.push(file === dir ? 'dir' : path.basename(file).slice(0, 2));
-      await handle.sync();
+      await defaultSync(fd, file);
     },
   });
   await store.init();

@@ -56,7 +56,11 @@ test('lock of dead process is taken over', async () => {
   assert.equal(await store.isLocked(ID), false);
   assert.equal(await store.lock(ID), true);
   assert.equal(fs.readFileSync(`${dir}/lf${ID}`, 'utf8'), `${process.pid}\n`);
-  assert.deepEqual(fs.readdirSync(dir), [`lf${ID}`]);
+  // While a lock is held, its lf is a hard link to this process's ".lfpid.<pid>.<n>" file.
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.startsWith(`.lfpid.${process.pid}.`)), [`lf${ID}`]);
+  assert.equal(fs.statSync(`${dir}/lf${ID}`).nlink, 2);
+  await store.unlock(ID);
+  assert.deepEqual(fs.readdirSync(dir), []);
   removeDir(dir);
 });
 

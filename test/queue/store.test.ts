@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SyncFunction } from '../../src/queue/group-sync';
+import { defaultSync, SyncFunction } from '../../src/queue/group-sync';
 import { QueueStore } from '../../src/queue/store';
 import { SuperSafe } from '../../src/config/types';
 import { captureLogger, makeTempDir, removeDir, sampleItem } from './helpers';
@@ -161,13 +161,13 @@ test('store remove and abort delete files', async () => {
 test('store commit failure leaves nothing', async () => {
   for (const failing of ['tf', 'dir']) {
     let queueDir = '';
-    const sync: SyncFunction = async (handle, file) => {
+    const sync: SyncFunction = async (fd, file) => {
       const name = path.basename(file);
       // The queue directory's own name is random, so compare whole paths.
       if ((failing === 'tf' && name.startsWith('tf')) || (failing === 'dir' && path.resolve(file) === queueDir)) {
         throw ioError('EIO');
       }
-      await handle.sync();
+      await defaultSync(fd, file);
     };
     const { dir, store } = await openStore('true', sync);
     queueDir = path.resolve(dir);
@@ -198,9 +198,9 @@ test('store data file sync failure keeps code', async () => {
 
 test('store update failure keeps old control file', async () => {
   let failTf = false;
-  const sync: SyncFunction = async (handle, file) => {
+  const sync: SyncFunction = async (fd, file) => {
     if (failTf && path.basename(file).startsWith('tf')) throw ioError('EROFS');
-    await handle.sync();
+    await defaultSync(fd, file);
   };
   const { dir, store } = await openStore('true', sync);
   const id = store.newId();
