@@ -8,6 +8,10 @@ import type { Deliverer } from '../delivery/deliver';
 import { nextRetryTime } from '../delivery/deliver';
 import type { ControlFileKind } from '../queue/store';
 import { queueRunIds, type QueueRunPolicy } from '../queue/sort';
+import { readQueueHeadSync, SortKeys } from '../queue/sort-keys';
+
+/** Items checked for being due between two turns of the event loop. */
+const DUE_CHECKS_PER_TURN = 1024;
 
 export interface RunnerOptions {
   /** Deliveries in flight at once. */
@@ -47,6 +51,8 @@ export class DeliveryRunner {
 
   /** Items whose lock this process took at commit; their delivery does not lock again. */
   private readonly lockedAtCommit = new Set<string>();
+  /** Scratch space for isDue(). */
+  private readonly headBuffer = Buffer.allocUnsafe(4096);
 
   /** Schedules one item for delivery as soon as a slot is free. */
   schedule(id: string, force = true, locked = false): void {
@@ -66,9 +72,14 @@ export class DeliveryRunner {
       const policy = this.options.policy?.();
       const kind = opts.kind ?? 'qf';
       const ids = policy ? await queueRunIds(this.store, policy, { kind }) : await this.store.list(kind);
+      let checked = 0;
       for (const id of ids) {
         if (opts.select && !(await opts.select(id))) continue;
-        if (!opts.force && !(await this.isDue(id))) continue;
+        if (!opts.force) {
+          // The due check reads file heads synchronously; deliveries already scheduled need turns too.
+          if (++checked % DUE_CHECKS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          if (!this.isDue(id, kind)) continue;
+        }
         if (kind === 'hf') this.quarantinedRun.add(id);
         this.schedule(id, opts.force);
         count++;
@@ -86,14 +97,17 @@ export class DeliveryRunner {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private async isDue(id: string): Promise<boolean> {
-    try {
-      const item = await this.store.read(id);
-      return nextRetryTime(item) * 1000 <= Date.now();
-    } catch {
-      // An unreadable item is left to the deliverer, which sets it aside and logs why.
-      return true;
-    }
+  /**
+   * Tests whether an item's retry time has come, from the head of its control
+   * file (the T, K and N lines, see sort-keys.ts): a periodic run over a deep
+   * queue need not parse every file. An unreadable item counts as due and is
+   * left to the deliverer, which sets it aside and logs why.
+   */
+  private isDue(id: string, kind: ControlFileKind): boolean {
+    const keys = new SortKeys([id]);
+    readQueueHeadSync(this.store.controlPath(id, kind), this.headBuffer, keys, 0);
+    const item = keys.item(0);
+    return item === undefined || nextRetryTime(item) * 1000 <= Date.now();
   }
 
   private pump(): void {

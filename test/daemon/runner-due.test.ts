@@ -1,0 +1,47 @@
+// A queue run without force (the daemon's -q15m) takes only the items whose
+// retry time has come, decided from the head of each control file
+// (DeliveryRunner.isDue); an item whose control file cannot be read is left
+// to the deliverer.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { QueueStore } from '../../src/queue/store';
+import { DeliveryRunner } from '../../src/daemon/runner';
+import type { Deliverer } from '../../src/delivery/deliver';
+import { captureLogger, makeTempDir, removeDir, sampleItem } from '../queue/helpers';
+
+test('a queue run without force takes only the items that are due', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeDir(dir));
+  const { logger } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'false', logger });
+  await store.init();
+  const now = Math.floor(Date.now() / 1000);
+
+  const queue = async (attempts: number, lastAttempt: number): Promise<string> => {
+    const id = store.newId();
+    const writer = await store.openDataFile(id);
+    await writer.write(Buffer.from('body\r\n'));
+    await writer.close();
+    await store.commit({ ...sampleItem(id), attempts, lastAttempt, created: now - 7200 });
+    return id;
+  };
+  const fresh = await queue(0, 0);
+  const justTried = await queue(1, now);
+  const longAgo = await queue(3, now - 24 * 3600);
+  const damaged = await queue(0, 0);
+  fs.writeFileSync(store.controlPath(damaged), 'V8\nnot a control file\n');
+
+  const delivered: string[] = [];
+  const deliverer = { deliver: async (id: string) => void delivered.push(id) } as unknown as Deliverer;
+  const runner = new DeliveryRunner(deliverer, store, logger, { concurrency: 4 });
+
+  await runner.runQueue({ force: false });
+  assert.deepEqual(delivered.sort(), [fresh, longAgo, damaged].sort());
+  assert.ok(!delivered.includes(justTried), 'tried a moment ago: its retry time has not come');
+
+  delivered.length = 0;
+  await runner.runQueue({ force: true });
+  assert.deepEqual(delivered.sort(), [fresh, justTried, longAgo, damaged].sort());
+});
