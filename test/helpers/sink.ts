@@ -4,7 +4,7 @@
 
 import * as net from 'node:net';
 
-export type SinkStage = 'greeting' | 'ehlo' | 'mail' | 'rcpt' | 'data' | 'dot';
+export type SinkStage = 'greeting' | 'ehlo' | 'mail' | 'rcpt' | 'data' | 'dot' | 'rset';
 
 export interface SinkMessage {
   from: string;
@@ -117,7 +117,7 @@ class SinkSession {
       case 'RSET':
         this.state.from = undefined;
         this.state.to = [];
-        return this.reply(undefined, '250 2.0.0 Reset state');
+        return this.reply('rset', '250 2.0.0 Reset state');
       case 'QUIT':
         this.reply(undefined, '221 2.0.0 sink.test closing connection');
         this.socket.end();

@@ -47,9 +47,9 @@ test('the cache holds at most ConnectionCacheSize idle sessions and drops unusab
   assert.ok(quits.includes('e'));
 });
 
-async function deliverTwo(cacheSize: number): Promise<string[]> {
+async function deliverTwo(cacheSize: number, rsetReply?: string): Promise<string[]> {
   const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
+  const sink = await startSink({ host: '127.0.0.2', port: mailerPort, replies: rsetReply ? { rset: rsetReply } : {} });
   const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
   const ph = await startPosthorn({
     mc: baseMc({ dnsPort: dns.port, mailerPort }),
@@ -81,6 +81,14 @@ test('a second delivery to the same server reuses the session after RSET', async
   assert.equal(verbs.filter((v) => v === 'EHLO').length, 1, verbs.join(' '));
   assert.equal(verbs.filter((v) => v === 'MAIL').length, 2, verbs.join(' '));
   assert.deepEqual(verbs.slice(0, 6), ['EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'MAIL'], verbs.join(' '));
+});
+
+test('a cached session whose pipelined RSET fails is dropped and the message goes over a new one', async () => {
+  // The RSET goes out in one write with MAIL, RCPT and DATA; after its 421 the
+  // session is closed before any message data, and a new session carries it.
+  const verbs = await deliverTwo(2, '421 4.3.2 resetting refused');
+  assert.equal(verbs.filter((v) => v === 'EHLO').length, 2, verbs.join(' '));
+  assert.deepEqual(verbs.slice(4, 8), ['RSET', 'MAIL', 'RCPT', 'DATA'], verbs.join(' '));
 });
 
 test('ConnectionCacheSize=0 opens a new session per delivery', async () => {
