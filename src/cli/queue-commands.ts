@@ -142,7 +142,7 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
   if (args.quarantine !== undefined) return runQuarantine(config, args);
 
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
-  const services = await createServices(config, logger);
+  const services = await createServices(config, logger, { deferRecovery: true });
   const selectors = args.queueSelectors;
   const kind = queueKind(args);
   policyOf(config);

@@ -131,6 +131,8 @@ export class DeliveryRunner {
     } catch (err) {
       this.logger.child(id).error(`delivery failed: ${(err as Error).stack ?? err}`);
     } finally {
+      // A queue recovery put off until the first delivery is done (see QueueStore.init).
+      this.store.startDeferredRecovery();
       this.quarantinedRun.delete(id);
       this.active.delete(id);
       this.pump();

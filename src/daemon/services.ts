@@ -45,9 +45,14 @@ export function createLogger(config: Config, foreground: boolean): Logger {
  * runs in the background, so that listening and the first delivery do not
  * wait for it; `store.recovered()` waits for it.
  */
-export async function createServices(config: Config, logger: Logger, opts: { recover?: boolean } = {}): Promise<Services> {
+export async function createServices(
+  config: Config,
+  logger: Logger,
+  opts: { recover?: boolean; deferRecovery?: boolean } = {},
+): Promise<Services> {
   const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
-  await store.init({ recover: opts.recover ?? true, background: true });
+  // deferRecovery: a queue run starts the recovery once it has gathered its items.
+  await store.init({ recover: opts.recover ?? true, background: true, deferred: opts.deferRecovery });
   ensureMailboxDirectory(config, logger);
 
   configureConnectionCache(config.options);

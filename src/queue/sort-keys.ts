@@ -8,6 +8,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { QueueItem } from './types';
 
 /** Bytes read from the start of a control file; the lines before S fit in it unless macros or texts are long. */
@@ -25,6 +26,28 @@ export enum HeadState {
   Unreadable = 2,
 }
 
+/** The memory of the arrays of a SortKeys. */
+export interface SortKeyBuffers {
+  state: ArrayBufferLike;
+  priority: ArrayBufferLike;
+  created: ArrayBufferLike;
+  lastAttempt: ArrayBufferLike;
+  attempts: ArrayBufferLike;
+  quarantined: ArrayBufferLike;
+}
+
+function sortKeyBuffers(n: number, shared: boolean): SortKeyBuffers {
+  const make = (bytes: number): ArrayBufferLike => (shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  return {
+    state: make(n),
+    priority: make(n * 8),
+    created: make(n * 8),
+    lastAttempt: make(n * 8),
+    attempts: make(n * 8),
+    quarantined: make(n),
+  };
+}
+
 /** The sort keys of a list of queue items, by position in `ids`. */
 export class SortKeys {
   readonly state: Uint8Array;
@@ -34,15 +57,27 @@ export class SortKeys {
   readonly attempts: Float64Array;
   readonly quarantined: Uint8Array;
 
-  constructor(readonly ids: readonly string[]) {
+  /**
+   * With `shared`, the arrays live in SharedArrayBuffers that worker threads
+   * can fill (see collectSortKeys); `buffers` then rebuilds them in a worker.
+   */
+  constructor(
+    readonly ids: readonly string[],
+    opts: { shared?: boolean; buffers?: SortKeyBuffers } = {},
+  ) {
     const n = ids.length;
-    this.state = new Uint8Array(n);
-    this.priority = new Float64Array(n);
-    this.created = new Float64Array(n);
-    this.lastAttempt = new Float64Array(n);
-    this.attempts = new Float64Array(n);
-    this.quarantined = new Uint8Array(n);
+    const b = opts.buffers ?? sortKeyBuffers(n, opts.shared === true);
+    this.buffers = b;
+    this.state = new Uint8Array(b.state);
+    this.priority = new Float64Array(b.priority);
+    this.created = new Float64Array(b.created);
+    this.lastAttempt = new Float64Array(b.lastAttempt);
+    this.attempts = new Float64Array(b.attempts);
+    this.quarantined = new Uint8Array(b.quarantined);
   }
+
+  /** The memory behind the arrays, to hand to a worker thread. */
+  readonly buffers: SortKeyBuffers;
 
   /** Builds a QueueItem with the keys of item `i` (the fields sortWork() and the filters use); undefined if unreadable. */
   item(i: number): QueueItem | undefined {
@@ -180,18 +215,53 @@ export function readQueueHeadSync(file: string, buf: Buffer, keys: SortKeys, i: 
   keys.state[i] = result === true ? HeadState.Ok : HeadState.Unreadable;
 }
 
+/** From this many items on, a worker thread reads the second half of the heads (both CPUs work). */
+const PARALLEL_FROM = 20_000;
+
 /**
  * Reads the sort keys of every id from the control files `<prefix><id>` in
- * `dir`. The event loop gets a turn every YIELD_EVERY items.
+ * `dir`. The event loop gets a turn every YIELD_EVERY items. For a deep queue
+ * (`parallelFrom` items or more) a worker thread reads the second half at the
+ * same time, into the same shared arrays; if the worker cannot start or
+ * fails, this thread reads that half too.
  */
-export async function collectSortKeys(dir: string, prefix: string, ids: readonly string[]): Promise<SortKeys> {
-  const keys = new SortKeys(ids);
-  const buf = Buffer.allocUnsafe(HEAD_BYTES);
-  for (let i = 0; i < ids.length; i++) {
-    readQueueHeadSync(path.join(dir, prefix + ids[i]), buf, keys, i);
-    if ((i + 1) % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+export async function collectSortKeys(
+  dir: string,
+  prefix: string,
+  ids: readonly string[],
+  opts: { parallelFrom?: number } = {},
+): Promise<SortKeys> {
+  const parallel = ids.length >= (opts.parallelFrom ?? PARALLEL_FROM);
+  const keys = new SortKeys(ids, { shared: parallel });
+  const half = parallel ? Math.ceil(ids.length / 2) : ids.length;
+  const helper = parallel ? readHeadsInWorker(dir, prefix, ids.slice(half), half, keys.buffers) : Promise.resolve(true);
+  await readHeads(dir, prefix, keys, 0, half);
+  if (!(await helper)) await readHeads(dir, prefix, keys, half, ids.length);
   return keys;
+}
+
+async function readHeads(dir: string, prefix: string, keys: SortKeys, from: number, to: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(HEAD_BYTES);
+  for (let i = from; i < to; i++) {
+    readQueueHeadSync(path.join(dir, prefix + keys.ids[i]), buf, keys, i);
+    if ((i + 1 - from) % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Runs sort-keys-worker.js over `ids` (positions from `offset`); resolves false if it failed. */
+function readHeadsInWorker(dir: string, prefix: string, ids: string[], offset: number, buffers: SortKeyBuffers): Promise<boolean> {
+  return new Promise((resolve) => {
+    let worker: Worker;
+    try {
+      worker = new Worker(path.join(__dirname, 'sort-keys-worker.js'), { workerData: { dir, prefix, ids, offset, buffers } });
+    } catch {
+      resolve(false);
+      return;
+    }
+    worker.once('message', (done: unknown) => resolve(done === true));
+    worker.once('error', () => resolve(false));
+    worker.once('exit', () => resolve(false));
+  });
 }
 
 /**

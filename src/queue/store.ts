@@ -122,15 +122,37 @@ export class QueueStore {
    * queue runs. With `background`, init() returns once the directory exists
    * and recovery goes on meanwhile; recovered() waits for it.
    */
-  async init(opts: { recover?: boolean; background?: boolean } = {}): Promise<void> {
+  async init(opts: { recover?: boolean; background?: boolean; deferred?: boolean } = {}): Promise<void> {
     await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (opts.recover === false) return;
+    this.recoveryRunning = true;
+    if (opts.deferred === true) {
+      // A queue run lists and sorts the queue first; recovery lists it again
+      // and would compete for the CPUs before the first delivery.
+      this.deferredRecovery = () => this.startRecovery(true);
+      return;
+    }
+    return this.startRecovery(opts.background === true);
+  }
+
+  /**
+   * Starts the recovery that init({ deferred: true }) put off; queue runs call
+   * it once they have gathered their items. Does nothing otherwise.
+   */
+  startDeferredRecovery(): void {
+    const start = this.deferredRecovery;
+    this.deferredRecovery = undefined;
+    start?.();
+  }
+
+  private deferredRecovery: (() => void) | undefined;
+
+  private startRecovery(background: boolean): Promise<void> {
     const locks = {
       lock: (id: string) => this.lock(id),
       unlock: (id: string) => this.unlock(id),
       holds: (id: string) => this.locks.holds(id),
     };
-    this.recoveryRunning = true;
     this.recovering = recoverQueue(this.dir, this.logger, Date.now(), locks).then(
       (report) => {
         this.recovery = report;
@@ -141,12 +163,14 @@ export class QueueStore {
         throw err;
       },
     );
-    if (opts.background !== true) return this.recovering;
+    if (!background) return this.recovering;
     this.recovering.catch((err: unknown) => this.logger.error(`queue recovery failed: ${(err as Error).message}`));
+    return Promise.resolve();
   }
 
-  /** Resolves when the recovery started by init() has finished. */
+  /** Resolves when the recovery started by init() has finished (starting a deferred one). */
   async recovered(): Promise<void> {
+    this.startDeferredRecovery();
     await this.recovering?.catch(() => undefined);
   }
 

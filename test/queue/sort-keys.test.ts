@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseControlFile, serializeControlFile } from '../../src/queue/qf';
 import { QueueStore } from '../../src/queue/store';
-import { HeadState, parseQueueHead, readQueueHeadSync, SortKeys } from '../../src/queue/sort-keys';
+import { collectSortKeys, HeadState, parseQueueHead, readQueueHeadSync, SortKeys } from '../../src/queue/sort-keys';
 import { gatherQueue, queueRunIds, type QueueRunPolicy, type QueueSortOrder } from '../../src/queue/sort';
 import { streamMailq } from '../../src/queue/mailq-stream';
 import { formatMailq, readMailqEntries } from '../../src/queue/mailq';
@@ -147,5 +147,19 @@ test('mailq priority and time listing unchanged', async () => {
     assert.match(streamed, new RegExp(`^ *${locked}\\*`, 'm'));
   }
   await store.unlock(locked);
+  removeDir(dir);
+});
+
+test('a worker thread reading half the heads gives the same keys', async () => {
+  const dir = makeTempDir();
+  const store = await mixedQueue(dir);
+  const ids = await store.list();
+  const alone = await collectSortKeys(dir, 'qf', ids, { parallelFrom: Infinity });
+  const shared = await collectSortKeys(dir, 'qf', ids, { parallelFrom: 2 });
+  assert.ok(shared.state.buffer instanceof SharedArrayBuffer, 'the parallel path ran');
+  for (const name of ['state', 'priority', 'created', 'lastAttempt', 'attempts', 'quarantined'] as const) {
+    assert.deepEqual(Array.from(shared[name]), Array.from(alone[name]), name);
+  }
+  assert.ok(Array.from(shared.state.subarray(ids.length / 2)).every((s) => s !== HeadState.NotRead), 'the second half was read');
   removeDir(dir);
 });
