@@ -123,6 +123,9 @@ export class Deliverer {
     try {
       item = await this.ctx.store.read(id);
     } catch (err) {
+      // Another run (this process or `posthorn -q`) delivered and removed the
+      // item between its queue listing and this lock: nothing is left to do.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       if (!(err instanceof QueueFileError)) throw err;
       await this.ctx.store.setAside(id, err.message);
       return undefined;
