@@ -135,6 +135,9 @@ export class DeliveryRunner {
       this.store.startDeferredRecovery();
       this.quarantinedRun.delete(id);
       this.active.delete(id);
+      // The commit of this item took its lock while a queue run was delivering
+      // it (that attempt found it locked): deliver it now, with the lock.
+      if (this.lockedAtCommit.delete(id)) this.schedule(id, true, true);
       this.pump();
     }
   }

@@ -45,3 +45,34 @@ test('a queue run without force takes only the items that are due', async (t) =>
   await runner.runQueue({ force: true });
   assert.deepEqual(delivered.sort(), [fresh, justTried, longAgo, damaged].sort());
 });
+
+test('an item locked at commit while a queue run delivers it is delivered again with the lock', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeDir(dir));
+  const { logger } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'false', logger });
+  await store.init();
+
+  const calls: Array<{ id: string; locked: boolean }> = [];
+  let release: () => void = () => undefined;
+  const firstDone = new Promise<void>((resolve) => (release = resolve));
+  const deliverer = {
+    deliver: async (id: string, opts: { locked?: boolean }) => {
+      calls.push({ id, locked: opts.locked === true });
+      // The queue run's attempt finds the item locked by the commit.
+      if (calls.length === 1) await firstDone;
+      return opts.locked === true ? 'done' : 'locked';
+    },
+  } as unknown as Deliverer;
+  const runner = new DeliveryRunner(deliverer, store, logger, { concurrency: 4 });
+
+  runner.schedule('item1', true);
+  // The session's commit took the lock and hands the item on while that attempt runs.
+  runner.schedule('item1', true, true);
+  release();
+  await runner.idle();
+  assert.deepEqual(calls, [
+    { id: 'item1', locked: false },
+    { id: 'item1', locked: true },
+  ]);
+});
