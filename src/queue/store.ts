@@ -305,7 +305,7 @@ export class QueueStore {
 
   /** Removes a finished item: the control file first, so a crash leaves no qf without df. */
   async remove(id: string): Promise<void> {
-    // Through the thread pool, unlike the creates of commit(): nobody waits
+    // Through the thread pool, unlike the rename of commit(): nobody waits
     // for a removal, and an unlink can wait for the disk. qf and hf together
     // (usually only one exists), then the df, then the lock. A tf<id> can be
     // left by a process killed while it rewrote the control file; not for an
