@@ -137,8 +137,8 @@ export async function startPostfixBench(opts: { sinkPort: number; extraMainCf?: 
   };
 }
 
-/** Sums VmRSS (kB) of `root` and every process below it. */
-export function treeRssKb(root: number): number {
+/** The pids of `root` and every process below it, from /proc. */
+function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -152,14 +152,19 @@ export function treeRssKb(root: number): number {
       // The process ended while we looked.
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const stack = [root];
   while (stack.length > 0) {
     const pid = stack.pop()!;
-    total += statusKb(pid, 'VmRSS');
+    tree.push(pid);
     stack.push(...(children.get(pid) ?? []));
   }
-  return total;
+  return tree;
+}
+
+/** Sums VmRSS (kB) of `root` and every process below it. */
+export function treeRssKb(root: number): number {
+  return processTree(root).reduce((sum, pid) => sum + statusKb(pid, 'VmRSS'), 0);
 }
 
 /** One kB field of /proc/PID/status (VmRSS, VmHWM), 0 when the process is gone. */
@@ -175,29 +180,16 @@ export function statusKb(pid: number, field: string): number {
 /** CPU time (user + system, ms) of `root` and every process below it, plus the children they reaped. */
 export function treeCpuMs(root: number): number {
   const tick = 1000 / 100; // USER_HZ is 100 on Linux
-  const children = new Map<number, number[]>();
-  const times = new Map<number, number>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+  let total = 0;
+  for (const pid of processTree(root)) {
     try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(fields[1]);
       // utime, stime, cutime, cstime are fields 14 to 17 of stat (11 to 14 here).
-      times.set(Number(entry), (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * tick);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
+      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * tick;
     } catch {
       // The process ended while we looked.
     }
-  }
-  let total = 0;
-  const stack = [root];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    total += times.get(pid) ?? 0;
-    stack.push(...(children.get(pid) ?? []));
   }
   return total;
 }
