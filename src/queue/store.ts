@@ -306,13 +306,13 @@ export class QueueStore {
   /** Removes a finished item: the control file first, so a crash leaves no qf without df. */
   async remove(id: string): Promise<void> {
     // Through the thread pool, unlike the rename of commit(): nobody waits
-    // for a removal, and an unlink can wait for the disk. qf and hf together
-    // (usually only one exists), then the df, then the lock. A tf<id> can be
-    // left by a process killed while it rewrote the control file; not for an
-    // item held by this process since its commit.
+    // for a removal, and an unlink can wait for the disk. The control files
+    // first, then the df, then the lock. An item held by this process since
+    // its commit has only a qf: an hf or a rewrite (which could leave a tf
+    // behind) would have gone through writeControlFile(), which forgets it.
     const clean = this.heldSinceCommit.has(id);
     this.forget(id);
-    const names = clean ? ['qf', 'hf'] : ['qf', 'hf', 'tf'];
+    const names = clean ? ['qf'] : ['qf', 'hf', 'tf'];
     await Promise.all(names.map((kind) => unlinkIfExists(path.join(this.dir, kind + id))));
     await unlinkIfExists(this.dataPath(id));
     await this.locks.unlock(id);
