@@ -18,6 +18,7 @@ const heldInProcess = new Map<string, Set<string>>();
 /** Per queue directory, the file holding this process's pid that locks link to. */
 const pidFiles = new Map<string, { pid: number; file: string; locks: number }>();
 let pidFileCounter = 0;
+let exitHookSet = false;
 
 /**
  * Returns ".lfpid.<pid>.<n>" in `dir`, written when the first lock is taken.
@@ -28,7 +29,11 @@ function ownPidFile(dir: string): string {
   const known = pidFiles.get(dir);
   // A forked worker inherits the map but has a pid of its own.
   if (known !== undefined && known.pid === process.pid) return known.file;
-  if (pidFiles.size === 0) process.once('exit', removePidFiles);
+  if (!exitHookSet) {
+    // Once per process: the map empties and fills again as locks come and go.
+    exitHookSet = true;
+    process.once('exit', removePidFiles);
+  }
   pidFileCounter += 1;
   const file = path.join(dir, `.lfpid.${process.pid}.${pidFileCounter}`);
   fs.writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });

@@ -86,3 +86,27 @@ test('concurrent lock calls give one owner', async () => {
   assert.equal(results.filter(Boolean).length, 1);
   removeDir(dir);
 });
+
+test('taking and releasing locks many times adds one exit hook at most', () => {
+  // In a child process: locks held by other tests here would keep the pid file (and its hook) alive.
+  const dir = makeTempDir();
+  const script = `
+    const { QueueStore } = require(${JSON.stringify(require.resolve('../../src/queue/store'))});
+    const logger = { child() { return this; }, info() {}, error() {}, warn() {}, notice() {}, log() {} };
+    const store = new QueueStore({ dir: ${JSON.stringify(dir)}, superSafe: 'true', logger });
+    (async () => {
+      const before = process.listenerCount('exit');
+      for (let i = 0; i < 30; i++) {
+        if (!(await store.lock(${JSON.stringify(ID)}))) throw new Error('lock refused');
+        await store.unlock(${JSON.stringify(ID)});
+      }
+      console.log(process.listenerCount('exit') - before);
+    })();
+  `;
+  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  // The pid file goes with the last lock and comes back with the next one; its exit hook is set once.
+  assert.ok(Number(child.stdout.trim()) <= 1, `${child.stdout.trim()} exit listeners added`);
+  assert.deepEqual(fs.readdirSync(dir), []);
+  removeDir(dir);
+});
