@@ -10,8 +10,8 @@ import type { ControlFileKind } from '../queue/store';
 import { queueRunIds, type QueueRunPolicy } from '../queue/sort';
 import { readQueueHeadSync, SortKeys } from '../queue/sort-keys';
 
-/** Items checked for being due between two turns of the event loop. */
-const DUE_CHECKS_PER_TURN = 1024;
+/** Items a queue run goes through between two turns of the event loop. */
+const ITEMS_PER_TURN = 1024;
 
 export interface RunnerOptions {
   /** Deliveries in flight at once. */
@@ -74,12 +74,12 @@ export class DeliveryRunner {
       const ids = policy ? await queueRunIds(this.store, policy, { kind }) : await this.store.list(kind);
       let checked = 0;
       for (const id of ids) {
+        // Deliveries already scheduled need turns of the event loop: awaiting
+        // select() only runs microtasks, and the due check reads file heads
+        // synchronously.
+        if (++checked % ITEMS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         if (opts.select && !(await opts.select(id))) continue;
-        if (!opts.force) {
-          // The due check reads file heads synchronously; deliveries already scheduled need turns too.
-          if (++checked % DUE_CHECKS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          if (!this.isDue(id, kind)) continue;
-        }
+        if (!opts.force && !this.isDue(id, kind)) continue;
         if (kind === 'hf') this.quarantinedRun.add(id);
         this.schedule(id, opts.force);
         count++;
