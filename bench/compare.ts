@@ -111,9 +111,9 @@ async function runRound(mta: BenchMta, sink: BenchSink, scale: Scale): Promise<F
   const figures: Figures = { startup: mta.startupMs };
   const want = (key: string): boolean => scale.only.size === 0 || scale.only.has(key);
 
-  // Warm up both the MTA and the path to the sink: 600 small messages over new
-  // and reused connections, so that the figures are those of a running MTA
-  // (posthorn's JIT has compiled its hot path, Postfix has its processes up).
+  // Warm up both the MTA and the path to the sink with 600 small messages over
+  // new and reused connections. The figures are then those of a running MTA:
+  // posthorn's JIT has compiled its hot path, and Postfix has its processes up.
   await throughput(mta, sink, { clients: 20, perClient: 10, size: 2048, newConnections: true });
   await throughput(mta, sink, { clients: 20, perClient: 20, size: 2048, newConnections: false });
 

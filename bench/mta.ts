@@ -137,7 +137,7 @@ export async function startPostfixBench(opts: { sinkPort: number; extraMainCf?: 
   };
 }
 
-/** The pids of `root` and every process below it, from /proc. */
+/** Returns the pids of `root` and every process below it, from /proc. */
 function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of fs.readdirSync('/proc')) {

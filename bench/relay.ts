@@ -10,7 +10,7 @@
 // next-hop connection cache (0 turns reuse off). BENCH_COUNTERS=1 turns on
 // every connection counter (FEATURE conncontrol and ratecontrol without limits,
 // MaxDaemonChildren and ConnectionRateThrottle far above the load), so that
-// with workers each connection asks the primary three times.
+// with workers each connection sends three requests to the primary.
 
 import * as fs from 'node:fs';
 import { startBenchSink } from './sink';

@@ -85,7 +85,7 @@ class ReplyReader {
   }
 }
 
-/** One session: greeting, EHLO, STARTTLS, full handshake, EHLO, QUIT. Throws on any failure. */
+/** Runs one session: greeting, EHLO, STARTTLS, full handshake, EHLO, QUIT. Throws on any failure. */
 export async function starttlsSession(port: number, timeoutMs = 20_000): Promise<void> {
   const plain = net.connect(port, '127.0.0.1');
   // Each command goes out at once (no Nagle delay behind the TLS Finished message).

@@ -51,8 +51,9 @@ export class DeliveryRunner {
 
   /** Items whose lock this process took at commit; their delivery does not lock again. */
   private readonly lockedAtCommit = new Set<string>();
-  /** Scratch space for isDue(). */
+  /** Scratch space for isDue(), reused for every item. */
   private readonly headBuffer = Buffer.allocUnsafe(4096);
+  private readonly headKeys = new SortKeys(['']);
 
   /** Schedules one item for delivery as soon as a slot is free. */
   schedule(id: string, force = true, locked = false): void {
@@ -104,9 +105,8 @@ export class DeliveryRunner {
    * left to the deliverer, which sets it aside and logs why.
    */
   private isDue(id: string, kind: ControlFileKind): boolean {
-    const keys = new SortKeys([id]);
-    readQueueHeadSync(this.store.controlPath(id, kind), this.headBuffer, keys, 0);
-    const item = keys.item(0);
+    readQueueHeadSync(this.store.controlPath(id, kind), this.headBuffer, this.headKeys, 0);
+    const item = this.headKeys.item(0);
     return item === undefined || nextRetryTime(item) * 1000 <= Date.now();
   }
 

@@ -15,7 +15,7 @@
 //
 // A worker waits at most COUNTER_TIMEOUT_MS for a reply. Then it fails open
 // to its own local counts, which see only its own connections, so each limit
-// still holds per worker (at most Workers times the limit in all). This
+// still applies per worker (at most Workers times the limit in all). This
 // follows sendmail 8.13's default for a helper process that does not answer:
 // a milter without F=R or F=T is skipped as if it did not exist. The counts
 // guard against overload rather than grant access, and rejecting every

@@ -219,10 +219,10 @@ class SmtpSession {
   /**
    * Starts another transaction on a cached session: new options (timeouts,
    * the item's logger), a fresh transcript, and RSET, which must get 250.
-   * With PIPELINING the RSET goes out in one write with MAIL, RCPT and DATA
-   * (RFC 2920 allows it anywhere in a group), saving a round trip; a reply
-   * other than 250 then ends the session before any message is sent
-   * (CachedSessionGone), and the delivery goes on over another one.
+   * With PIPELINING the RSET goes out in one write with MAIL, RCPT and DATA,
+   * which RFC 2920 allows, and saves a round trip. A reply other than 250
+   * then ends the session before any message data is sent (CachedSessionGone),
+   * and the delivery goes on over another session.
    */
   async reuse(opts: SessionOptions): Promise<boolean> {
     this.opts = { ...opts, noTls: this.opts.noTls };
@@ -461,7 +461,7 @@ class SmtpSession {
     } catch (err) {
       throw new CachedSessionGone((err as Error).message);
     }
-    if (reply.code !== 250) throw new CachedSessionGone(`RSET answered ${reply.code}`);
+    if (reply.code !== 250) throw new CachedSessionGone(`RSET failed with reply ${reply.code}`);
   }
 
   /** Ends a DATA phase that a pipelined DATA opened without valid recipients. */

@@ -48,7 +48,7 @@ export interface ConnectionCounts {
 }
 
 /**
- * Where a daemon keeps its connection counts: ConnectionCounters in one
+ * The store of a daemon's connection counts: ConnectionCounters in one
  * process, or the primary's copy reached over IPC from a worker
  * (src/daemon/shared-counters.ts).
  */

@@ -1,18 +1,32 @@
-// The writer for a data file (df<id>): copies small chunks into a 64 KiB buffer,
-// writes whole buffers at explicit offsets, and runs one operation at a time so
-// the bytes land in the order they were given. The file stays open after
-// close() so that the commit can fsync it without opening it again; the store
-// closes it (release()).
+// The writer for a data file (df<id>). It copies chunks into a 64 KiB buffer,
+// so a small message is written once, at close(). A larger one goes to disk in
+// 256 KiB batches written behind the caller: one batch is written while the
+// next fills, so the socket is read while the disk writes and a session holds
+// at most two batches. Operations run one at a time, so the bytes land in the
+// order they were given. The file stays open after close() so that the commit
+// can fsync it without opening it again; the store closes it (release()).
 
 import * as fs from 'node:fs';
 
-const BUFFER_SIZE = 64 * 1024;
+const FIRST_BUFFER_SIZE = 64 * 1024;
+const BATCH_SIZE = 256 * 1024;
+
+/** Batches not in use, kept for the next large message (at most four). */
+const spareBatches: Buffer[] = [];
+
+function takeBatch(): Buffer {
+  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_SIZE);
+}
+
+function giveBatch(batch: Buffer): void {
+  if (batch.length === BATCH_SIZE && spareBatches.length < 4) spareBatches.push(batch);
+}
 
 export interface DataFileWriter {
   /**
-   * Appends `chunk`. The promise settles when the chunk is buffered or written,
-   * and waits for earlier writes, so awaiting it applies backpressure. The
-   * caller must not change `chunk` before the promise settles.
+   * Appends `chunk`. The promise settles when the chunk is copied into the
+   * buffer. When that fills a buffer, it also waits until the previous full
+   * buffer is written, so awaiting it applies backpressure.
    */
   write(chunk: Buffer): Promise<void>;
   /** Bytes accepted by write() so far. */
@@ -38,9 +52,12 @@ export class BufferedDataFile implements DataFileWriter {
    * one piece: a copy the immediate delivery can send without reading the df.
    */
   contents: Buffer | undefined;
-  private buffer: Buffer | undefined = Buffer.allocUnsafe(BUFFER_SIZE);
+  private buffer: Buffer | undefined = Buffer.allocUnsafe(FIRST_BUFFER_SIZE);
   private buffered = 0;
+  /** File offset of the next buffer to be written. */
   private position = 0;
+  /** The write of the previous full buffer; at most one runs at a time. */
+  private inFlight: Promise<void> | undefined;
   private tail: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private open = true;
@@ -59,7 +76,7 @@ export class BufferedDataFile implements DataFileWriter {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.enqueue(async () => this.finish());
+    this.closing ??= this.enqueue(() => this.finish());
     return this.closing;
   }
 
@@ -90,51 +107,64 @@ export class BufferedDataFile implements DataFileWriter {
   }
 
   private async append(chunk: Buffer): Promise<void> {
-    const buffer = this.buffer!;
-    if (this.buffered + chunk.length > BUFFER_SIZE) await this.flush();
-
-    if (chunk.length >= BUFFER_SIZE) {
-      await this.writeAll(chunk);
-      return;
+    let from = 0;
+    while (from < chunk.length) {
+      if (this.buffered === this.buffer!.length) await this.submit();
+      const copied = chunk.copy(this.buffer!, this.buffered, from);
+      this.buffered += copied;
+      from += copied;
     }
-    chunk.copy(buffer, this.buffered);
-    this.buffered += chunk.length;
   }
 
-  private async flush(): Promise<void> {
-    if (this.buffered === 0) return;
-    await this.writeAll(this.buffer!.subarray(0, this.buffered));
+  /** Starts writing the full buffer, after the one before it, and goes on with a new batch. */
+  private async submit(): Promise<void> {
+    await this.settle();
+    const full = this.buffer!;
+    const length = this.buffered;
+    const position = this.position;
+    this.buffer = takeBatch();
     this.buffered = 0;
+    this.position += length;
+    const write = this.writeAll(full.subarray(0, length), position).then(() => giveBatch(full));
+    // Handled here so that a failure is not reported as unhandled; settle() rethrows it.
+    write.catch(() => undefined);
+    this.inFlight = write;
   }
 
-  private async writeAll(data: Buffer): Promise<void> {
+  /** Waits for the write in flight; rethrows its failure. */
+  private async settle(): Promise<void> {
+    const pending = this.inFlight;
+    this.inFlight = undefined;
+    if (pending !== undefined) await pending;
+  }
+
+  private async writeAll(data: Buffer, position: number): Promise<void> {
     let offset = 0;
     while (offset < data.length) {
-      const written = await writeAt(this.fd, data, offset, data.length - offset, this.position);
+      const written = await writeAt(this.fd, data, offset, data.length - offset, position + offset);
       offset += written;
-      this.position += written;
     }
   }
 
   /**
-   * Writes the rest of the buffer. A small message is written here in one
-   * synchronous call: it goes to the page cache, and a round trip through the
-   * thread pool would cost more than the write itself.
+   * Waits for the write in flight, then writes the rest of the buffer. A small
+   * message, of which nothing was written yet, is written in one synchronous
+   * call: it goes to the page cache, and a round trip through the thread pool
+   * would cost more than the write itself.
    */
-  private finish(): void {
-    if (this.buffered > 0) {
-      const data = this.buffer!.subarray(0, this.buffered);
-      if (this.position === 0) this.contents = Buffer.from(data);
+  private async finish(): Promise<void> {
+    await this.settle();
+    const data = this.buffer!.subarray(0, this.buffered);
+    if (this.position === 0) {
+      this.contents = Buffer.from(data);
       let offset = 0;
-      while (offset < data.length) {
-        const written = fs.writeSync(this.fd, data, offset, data.length - offset, this.position);
-        offset += written;
-        this.position += written;
-      }
-      this.buffered = 0;
-    } else if (this.position === 0) {
-      this.contents = Buffer.alloc(0);
+      while (offset < data.length) offset += fs.writeSync(this.fd, data, offset, data.length - offset, offset);
+    } else {
+      await this.writeAll(data, this.position);
+      giveBatch(this.buffer!);
     }
+    this.position += data.length;
+    this.buffered = 0;
     this.buffer = undefined;
     this.closed = true;
   }
@@ -142,6 +172,9 @@ export class BufferedDataFile implements DataFileWriter {
   private async fail(err: unknown): Promise<void> {
     if (this.failure !== undefined) return;
     this.failure = err;
+    // A write still in flight must end before the file is closed and removed.
+    await this.inFlight?.catch(() => undefined);
+    this.inFlight = undefined;
     this.closed = true;
     this.contents = undefined;
     this.buffer = undefined;

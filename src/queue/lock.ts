@@ -69,9 +69,9 @@ function removePidFiles(): void {
 export class LockFiles {
   private readonly held = new Set<string>();
   /**
-   * The ids any LockFiles object of this process holds in `dir`, so that two
-   * of them never race for one lock: the takeover of a stale lock renames it
-   * aside for a moment, and a second taker could slip into that gap.
+   * Ids locked by any LockFiles object of this process in `dir`. Two of them
+   * must never race for one lock, because the takeover of a stale lock
+   * renames it aside for a moment and a second taker could slip into that gap.
    */
   private readonly heldHere: Set<string>;
 
@@ -139,7 +139,7 @@ export class LockFiles {
 
   /**
    * Creates lf<id> with the pid already in it: lf<id> is a hard link to a
-   * private file of this process that holds its pid (see ownPidFile). link()
+   * private file of this process that contains its pid (see ownPidFile). link()
    * fails with EEXIST like O_EXCL does, a crash can never leave an empty lock
    * behind, and taking a lock is one metadata change. The call is
    * synchronous: cheaper than a round trip through the thread pool.

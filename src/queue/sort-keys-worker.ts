@@ -15,9 +15,10 @@ interface Job {
 }
 
 const job = workerData as Job;
-// Only the positions from `offset` on are this worker's; the ids before them stay empty.
-const ids: string[] = new Array<string>(job.offset).fill('').concat(job.ids);
-const keys = new SortKeys(ids, { buffers: job.buffers });
+// The arrays cover the whole queue; this worker fills the positions from `offset` on.
+const keys = new SortKeys(job.ids, { buffers: job.buffers });
 const buf = Buffer.allocUnsafe(4096);
-for (let i = job.offset; i < ids.length; i++) readQueueHeadSync(path.join(job.dir, job.prefix + ids[i]), buf, keys, i);
+for (let j = 0; j < job.ids.length; j++) {
+  readQueueHeadSync(path.join(job.dir, job.prefix + job.ids[j]), buf, keys, job.offset + j);
+}
 parentPort?.postMessage(true);

@@ -221,8 +221,8 @@ const PARALLEL_FROM = 20_000;
 /**
  * Reads the sort keys of every id from the control files `<prefix><id>` in
  * `dir`. The event loop gets a turn every YIELD_EVERY items. For a deep queue
- * (`parallelFrom` items or more) a worker thread reads the second half at the
- * same time, into the same shared arrays; if the worker cannot start or
+ * (`parallelFrom` items or more), a worker thread reads the second half into
+ * the same shared arrays at the same time. If the worker cannot start or
  * fails, this thread reads that half too.
  */
 export async function collectSortKeys(

@@ -41,7 +41,7 @@ export interface QueueStoreStats {
   fileSyncs: number;
 }
 
-/** What commit() keeps of an item for its first read (see freshControl). */
+/** The parts of a committed item kept for its first read (see freshControl). */
 interface FreshControl {
   text: string;
   ino: number;
@@ -255,9 +255,9 @@ export class QueueStore {
   }
 
   /**
-   * The body of an item committed by this process, if it was kept in memory
-   * (small messages, read once by the immediate delivery); else undefined and
-   * the caller reads the df.
+   * Returns the body of an item committed by this process if it was kept in
+   * memory for the immediate delivery. Otherwise it returns undefined, and the
+   * caller reads the df.
    */
   takeBody(id: string): Buffer | undefined {
     return this.takenBodies.get(id);
@@ -268,7 +268,7 @@ export class QueueStore {
     const fresh = this.freshControl.get(id);
     if (fresh !== undefined) {
       this.dropFresh(id, fresh);
-      // Held since before the qf existed: nobody else can have rewritten it.
+      // Held since before the qf existed, so no other process can have rewritten it.
       if (fresh.lockedAtCommit && this.locks.holds(id)) {
         this.heldSinceCommit.add(id);
         if (fresh.body !== undefined) this.takenBodies.set(id, fresh.body);
@@ -305,11 +305,11 @@ export class QueueStore {
 
   /** Removes a finished item: the control file first, so a crash leaves no qf without df. */
   async remove(id: string): Promise<void> {
-    // Through the thread pool, unlike the rename of commit(): nobody waits
-    // for a removal, and an unlink can wait for the disk. The control files
-    // first, then the df, then the lock. An item held by this process since
-    // its commit has only a qf: an hf or a rewrite (which could leave a tf
-    // behind) would have gone through writeControlFile(), which forgets it.
+    // The unlinks go through the thread pool because no reply waits for them
+    // and one can wait for the disk. Order: control files, df, lock.
+    // An item held since its commit has only a qf, because writing an hf or
+    // rewriting the qf (which can leave a tf) goes through writeControlFile(),
+    // and that forgets the item.
     const clean = this.heldSinceCommit.has(id);
     this.forget(id);
     const names = clean ? ['qf'] : ['qf', 'hf', 'tf'];

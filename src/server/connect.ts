@@ -78,7 +78,7 @@ export interface ConnectPolicyOptions {
   /** Resolver for the connect-time DNS checks (PTR, mtamark, dnsbl). */
   resolver: MailResolver;
   windowMs: number;
-  /** Where the counts are kept; a ConnectionCounters of its own when unset. */
+  /** The store of the connection counts; a ConnectionCounters of its own when unset. */
   counters?: ConnectionCountStore;
 }
 

@@ -53,32 +53,11 @@ export async function handleData(session: Session, arg: string): Promise<void> {
   session.flush();
 }
 
-/** A message body beyond this many bytes is written in batches (see batchBody). */
-const BATCH_FROM = 128 * 1024;
-const BATCH_SIZE = 256 * 1024;
-/** Batches not in use, kept for the next large message (at most four). */
-const spareBatches: Buffer[] = [];
-
-function takeBatch(): Buffer {
-  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_SIZE);
-}
-
-function giveBatch(batch: Buffer): void {
-  if (spareBatches.length < 4) spareBatches.push(batch);
-}
-
 export class DataPhase {
   private readonly reader: DataReader;
   private headers: string[] = [];
   private writeError?: Error;
   private done = false;
-  /** Body bytes given to writeBody() so far. */
-  private bodyBytes = 0;
-  /** The batch being filled (large messages only), and how full it is. */
-  private batch?: Buffer;
-  private batchFill = 0;
-  /** The write of the last full batch; it never rejects (failures go to writeError). */
-  private inFlight?: Promise<void>;
 
   constructor(
     private readonly session: Session,
@@ -127,9 +106,6 @@ export class DataPhase {
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    await this.settleBatch();
-    if (this.batch !== undefined) giveBatch(this.batch);
-    this.batch = undefined;
     await this.session.ctx.store.abort(this.tx.id).catch(() => undefined);
   }
 
@@ -149,63 +125,12 @@ export class DataPhase {
 
   private async writeBody(data: Buffer): Promise<void> {
     if (this.writeError) return;
-    this.bodyBytes += data.length;
-    if (this.bodyBytes > BATCH_FROM) {
-      await this.batchBody(data);
-      return;
-    }
     try {
       await this.writer.write(data);
     } catch (err) {
       // Keep reading to the final dot so the session stays in step, then reply 452.
       this.writeError = err as Error;
     }
-  }
-
-  /**
-   * Copies the body of a large message into batches of BATCH_SIZE bytes and
-   * hands each full batch to the df writer without waiting for it. The
-   * session waits only while the batch before is still being written. So the
-   * socket is read while the disk writes, with one write call per batch
-   * instead of one per socket read. The memory per session stays at two
-   * batches whatever the message size.
-   */
-  private async batchBody(data: Buffer): Promise<void> {
-    let from = 0;
-    while (from < data.length) {
-      this.batch ??= takeBatch();
-      const copied = data.copy(this.batch, this.batchFill, from);
-      this.batchFill += copied;
-      from += copied;
-      if (this.batchFill === this.batch.length) await this.submitBatch();
-    }
-  }
-
-  /** Hands the filled part of the batch to the writer, after waiting for the batch before it. */
-  private async submitBatch(): Promise<void> {
-    const batch = this.batch;
-    if (batch === undefined || this.batchFill === 0) return;
-    const fill = this.batchFill;
-    this.batch = undefined;
-    this.batchFill = 0;
-    await this.settleBatch();
-    if (this.writeError) {
-      giveBatch(batch);
-      return;
-    }
-    this.inFlight = this.writer.write(batch.subarray(0, fill)).then(
-      () => giveBatch(batch),
-      (err: Error) => {
-        this.writeError ??= err;
-      },
-    );
-  }
-
-  /** Waits until no batch is being written. */
-  private async settleBatch(): Promise<void> {
-    const pending = this.inFlight;
-    this.inFlight = undefined;
-    if (pending !== undefined) await pending;
   }
 
   private async finish(end: Extract<DataEvent, { kind: 'end' }>): Promise<void> {
@@ -221,8 +146,6 @@ export class DataPhase {
       return;
     }
 
-    await this.submitBatch();
-    await this.settleBatch();
     try {
       await this.writer.close();
     } catch (err) {

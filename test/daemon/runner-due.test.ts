@@ -1,6 +1,6 @@
 // A queue run without force (the daemon's -q15m) takes only the items whose
-// retry time has come, decided from the head of each control file
-// (DeliveryRunner.isDue); an item whose control file cannot be read is left
+// retry time has come, read from the head of each control file
+// (DeliveryRunner.isDue). An item whose control file cannot be read is left
 // to the deliverer.
 
 import { test } from 'node:test';
@@ -11,7 +11,7 @@ import { DeliveryRunner } from '../../src/daemon/runner';
 import type { Deliverer } from '../../src/delivery/deliver';
 import { captureLogger, makeTempDir, removeDir, sampleItem } from '../queue/helpers';
 
-test('a queue run without force takes only the items that are due', async (t) => {
+test('queue run takes only due items', async (t) => {
   const dir = makeTempDir();
   t.after(() => removeDir(dir));
   const { logger } = captureLogger();
@@ -46,7 +46,7 @@ test('a queue run without force takes only the items that are due', async (t) =>
   assert.deepEqual(delivered.sort(), [fresh, justTried, longAgo, damaged].sort());
 });
 
-test('an item locked at commit while a queue run delivers it is delivered again with the lock', async (t) => {
+test('item locked at commit during a run is delivered', async (t) => {
   const dir = makeTempDir();
   t.after(() => removeDir(dir));
   const { logger } = captureLogger();

@@ -108,7 +108,7 @@ test('server counts connections per second per daemon', (t) => {
   assert.equal(other.count, 1);
 });
 
-/** A channel to a primary that answers only when told to. */
+/** A channel to a fake primary whose replies the test sends by hand. */
 function fakeChannel(): CounterChannel & { sent: Array<Record<string, unknown>>; reply(message: Record<string, unknown>): void } {
   let listener: ((message: unknown) => void) | undefined;
   const sent: Array<Record<string, unknown>> = [];

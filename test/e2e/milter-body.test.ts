@@ -11,7 +11,7 @@ import { freePortOn } from '../helpers/process';
 import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
 import { TestMilter, packet } from '../milter/test-milter';
 
-test('a replacement body from a milter is what the next hop gets', async (t) => {
+test('milter replacement body reaches next hop', async (t) => {
   const mailerPort = await freePortOn(['127.0.0.2']);
   const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
   t.after(() => sink.close());
@@ -40,7 +40,7 @@ test('a replacement body from a milter is what the next hop gets', async (t) => 
   await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*stat=Sent`), 20_000);
 });
 
-test('without filters the body sent from memory equals the df byte for byte', async (t) => {
+test('body sent from memory matches the df', async (t) => {
   const mailerPort = await freePortOn(['127.0.0.2']);
   const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
   t.after(() => sink.close());

@@ -61,7 +61,7 @@ function quit(socket: net.Socket): Promise<void> {
   });
 }
 
-/** The pids of the processes that logged "did not issue MAIL" for a client address. */
+/** Returns the pids of the processes that logged "did not issue MAIL" for a client address. */
 function sessionPids(logs: string, address: string): Set<number> {
   const escaped = address.replace(/\./g, '\\.');
   const re = new RegExp(`posthorn\\[(\\d+)\\]: \\S+: \\[${escaped}\\] did not issue MAIL`, 'g');

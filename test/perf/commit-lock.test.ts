@@ -25,7 +25,7 @@ async function commitBody(store: QueueStore, id: string, body: Buffer, opts: { l
   return item;
 }
 
-test('a commit with lock holds the item before anyone can see its qf', async (t) => {
+test('commit with lock locks before the qf appears', async (t) => {
   const dir = makeTempDir();
   t.after(() => removeDir(dir));
   const store = await openStore(dir);
@@ -48,7 +48,7 @@ test('a commit with lock holds the item before anyone can see its qf', async (t)
   assert.deepEqual(fs.readdirSync(dir), [], 'no qf, df, lock or pid file is left');
 });
 
-test('without keepBody, or for a large message, the body is read from the df', async (t) => {
+test('body without keepBody or too large comes from df', async (t) => {
   const dir = makeTempDir();
   t.after(() => removeDir(dir));
   const store = await openStore(dir);
@@ -69,7 +69,7 @@ test('without keepBody, or for a large message, the body is read from the df', a
   assert.deepEqual(fs.readdirSync(dir), []);
 });
 
-test('unlock drops the kept item, so a later read sees changes by others', async (t) => {
+test('unlock drops the kept item', async (t) => {
   const dir = makeTempDir();
   t.after(() => removeDir(dir));
   const store = await openStore(dir);
@@ -89,7 +89,7 @@ test('unlock drops the kept item, so a later read sees changes by others', async
   await store.remove(id);
 });
 
-test('remove() clears a tf left by a process killed while rewriting the qf', async (t) => {
+test('remove clears a leftover tf', async (t) => {
   const dir = makeTempDir();
   t.after(() => removeDir(dir));
   const store = await openStore(dir);
@@ -102,7 +102,7 @@ test('remove() clears a tf left by a process killed while rewriting the qf', asy
   assert.deepEqual(fs.readdirSync(dir), []);
 });
 
-test('recovery removes the lock pid file of a dead process, not of a live one', async (t) => {
+test('recovery removes a dead process pid file', async (t) => {
   const dir = makeTempDir();
   t.after(() => removeDir(dir));
   fs.writeFileSync(path.join(dir, '.lfpid.999999999.1'), '999999999\n');

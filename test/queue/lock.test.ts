@@ -87,7 +87,7 @@ test('concurrent lock calls give one owner', async () => {
   removeDir(dir);
 });
 
-test('taking and releasing locks many times adds one exit hook at most', () => {
+test('repeated locking adds one exit hook', () => {
   // In a child process: locks held by other tests here would keep the pid file (and its hook) alive.
   const dir = makeTempDir();
   const script = `
