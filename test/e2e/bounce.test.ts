@@ -3,27 +3,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { makeMessage, quoteRe, sendRaw, startSinkHop } from '../helpers/e2e-setup';
 
 test('5xx for one recipient bounces to sender', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({
-    host: '127.0.0.2',
-    port: mailerPort,
-    rcptReply: (address) =>
-      address === 'bad@remote.example' ? `550 5.1.1 <${address}>... User unknown` : '250 2.1.5 Recipient ok',
+  const { ph, sink } = await startSinkHop(t, {
+    sink: {
+      rcptReply: (address) =>
+        address === 'bad@remote.example' ? `550 5.1.1 <${address}>... User unknown` : '250 2.1.5 Recipient ok',
+    },
   });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
-  t.after(() => ph.stop());
 
   const sent = await sendRaw({
     port: ph.port,

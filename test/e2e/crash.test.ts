@@ -7,34 +7,12 @@ import { startDnsServer } from '../helpers/dns-server';
 import { startSink } from '../helpers/sink';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
-
-async function sendOne(port: number, subject: string): Promise<string> {
-  const sent = await sendRaw({
-    port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body: subject }),
-  });
-  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
-  return sent.queueId;
-}
+import { mxZone, quoteRe, sendToRemote, startSinkHop } from '../helpers/e2e-setup';
 
 test('queued item survives kill -9 (queueonly)', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort }),
-    args: ['-O', 'DeliveryMode=queueonly'],
-  });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t, { args: ['-O', 'DeliveryMode=queueonly'] });
 
-  const qid = await sendOne(ph.port, 'survives kill');
+  const qid = await sendToRemote(ph.port, 'survives kill');
   await ph.kill('SIGKILL');
 
   assert.ok(ph.queueFiles().includes(`qf${qid}`), `qf${qid} missing: ${ph.queueFiles().join(' ')}`);
@@ -61,7 +39,7 @@ test('item survives kill -9 while next hop down', async (t) => {
   const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
   t.after(() => ph.stop());
 
-  const qid = await sendOne(ph.port, 'next hop down');
+  const qid = await sendToRemote(ph.port, 'next hop down');
   await ph.kill('SIGKILL');
   assert.ok(ph.queueFiles().includes(`qf${qid}`), `qf${qid} missing: ${ph.queueFiles().join(' ')}`);
 
@@ -70,7 +48,7 @@ test('item survives kill -9 while next hop down', async (t) => {
   await ph.restart();
 
   // The restarted daemon still accepts mail while the old item waits.
-  const second = await sendOne(ph.port, 'after restart');
+  const second = await sendToRemote(ph.port, 'after restart');
   assert.notEqual(second, qid);
   await ph.waitForLog(new RegExp(`${quoteRe(second)}: to=<bob@remote\\.example>, .*stat=Sent`), 20_000);
 

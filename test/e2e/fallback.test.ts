@@ -7,20 +7,9 @@ import { startDnsServer } from '../helpers/dns-server';
 import { startSink } from '../helpers/sink';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { mxZone, quoteRe, sendToRemote } from '../helpers/e2e-setup';
 
 const FALLBACK = "define(`confFALLBACK_SMARTHOST', `[127.0.0.4]')";
-
-async function sendToRemote(port: number, subject: string): Promise<string> {
-  const sent = await sendRaw({
-    port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body: subject }),
-  });
-  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
-  return sent.queueId;
-}
 
 test('fallback smart host when every MX is down', async (t) => {
   // The MX hosts on 127.0.0.2 and .3 have nothing listening.

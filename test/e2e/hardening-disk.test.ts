@@ -3,36 +3,32 @@
 // got a 250 is intact in the queue, and all of them are delivered once space is
 // back. Mounting needs root: outside CI the test is skipped without it.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
-import { freePortOn } from '../helpers/process';
-import { mxZone } from '../helpers/e2e-setup';
+import { startSinkHop } from '../helpers/e2e-setup';
 
-function tryMount(dir: string, size: string): string | undefined {
+/**
+ * Mounts a tmpfs of `size` on a fresh folder, makes the queue folder on it and
+ * unmounts it after the test. When mounting fails, the test fails in CI and is
+ * skipped elsewhere, in which case this returns undefined and the caller must
+ * return at once.
+ */
+function mountQueueDisk(t: TestContext, size: string): { mountPoint: string; queueDir: string } | undefined {
+  const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-disk-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
-    return undefined;
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mountPoint], { stdio: 'pipe' });
   } catch (err) {
-    return `cannot mount a tmpfs (${(err as Error).message.split('\n')[0]})`;
-  }
-}
-
-test('full queue disk gives 452', async (t) => {
-  const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-fulldisk-'));
-  const why = tryMount(mountPoint, '640k');
-  if (why) {
     fs.rmdirSync(mountPoint);
-    if (process.env.CI) assert.fail(why);
-    t.skip(why);
-    return;
+    const reason = `cannot mount a tmpfs (${(err as Error).message.split('\n')[0]})`;
+    if (process.env.CI) assert.fail(reason);
+    t.skip(reason);
+    return undefined;
   }
   t.after(() => {
     execFileSync('umount', [mountPoint]);
@@ -40,19 +36,18 @@ test('full queue disk gives 452', async (t) => {
   });
   const queueDir = path.join(mountPoint, 'mqueue');
   fs.mkdirSync(queueDir, { mode: 0o700 });
+  return { mountPoint, queueDir };
+}
 
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
-  const mc = baseMc({ dnsPort: dns.port, mailerPort }).replace('@QUEUE_DIR@', queueDir);
+test('full queue disk gives 452', async (t) => {
+  const disk = mountQueueDisk(t, '640k');
+  if (!disk) return;
+  const { mountPoint, queueDir } = disk;
   // MinFreeBlocks=0, so that the writes themselves run out of space.
-  const ph = await startPosthorn({
-    mc,
+  const { ph, sink } = await startSinkHop(t, {
+    queueDir,
     args: ['-O', 'DeliveryMode=queueonly', '-O', 'MinFreeBlocks=0', '-O', 'RefuseLA=0', '-O', 'QueueLA=0'],
   });
-  t.after(() => ph.stop());
 
   // 100 kB messages: about six fit.
   const accepted = new Map<string, string>();
@@ -101,22 +96,14 @@ test('full queue disk gives 452', async (t) => {
 });
 
 test('read-only queue disk gives 451', async (t) => {
-  const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-rodisk-'));
-  const why = tryMount(mountPoint, '4m');
-  if (why) {
-    fs.rmdirSync(mountPoint);
-    if (process.env.CI) assert.fail(why);
-    t.skip(why);
-    return;
-  }
-  t.after(() => {
-    execFileSync('umount', [mountPoint]);
-    fs.rmdirSync(mountPoint);
+  const disk = mountQueueDisk(t, '4m');
+  if (!disk) return;
+  const { mountPoint, queueDir } = disk;
+  const ph = await startPosthorn({
+    mc: baseMc(),
+    queueDir,
+    args: ['-O', 'DeliveryMode=queueonly', '-O', 'RefuseLA=0', '-O', 'QueueLA=0'],
   });
-  const queueDir = path.join(mountPoint, 'mqueue');
-  fs.mkdirSync(queueDir, { mode: 0o700 });
-  const mc = baseMc().replace('@QUEUE_DIR@', queueDir);
-  const ph = await startPosthorn({ mc, args: ['-O', 'DeliveryMode=queueonly', '-O', 'RefuseLA=0', '-O', 'QueueLA=0'] });
   t.after(() => ph.stop());
 
   const send = (subject: string): Promise<string[]> =>
@@ -139,24 +126,13 @@ test('read-only queue disk gives 451', async (t) => {
 });
 
 test('MinFreeBlocks rejects MAIL with 452', async (t) => {
-  const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-minfree-'));
-  const why = tryMount(mountPoint, '640k');
-  if (why) {
-    fs.rmdirSync(mountPoint);
-    if (process.env.CI) assert.fail(why);
-    t.skip(why);
-    return;
-  }
-  t.after(() => {
-    execFileSync('umount', [mountPoint]);
-    fs.rmdirSync(mountPoint);
-  });
-  const queueDir = path.join(mountPoint, 'mqueue');
-  fs.mkdirSync(queueDir, { mode: 0o700 });
+  const disk = mountQueueDisk(t, '640k');
+  if (!disk) return;
+  const { queueDir } = disk;
   const { bsize, bavail } = fs.statfsSync(queueDir);
-  const mc = baseMc().replace('@QUEUE_DIR@', queueDir);
   const ph = await startPosthorn({
-    mc,
+    mc: baseMc(),
+    queueDir,
     args: ['-O', 'DeliveryMode=queueonly', '-O', `MinFreeBlocks=${bavail - 10}`, '-O', 'RefuseLA=0', '-O', 'QueueLA=0'],
   });
   t.after(() => ph.stop());

@@ -5,12 +5,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
-import { freePortOn, sleep } from '../helpers/process';
-import { makeMessage, mxZone } from '../helpers/e2e-setup';
+import { sleep } from '../helpers/process';
+import { makeMessage, startSinkHop } from '../helpers/e2e-setup';
 
 /** Reverse path and forward path of each relay attempt. */
 const TRICKS: Array<[from: string, to: string]> = [
@@ -41,17 +38,8 @@ const TRICKS: Array<[from: string, to: string]> = [
 ];
 
 test('open-relay battery is rejected', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
   // Delivery runs in the background, so anything wrongly accepted would be sent on.
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort }),
-    args: ['-O', 'RefuseLA=0', '-O', 'QueueLA=0'],
-  });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t, { args: ['-O', 'RefuseLA=0', '-O', 'QueueLA=0'] });
 
   const wronglyAccepted: string[] = [];
   for (const [from, to] of TRICKS) {

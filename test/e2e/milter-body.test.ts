@@ -4,26 +4,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { makeMessage, quoteRe, sendRaw, startSinkHop } from '../helpers/e2e-setup';
 import { TestMilter, packet } from '../milter/test-milter';
 
 test('milter replacement body reaches next hop', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
   const milter = await new TestMilter({
     on: { E: () => [{ command: 'b', data: Buffer.from('Replaced by the filter.\r\n') }, packet('a')] },
   }).listen();
   t.after(() => milter.close());
-  const mc = baseMc({ dnsPort: dns.port, mailerPort, extra: [`INPUT_MAIL_FILTER(\`rewriter', \`S=${milter.socketSpec}')`] });
-  const ph = await startPosthorn({ mc });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t, { mc: [`INPUT_MAIL_FILTER(\`rewriter', \`S=${milter.socketSpec}')`] });
 
   const sent = await sendRaw({
     port: ph.port,
@@ -41,13 +30,7 @@ test('milter replacement body reaches next hop', async (t) => {
 });
 
 test('body sent from memory matches the df', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t);
 
   // Lines starting with a dot must be stuffed again on the way out.
   const lines = ['first line', '.leading dot', '..two dots', '', 'last line'];

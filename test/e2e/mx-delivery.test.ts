@@ -7,18 +7,10 @@ import { startDnsServer } from '../helpers/dns-server';
 import { startSink } from '../helpers/sink';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { freePortOn, waitFor } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { makeMessage, mxZone, quoteRe, sendRaw, startSinkHop } from '../helpers/e2e-setup';
 
 test('delivers through the MX host', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t);
 
   const body = 'The MX route works.\nSecond line.';
   const sent = await sendRaw({

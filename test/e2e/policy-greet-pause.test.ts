@@ -9,7 +9,7 @@ import { startDnsServer } from '../helpers/dns-server';
 import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { rawSmtp, smtplibSend } from '../helpers/clients';
 import { requirePeer } from '../helpers/peers';
-import { captureClientHello, converse, makemap } from './policy-support';
+import { captureClientHello, makemap } from './policy-support';
 
 const GREET_ACCESS = [
   'GreetPause:127.0.0.7\t0',
@@ -44,7 +44,7 @@ async function startGreetPause(t: { after(fn: () => Promise<void>): void }): Pro
 
 test('early talker gets 554 and null server', async (t) => {
   const ph = await startGreetPause(t);
-  const replies = await converse(ph.port, ['MAIL FROM:<a@c.example>', 'RCPT TO:<alice@posthorn.test>', 'RSET', 'QUIT'], {
+  const replies = await rawSmtp(ph.port, ['MAIL FROM:<a@c.example>', 'RCPT TO:<alice@posthorn.test>', 'RSET', 'QUIT'], {
     localAddress: '127.0.0.2',
     early: ['EHLO early.example'],
   });
@@ -60,7 +60,7 @@ test('early talker gets 554 and null server', async (t) => {
 test('TLS ClientHello counts as early talk', async (t) => {
   const ph = await startGreetPause(t);
   const hello = await captureClientHello();
-  const replies = await converse(ph.port, [], { localAddress: '127.0.0.2', early: [hello], earlyReplies: 0 });
+  const replies = await rawSmtp(ph.port, [], { localAddress: '127.0.0.2', early: [hello], earlyReplies: 0 });
   assert.equal(replies[0], '554 mx.posthorn.test ESMTP not accepting messages');
 });
 
@@ -84,7 +84,7 @@ test('quiet client is greeted after the pause', async (t) => {
 test('greet pause exemptions by address, prefix, host', async (t) => {
   const ph = await startGreetPause(t);
   for (const localAddress of ['127.0.0.7', '127.0.1.5', '127.0.0.8']) {
-    const replies = await converse(ph.port, ['QUIT'], { localAddress, early: ['NOOP'] });
+    const replies = await rawSmtp(ph.port, ['QUIT'], { localAddress, early: ['NOOP'] });
     assert.match(replies[0], /^220 mx\.posthorn\.test ESMTP /, `${localAddress} is exempt`);
     assert.equal(replies[1], '250 2.0.0 OK', `${localAddress} pipelined NOOP is answered`);
   }

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
 import { waitFor } from '../helpers/process';
-import { converse, makemap } from './policy-support';
+import { makemap } from './policy-support';
 
 const LIMITS = [
   'ClientConn:127.0.0.10\t1',
@@ -117,7 +117,7 @@ test('MaxDaemonChildren rejects connections', async (t) => {
   const ph = await startLimits(t, [], ['-O', 'MaxDaemonChildren=2', '-O', 'LogLevel=9']);
   const held = [await holdSession(ph.port, '127.0.0.18'), await holdSession(ph.port, '127.0.0.19')];
   t.after(() => held.forEach((s) => s.destroy()));
-  const refused = await converse(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
+  const refused = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
   assert.deepEqual(refused, [], 'the connection is closed without a greeting');
   await ph.waitForLog(/rejecting connections on daemon MTA: 2 children, max 2/);
 

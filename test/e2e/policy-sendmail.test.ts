@@ -15,7 +15,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { peersDir, requirePeer } from '../helpers/peers';
 import { canConnect, freePort, sleep, waitFor } from '../helpers/process';
-import { converse, makemap } from './policy-support';
+import { rawSmtp } from '../helpers/clients';
+import { makemap } from './policy-support';
 
 const ACCESS = [
   'Connect:127.0.0.3\tREJECT',
@@ -42,7 +43,7 @@ function normalize(replies: string[]): string[] {
 async function scenarios(port: number): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
   const run = async (name: string, localAddress: string, script: string[], early: string[] = []): Promise<void> => {
-    out[name] = normalize(await converse(port, script, { localAddress, early }));
+    out[name] = normalize(await rawSmtp(port, script, { localAddress, early }));
   };
   await run('early talker', '127.0.0.2', ['MAIL FROM:<a@b.example>', 'RSET', 'QUIT'], ['EHLO early.example']);
   await run('Connect REJECT', '127.0.0.3', ['EHLO c.example', 'MAIL FROM:<a@b.example>', 'QUIT']);

@@ -8,24 +8,11 @@ import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { startPostfix } from '../helpers/postfix';
 import { requirePeer } from '../helpers/peers';
 import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { makeMessage, mxZone, quoteRe, sendRaw, startPostfixHop } from '../helpers/e2e-setup';
 
 test('Postfix receives as the next hop', async (t) => {
   if (!requirePeer(t, 'postfix')) return;
-  const mailerPort = await freePortOn(['127.0.0.4']);
-  const postfix = await startPostfix({
-    port: mailerPort,
-    addr: '127.0.0.4',
-    mode: 'mailbox',
-    domains: ['remote.example'],
-  });
-  t.after(() => postfix.stop());
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.4']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
-  t.after(() => ph.stop());
+  const { ph, postfix } = await startPostfixHop(t);
 
   const sent = await sendRaw({
     port: ph.port,

@@ -9,10 +9,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startDnsServer } from '../helpers/dns-server';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { startPostfix } from '../helpers/postfix';
 import { requirePeer } from '../helpers/peers';
 import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { makeMessage, mxZone, quoteRe, sendRaw, startPostfixHop } from '../helpers/e2e-setup';
+import { clientTlsMc, textAccessDbMc } from '../helpers/tls-setup';
 import { makeTestCerts, type TestCerts } from '../tls/certs';
 import { startTlsSink } from '../tls/tls-sink';
 
@@ -22,43 +22,11 @@ before(async () => {
 });
 after(() => certs.remove());
 
-function tlsLines(accessPath: string): string[] {
-  return [
-    `define(\`confCACERT', \`${certs.caCert}')`,
-    `define(\`confCLIENT_CERT', \`${certs.client.cert}')`,
-    `define(\`confCLIENT_KEY', \`${certs.client.key}')`,
-    `FEATURE(\`access_db', \`text ${accessPath}')`,
-    // Other test processes load this machine; keep load-average refusals out of the way.
-    "define(`confREFUSE_LA', `100000')",
-    "define(`confQUEUE_LA', `100000')",
-  ];
-}
-
 test('Postfix next hop with STARTTLS', async (t) => {
   if (!requirePeer(t, 'postfix')) return;
-  const port = await freePortOn(['127.0.0.4']);
-  const postfix = await startPostfix({
-    port,
-    addr: '127.0.0.4',
-    mode: 'mailbox',
-    domains: ['remote.example'],
-    extraMainCf: [
-      `smtpd_tls_cert_file = ${certs.server.cert}`,
-      `smtpd_tls_key_file = ${certs.server.key}`,
-      `smtpd_tls_CAfile = ${certs.caCert}`,
-      'smtpd_tls_security_level = may',
-      'smtpd_tls_ask_ccert = yes',
-      'smtpd_tls_received_header = yes',
-      'smtpd_tls_loglevel = 1',
-    ],
-  });
-  t.after(() => postfix.stop());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.4']]) });
-  t.after(() => dns.close());
   const accessPath = path.join(certs.dir, 'access-postfix');
   fs.writeFileSync(accessPath, 'TLS_Srv:mx.remote.example VERIFY:128\n');
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort: port, extra: tlsLines(accessPath) }) });
-  t.after(() => ph.stop());
+  const { ph, postfix } = await startPostfixHop(t, { certs, mc: [textAccessDbMc(accessPath)] });
 
   const sent = await sendRaw({
     port: ph.port,
@@ -117,7 +85,8 @@ test('client rulesets against scripted next hops', async (t) => {
     'TLS_Rcpt:open.example VERIFY',
     '',
   ].join('\n'));
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort: port, extra: tlsLines(accessPath) }) });
+  const mc = [...clientTlsMc(certs), textAccessDbMc(accessPath)];
+  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort: port, extra: mc }) });
   t.after(() => ph.stop());
 
   const send = async (to: string[]): Promise<string> => {

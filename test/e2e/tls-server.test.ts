@@ -10,9 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { requirePeer } from '../helpers/peers';
-import { runCommand } from '../helpers/process';
-import { spawn } from 'node:child_process';
+import { runCommand, runStaged } from '../helpers/process';
 import { swaks } from '../helpers/clients';
+import { startTlsPosthorn, startTlsSession, type TlsPosthornOptions } from '../helpers/tls-setup';
 import { makeTestCerts, type TestCerts } from '../tls/certs';
 import { TestSmtpClient } from '../tls/smtp-client';
 
@@ -22,60 +22,9 @@ before(async () => {
 });
 after(() => certs.remove());
 
-let accessCount = 0;
-
-/** Starts posthorn with a server certificate, the CA, the CRL and an access map holding `access`. */
-async function tlsPosthorn(opts: { access?: string; extra?: string[]; daemon?: string; keyFile?: string } = {}): Promise<Posthorn> {
-  const accessPath = path.join(certs.dir, `access-${accessCount++}`);
-  fs.writeFileSync(accessPath, opts.access ?? '');
-  const lines = [
-    `define(\`confSERVER_CERT', \`${certs.server.cert}')`,
-    `define(\`confSERVER_KEY', \`${opts.keyFile ?? certs.server.key}')`,
-    `define(\`confCACERT', \`${certs.caCert}')`,
-    `define(\`confCRL', \`${certs.crl}')`,
-    "define(`confLOG_LEVEL', `12')",
-    `FEATURE(\`access_db', \`text ${accessPath}')`,
-    // Other test processes load this machine; keep load-average refusals out of the way.
-    "define(`confREFUSE_LA', `100000')",
-    "define(`confQUEUE_LA', `100000')",
-    ...(opts.extra ?? []),
-  ];
-  let mc = baseMc({ extra: lines });
-  if (opts.daemon) mc = mc.replace("DAEMON_OPTIONS(`Port=@PORT@, Addr=@ADDR@, Name=MTA')", opts.daemon);
-  const ph = await startPosthorn({ mc });
-  return ph;
-}
-
-/**
- * Runs a program and writes each chunk of input once its output matches the
- * previous step's pattern; every wait is bounded.
- */
-function runStaged(file: string, args: string[], steps: Array<[string, RegExp]>): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let step = 0;
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const advance = () => {
-      while (step < steps.length && (step === 0 || steps[step - 1][1].test(stdout))) {
-        child.stdin.write(steps[step][0]);
-        step++;
-      }
-      if (step === steps.length && steps[step - 1][1].test(stdout)) child.stdin.end();
-    };
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString('utf8');
-      advance();
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', () => {
-      clearTimeout(timer);
-      resolve({ stdout, stderr });
-    });
-    advance();
-  });
+/** Starts posthorn with STARTTLS, the test CA and its CRL. The caller stops it. */
+function tlsPosthorn(opts: Omit<TlsPosthornOptions, 'crl'> = {}): Promise<Posthorn> {
+  return startTlsPosthorn(certs, { ...opts, crl: true });
 }
 
 const MESSAGE = 'Subject: tls test\r\n\r\nsent over TLS\r\n.\r\n';
@@ -158,16 +107,6 @@ test('smtplib starttls with and without certificate', async (t) => {
   assert.match(mbox, /verify=NO\)[\s\S]*python without cert/);
 });
 
-/** Connects, sends EHLO and STARTTLS, and runs the handshake with an optional client certificate. */
-async function tlsSession(port: number, cert?: { cert: string; key: string }, localAddress?: string): Promise<TestSmtpClient> {
-  const c = await TestSmtpClient.connect(port, localAddress);
-  assert.match(await c.reply(), /^220 /);
-  assert.match(await c.command('EHLO client.posthorn.test'), /250-STARTTLS/);
-  assert.equal(await c.command('STARTTLS'), '220 2.0.0 Ready to start TLS');
-  await c.startTls(cert ?? {});
-  return c;
-}
-
 test('verify FAIL for expired, revoked, unknown CA', async () => {
   const ph = await tlsPosthorn();
   after(() => ph.stop());
@@ -177,7 +116,7 @@ test('verify FAIL for expired, revoked, unknown CA', async () => {
     ['stranger', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
   ];
   for (const [name, message] of cases) {
-    const c = await tlsSession(ph.port, certs[name] as { cert: string; key: string });
+    const c = await startTlsSession(ph.port, certs[name] as { cert: string; key: string });
     assert.match(await c.command('EHLO client.posthorn.test'), /^250-mx\.posthorn\.test/);
     c.close();
     await ph.waitForLog(new RegExp(`cert-subject=/C=DE/O=\\S+/CN=${name}\\.posthorn\\.test, cert-issuer=\\S+, verifymsg=${message}`));
@@ -188,7 +127,7 @@ test('verify FAIL for expired, revoked, unknown CA', async () => {
 test('TLSSrvOptions V gives verify NOT', async (t) => {
   const ph = await tlsPosthorn({ extra: ["define(`confTLS_SRV_OPTIONS', `V')"] });
   t.after(() => ph.stop());
-  const c = await tlsSession(ph.port, certs.client);
+  const c = await startTlsSession(ph.port, certs.client);
   await c.command('EHLO client.posthorn.test');
   c.close();
   await ph.waitForLog(/STARTTLS=server, relay=\S+ \S+, version=TLSv1\.3, verify=NOT, /);
@@ -277,7 +216,7 @@ test('454 with unusable key until fixed', async (t) => {
   assert.match(ph.logs(), /STARTTLS=server: TLS unavailable, STARTTLS not offered until the files change: ServerKeyFile \S+ is readable by other users \(mode 644\)/);
 
   fs.chmodSync(key, 0o600);
-  const fixed = await tlsSession(ph.port);
+  const fixed = await startTlsSession(ph.port);
   assert.match(await fixed.command('EHLO client.posthorn.test'), /^250-/);
   fixed.close();
   assert.match(ph.logs(), /STARTTLS=server: certificate and key usable again/);
@@ -296,26 +235,26 @@ test('TLS_Clt requirement and M=T', async (t) => {
   assert.equal(await clear.command(mail), '530 5.7.0 Must issue a STARTTLS command first');
   clear.close();
 
-  const noCert = await tlsSession(ph.port, undefined, '127.0.0.9');
+  const noCert = await startTlsSession(ph.port, undefined, '127.0.0.9');
   assert.match(await noCert.command('EHLO client.posthorn.test'), /^250-/);
   assert.equal(await noCert.command(mail), '403 4.7.0 not authenticated');
   noCert.close();
 
-  const withCert = await tlsSession(ph.port, certs.client, '127.0.0.9');
+  const withCert = await startTlsSession(ph.port, certs.client, '127.0.0.9');
   await withCert.command('EHLO client.posthorn.test');
   assert.match(await withCert.command(mail), /^250 2\.1\.0 /);
   withCert.close();
 
-  const weak = await tlsSession(ph.port, certs.client, '127.0.0.10');
+  const weak = await startTlsSession(ph.port, certs.client, '127.0.0.10');
   await weak.command('EHLO client.posthorn.test');
   assert.equal(await weak.command(mail), '503 5.7.0 encryption too weak 256 less than 512');
   weak.close();
 
-  const named = await tlsSession(ph.port, undefined, '127.0.0.11');
+  const named = await startTlsSession(ph.port, undefined, '127.0.0.11');
   await named.command('EHLO client.posthorn.test');
   assert.equal(await named.command(mail), '403 4.7.0 CN  does not match client.posthorn.test');
   named.close();
-  const namedCert = await tlsSession(ph.port, certs.client, '127.0.0.11');
+  const namedCert = await startTlsSession(ph.port, certs.client, '127.0.0.11');
   await namedCert.command('EHLO client.posthorn.test');
   assert.match(await namedCert.command(mail), /^250 /);
   namedCert.close();
@@ -327,7 +266,7 @@ test('TLS_Clt requirement and M=T', async (t) => {
   await plain.command('EHLO client.posthorn.test');
   assert.equal(await plain.command(mail), '530 5.7.0 Must issue a STARTTLS command first');
   plain.close();
-  const secure = await tlsSession(required.port);
+  const secure = await startTlsSession(required.port);
   await secure.command('EHLO client.posthorn.test');
   assert.match(await secure.command(mail), /^250 /);
   secure.close();
@@ -344,14 +283,14 @@ test('relaying by client certificate', async (t) => {
   const rcpt = 'RCPT TO:<carol@remote.example>';
 
   for (const ph of [byIssuer, bySubject]) {
-    const verified = await tlsSession(ph.port, certs.client, '127.0.0.9');
+    const verified = await startTlsSession(ph.port, certs.client, '127.0.0.9');
     await verified.command('EHLO client.posthorn.test');
     await verified.command('MAIL FROM:<alice@posthorn.test>');
     assert.match(await verified.command(rcpt), /^250 2\.1\.5 /);
     verified.close();
 
     for (const cert of [undefined, certs.stranger]) {
-      const other = await tlsSession(ph.port, cert, '127.0.0.9');
+      const other = await startTlsSession(ph.port, cert, '127.0.0.9');
       await other.command('EHLO client.posthorn.test');
       await other.command('MAIL FROM:<alice@posthorn.test>');
       assert.match(await other.command(rcpt), /^550 5\.7\.1 <carol@remote\.example>\.\.\. Relaying denied/);

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
+import type { Posthorn } from '../helpers/posthorn';
 import { requirePeer } from '../helpers/peers';
-import { runCommand } from '../helpers/process';
-import { spawn } from 'node:child_process';
+import { runCommand, runStaged } from '../helpers/process';
 import { swaks } from '../helpers/clients';
+import { startTlsPosthorn, startTlsSession, type TlsPosthornOptions } from '../helpers/tls-setup';
 import { makeTestCerts, type TestCerts } from '../tls/certs';
 import { TestSmtpClient } from '../tls/smtp-client';
 
@@ -21,54 +21,9 @@ before(async () => {
 });
 after(() => certs.remove());
 
-let accessCount = 0;
-
-/** Starts posthorn with a server certificate and an access map holding `access`; `ca` replaces the CACertFile line. */
-async function tlsPosthorn(opts: { access?: string; extra?: string[]; daemon?: string; ca?: string[]; noCert?: boolean } = {}): Promise<Posthorn> {
-  const accessPath = path.join(certs.dir, `access-r2-${accessCount++}`);
-  fs.writeFileSync(accessPath, opts.access ?? '');
-  const lines = [
-    ...(opts.noCert ? [] : [`define(\`confSERVER_CERT', \`${certs.server.cert}')`, `define(\`confSERVER_KEY', \`${certs.server.key}')`]),
-    ...(opts.ca ?? [`define(\`confCACERT', \`${certs.caCert}')`]),
-    "define(`confLOG_LEVEL', `12')",
-    `FEATURE(\`access_db', \`text ${accessPath}')`,
-    // Other test processes load this machine; keep load-average refusals out of the way.
-    "define(`confREFUSE_LA', `100000')",
-    "define(`confQUEUE_LA', `100000')",
-    ...(opts.extra ?? []),
-  ];
-  let mc = baseMc({ extra: lines });
-  if (opts.daemon) mc = mc.replace("DAEMON_OPTIONS(`Port=@PORT@, Addr=@ADDR@, Name=MTA')", opts.daemon);
-  return startPosthorn({ mc });
-}
-
-/**
- * Runs a program and writes each chunk of input once its output matches the
- * previous step's pattern; the first chunk is written at once. Every wait is bounded.
- */
-function runStaged(file: string, args: string[], steps: Array<[string, RegExp]>): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let step = 0;
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const advance = (): void => {
-      while (step < steps.length && (step === 0 || steps[step - 1][1].test(stdout))) child.stdin.write(steps[step++][0]);
-      if (step === steps.length && steps[step - 1][1].test(stdout)) child.stdin.end();
-    };
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString('utf8');
-      advance();
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', () => {
-      clearTimeout(timer);
-      resolve({ stdout, stderr });
-    });
-    advance();
-  });
+/** Starts posthorn with STARTTLS and the test CA. The caller stops it. */
+function tlsPosthorn(opts: TlsPosthornOptions = {}): Promise<Posthorn> {
+  return startTlsPosthorn(certs, opts);
 }
 
 const SMTPS_DAEMON = "DAEMON_OPTIONS(`Port=@PORT@, Addr=@ADDR@, Name=SMTPS, M=s')";
@@ -184,11 +139,7 @@ test('Srv_Features: S, P, D, v and temp per client address', async (t) => {
 
   // TLSSrvOptions V: no certificate is requested, except from 127.0.0.4 (v).
   for (const [address, verify] of [['127.0.0.4', 'OK'], ['127.0.0.1', 'NOT']] as const) {
-    const c = await TestSmtpClient.connect(ph.port, address);
-    await c.reply();
-    await c.command('EHLO client.posthorn.test');
-    assert.equal(await c.command('STARTTLS'), '220 2.0.0 Ready to start TLS');
-    await c.startTls(certs.client);
+    const c = await startTlsSession(ph.port, certs.client, address);
     assert.match(await c.command('EHLO client.posthorn.test'), /^250-/);
     c.close();
     await ph.waitForLog(new RegExp(`STARTTLS=server, relay=(?:\\S+ )?\\[${address.replace(/\./g, '\\.')}\\], version=TLSv1\\.3, verify=${verify}, `));
@@ -227,11 +178,7 @@ test('CACertPath trusts only certificates under their hash names', async (t) => 
   t.after(() => ph.stop());
 
   const handshake = async (): Promise<void> => {
-    const c = await TestSmtpClient.connect(ph.port);
-    await c.reply();
-    await c.command('EHLO client.posthorn.test');
-    assert.equal(await c.command('STARTTLS'), '220 2.0.0 Ready to start TLS');
-    await c.startTls(certs.client);
+    const c = await startTlsSession(ph.port, certs.client);
     await c.command('EHLO client.posthorn.test');
     c.close();
   };

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
 import { waitFor } from '../helpers/process';
-import { converse, makemap } from './policy-support';
+import { makemap } from './policy-support';
 
 const LIMITS = ['ClientConn:127.0.0.10\t2', 'ClientConn:127.0.0.12\t2', 'ClientRate:127.0.0.11\t2', 'ClientRate:\t0', ''].join('\n');
 
@@ -133,7 +133,7 @@ test('Workers=2: MaxDaemonChildren and SIGKILL release', async (t) => {
   for (const socket of held) socket.once('close', () => closed.add(socket));
   t.after(() => held.forEach((s) => s.destroy()));
 
-  const refused = await converse(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
+  const refused = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
   assert.deepEqual(refused, [], 'the connection is closed without a greeting');
   await ph.waitForLog(/rejecting connections on daemon MTA: 2 children, max 2/);
 
@@ -163,7 +163,7 @@ test('Workers=2: MaxDaemonChildren and SIGKILL release', async (t) => {
   const fresh: net.Socket[] = [];
   t.after(() => fresh.forEach((s) => s.destroy()));
   for (let i = 0; i < closed.size; i++) fresh.push(await holdSession(ph.port, '127.0.0.12'));
-  const over = await converse(ph.port, ['QUIT'], { localAddress: '127.0.0.21' });
+  const over = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.21' });
   assert.deepEqual(over, [], 'the limit still holds after the release');
 });
 

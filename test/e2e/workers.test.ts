@@ -6,11 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn, waitFor } from '../helpers/process';
-import { makeMessage, mxZone, sendRaw } from '../helpers/e2e-setup';
+import { waitFor } from '../helpers/process';
+import { makeMessage, sendRaw, startSinkHop } from '../helpers/e2e-setup';
 
 const MESSAGES = 20;
 
@@ -24,18 +22,7 @@ function alive(pid: number): boolean {
 }
 
 test('Workers=2: sessions in two workers, each message delivered once, SIGTERM stops all', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort }),
-    args: ['-O', 'Workers=2'],
-  });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t, { args: ['-O', 'Workers=2'] });
   const primary = ph.proc.pid!;
   await ph.waitForLog(/started 2 workers: \d+ \d+/);
 

@@ -1,5 +1,6 @@
 // Real SMTP clients for the end-to-end tests: Python's smtplib, swaks, nodemailer,
-// and a raw socket that sends a script of lines and collects every reply.
+// and a raw socket that sends a script of lines (optionally some before the
+// greeting) and collects every reply.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -153,12 +154,24 @@ export async function nodemailerSend(opts: NodemailerOptions): Promise<{
 export interface RawSmtpOptions {
   host?: string;
   localAddress?: string;
+  /**
+   * Written right after connecting, before the greeting: a string entry gets
+   * CRLF appended like a script entry, a Buffer is written as it is.
+   */
+  early?: Array<string | Buffer>;
+  /** How many replies the early writes cause after the greeting (default: one per entry). */
+  earlyReplies?: number;
   /** Bound on the whole conversation (default 30000 ms). */
   timeoutMs?: number;
 }
 
+function withCrlf(entry: string): string {
+  return entry.endsWith('\r\n') ? entry : entry + '\r\n';
+}
+
 /**
- * Connects, reads the greeting, then sends each script entry and reads one reply
+ * Connects, writes the `early` entries at once, and reads the greeting and the
+ * replies to the early entries. Then sends each script entry and reads one reply
  * after it. An entry gets CRLF appended unless it already ends with "\r\n", so a
  * message body can be sent as one entry ending in "\r\n.\r\n". Returns the
  * greeting and every reply, each with its lines joined by "\n". When the server
@@ -167,10 +180,11 @@ export interface RawSmtpOptions {
 export function rawSmtp(port: number, script: string[], opts: RawSmtpOptions = {}): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: opts.host ?? '127.0.0.1', port, localAddress: opts.localAddress });
+    const early = opts.early ?? [];
+    const earlyReplies = opts.earlyReplies ?? early.length;
     const replies: string[] = [];
     let pendingLines: string[] = [];
     let buffered = '';
-    let step = 0;
     let finished = false;
 
     const finish = (err?: Error): void => {
@@ -186,12 +200,18 @@ export function rawSmtp(port: number, script: string[], opts: RawSmtpOptions = {
       opts.timeoutMs ?? 30_000,
     );
 
+    // Sends the script entry that follows the latest reply, once the greeting
+    // and the replies to the early entries are in.
     const sendNext = (): void => {
+      const step = replies.length - 1 - earlyReplies;
+      if (step < 0) return;
       if (step >= script.length) return finish();
-      const entry = script[step++];
-      socket.write(entry.endsWith('\r\n') ? entry : entry + '\r\n');
+      socket.write(withCrlf(script[step]));
     };
 
+    socket.once('connect', () => {
+      for (const entry of early) socket.write(typeof entry === 'string' ? withCrlf(entry) : entry);
+    });
     socket.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('latin1');
       let newline: number;

@@ -1,8 +1,17 @@
 // Building blocks shared by the end-to-end scenarios: test messages, DNS zones
-// with MX records, and one SMTP transaction over a raw socket.
+// with MX records, one SMTP transaction over a raw socket, and posthorn set up
+// to relay remote.example to a sink or to Postfix.
 
-import type { DnsRecord } from './dns-server';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsServer, type DnsRecord } from './dns-server';
 import { rawSmtp } from './clients';
+import { baseMc, startPosthorn, type Posthorn } from './posthorn';
+import { startPostfix, type Postfix } from './postfix';
+import { freePortOn } from './process';
+import { startSink, type Sink, type SinkOptions } from './sink';
+import { clientTlsMc, postfixTlsMainCf } from './tls-setup';
+import type { TestCerts } from '../tls/certs';
 
 export interface MessageOptions {
   from: string;
@@ -75,7 +84,96 @@ export async function sendRaw(opts: {
   return { replies, accepted, queueId: match ? match[1] : '' };
 }
 
+/**
+ * Sends one message from alice@posthorn.test to bob@remote.example with
+ * `subject` as its subject and body, asserts that it was accepted, and returns
+ * the queue id.
+ */
+export async function sendToRemote(port: number, subject: string): Promise<string> {
+  const sent = await sendRaw({
+    port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body: subject }),
+  });
+  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+  return sent.queueId;
+}
+
 /** Escapes a string for use inside a RegExp. */
 export function quoteRe(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export interface HopOptions {
+  /** More .mc lines for posthorn. */
+  mc?: string[];
+  /** Extra daemon arguments, e.g. ['-O', 'DeliveryMode=queueonly']. */
+  args?: string[];
+  /** Queue folder in place of the default one, e.g. on a test mount. */
+  queueDir?: string;
+}
+
+export interface SinkHop {
+  ph: Posthorn;
+  sink: Sink;
+  /** The port of the sink, which the esmtp mailer connects to. */
+  mailerPort: number;
+}
+
+/**
+ * Starts a sink on 127.0.0.2 as the one MX of remote.example
+ * (mx1.remote.example), a DNS server with that zone, and posthorn, which
+ * delivers there. All three are stopped after the test.
+ */
+export async function startSinkHop(
+  t: TestContext,
+  opts: HopOptions & { sink?: Omit<SinkOptions, 'host' | 'port'> } = {},
+): Promise<SinkHop> {
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const sink = await startSink({ ...opts.sink, host: '127.0.0.2', port: mailerPort });
+  t.after(() => sink.close());
+  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({
+    mc: baseMc({ dnsPort: dns.port, mailerPort, extra: opts.mc }),
+    args: opts.args,
+    queueDir: opts.queueDir,
+  });
+  t.after(() => ph.stop());
+  return { ph, sink, mailerPort };
+}
+
+export interface PostfixHop {
+  ph: Posthorn;
+  postfix: Postfix;
+}
+
+/**
+ * Starts Postfix on 127.0.0.4 as the one MX of remote.example
+ * (mx.remote.example), which stores its mail in a Maildir. Also starts a DNS
+ * server with that zone and posthorn, which delivers there. With `certs`, Postfix offers
+ * STARTTLS and posthorn's client presents the test client certificate. All
+ * three are stopped after the test.
+ */
+export async function startPostfixHop(t: TestContext, opts: HopOptions & { certs?: TestCerts } = {}): Promise<PostfixHop> {
+  const mailerPort = await freePortOn(['127.0.0.4']);
+  const postfix = await startPostfix({
+    port: mailerPort,
+    addr: '127.0.0.4',
+    mode: 'mailbox',
+    domains: ['remote.example'],
+    extraMainCf: opts.certs ? postfixTlsMainCf(opts.certs) : [],
+  });
+  t.after(() => postfix.stop());
+  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.4']]) });
+  t.after(() => dns.close());
+  const extra = [...(opts.certs ? clientTlsMc(opts.certs) : []), ...(opts.mc ?? [])];
+  const ph = await startPosthorn({
+    mc: baseMc({ dnsPort: dns.port, mailerPort, extra }),
+    args: opts.args,
+    queueDir: opts.queueDir,
+  });
+  t.after(() => ph.stop());
+  return { ph, postfix };
 }

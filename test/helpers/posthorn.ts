@@ -27,6 +27,11 @@ export interface PosthornOptions {
   addr?: string;
   /** Bound on the wait for the daemon's port (default 20000 ms). */
   startTimeoutMs?: number;
+  /**
+   * Queue folder for @QUEUE_DIR@ in place of <dir>/mqueue, e.g. on a test
+   * mount. It is created when missing and not removed by stop().
+   */
+  queueDir?: string;
 }
 
 export interface Posthorn {
@@ -127,11 +132,11 @@ export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
   const addr = opts.addr ?? '127.0.0.1';
   const port = await freePort(addr);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-e2e-'));
-  const queueDir = path.join(dir, 'mqueue');
+  const queueDir = opts.queueDir ?? path.join(dir, 'mqueue');
   const mailDir = path.join(dir, 'mail');
   const logPath = path.join(dir, 'maillog');
   const mcPath = path.join(dir, 'sendmail.mc');
-  fs.mkdirSync(queueDir, { mode: 0o700 });
+  fs.mkdirSync(queueDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(mailDir, { mode: 0o755 });
 
   const values = {

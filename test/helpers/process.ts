@@ -1,5 +1,6 @@
 // Small building blocks shared by the end-to-end helpers: running a command to
-// completion with a bound, polling until a condition holds, and picking ports.
+// completion with a bound, feeding it input in steps, polling until a condition
+// holds, and picking ports.
 
 import * as net from 'node:net';
 import { spawn } from 'node:child_process';
@@ -57,6 +58,45 @@ export function runCommand(
     // A program that exits without reading its input makes the write fail.
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
+  });
+}
+
+/**
+ * Runs a program and writes each step's input once its stdout matches the
+ * previous step's pattern, so the first input is written at once. Stdin is
+ * closed when the last pattern matches, and the program gets SIGKILL after 30 s.
+ */
+export function runStaged(
+  file: string,
+  args: string[],
+  steps: Array<[input: string, until: RegExp]>,
+): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let step = 0;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+
+    const advance = (): void => {
+      while (step < steps.length && (step === 0 || steps[step - 1][1].test(stdout))) {
+        child.stdin.write(steps[step][0]);
+        step++;
+      }
+      if (step === steps.length && steps[step - 1][1].test(stdout)) child.stdin.end();
+    };
+
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8');
+      advance();
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve({ stdout, stderr });
+    });
+    advance();
   });
 }
 

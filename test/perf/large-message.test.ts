@@ -3,16 +3,13 @@
 // dot-stuffing, and must arrive at the next hop byte for byte. The size limit
 // and the 421 on a bare LF far into a large body must leave nothing queued.
 
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink, type Sink, type SinkMessage } from '../helpers/sink';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe } from '../helpers/e2e-setup';
+import type { SinkMessage } from '../helpers/sink';
+import type { Posthorn } from '../helpers/posthorn';
+import { makeMessage, quoteRe, startPostfixHop, startSinkHop } from '../helpers/e2e-setup';
 import { rawSmtp, smtplibSend } from '../helpers/clients';
 import { requirePeer } from '../helpers/peers';
-import { startPostfix } from '../helpers/postfix';
 import { makeTestCerts } from '../tls/certs';
 
 /**
@@ -43,22 +40,6 @@ function bigBody(size: number, eightBit = false): string {
   return lines.join('\r\n') + '\r\n';
 }
 
-interface World {
-  ph: Posthorn;
-  sink: Sink;
-}
-
-async function startWorld(t: TestContext, args: string[] = []): Promise<World> {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }), args });
-  t.after(() => ph.stop());
-  return { ph, sink };
-}
-
 /** Returns the part of a relayed message after the header section. */
 function bodyOf(message: SinkMessage): Buffer {
   const data = message.data;
@@ -79,7 +60,7 @@ async function waitSent(ph: Posthorn, id: string): Promise<void> {
 test('3 MiB smtplib message relayed exactly', async (t) => {
   const python = requirePeer(t, 'python3');
   if (!python) return;
-  const { ph, sink } = await startWorld(t);
+  const { ph, sink } = await startSinkHop(t);
   const body = bigBody(3 * 1024 * 1024);
   const result = await smtplibSend({
     python,
@@ -104,7 +85,7 @@ test('3 MiB smtplib message relayed exactly', async (t) => {
 });
 
 test('8-bit 2.5 MiB message with BODY=8BITMIME', async (t) => {
-  const { ph, sink } = await startWorld(t);
+  const { ph, sink } = await startSinkHop(t);
   const body = bigBody(2.5 * 1024 * 1024, true);
   const header = makeMessage({ from: 'alice@client.example', to: 'bob@remote.example', subject: '8bit', body: '' }).replace(/\r\n$/, '');
   const replies = await rawSmtp(ph.port, [
@@ -130,7 +111,7 @@ test('8-bit 2.5 MiB message with BODY=8BITMIME', async (t) => {
 });
 
 test('MaxMessageSize exceeded by 2 MiB body', async (t) => {
-  const { ph } = await startWorld(t, ['-O', 'MaxMessageSize=1000000']);
+  const { ph } = await startSinkHop(t, { args: ['-O', 'MaxMessageSize=1000000'] });
   const body = bigBody(2 * 1024 * 1024);
   const replies = await rawSmtp(ph.port, [
     'EHLO client.example',
@@ -147,7 +128,7 @@ test('MaxMessageSize exceeded by 2 MiB body', async (t) => {
 });
 
 test('bare LF after 1.5 MiB of body', async (t) => {
-  const { ph } = await startWorld(t);
+  const { ph } = await startSinkHop(t);
   const body = bigBody(1.5 * 1024 * 1024) + 'smuggled\n.\nMAIL FROM:<evil@x>\r\n' + bigBody(256 * 1024);
   const replies = await rawSmtp(ph.port, [
     'EHLO client.example',
@@ -167,29 +148,7 @@ test('3 MiB message over STARTTLS to Postfix', async (t) => {
   if (!requirePeer(t, 'postfix')) return;
   const certs = await makeTestCerts();
   t.after(() => certs.remove());
-  const port = await freePortOn(['127.0.0.4']);
-  const postfix = await startPostfix({
-    port,
-    addr: '127.0.0.4',
-    mode: 'mailbox',
-    domains: ['remote.example'],
-    extraMainCf: [
-      `smtpd_tls_cert_file = ${certs.server.cert}`,
-      `smtpd_tls_key_file = ${certs.server.key}`,
-      'smtpd_tls_security_level = may',
-      'smtpd_tls_received_header = yes',
-    ],
-  });
-  t.after(() => postfix.stop());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.4']]) });
-  t.after(() => dns.close());
-  const tlsLines = [
-    `define(\`confCACERT', \`${certs.caCert}')`,
-    `define(\`confCLIENT_CERT', \`${certs.client.cert}')`,
-    `define(\`confCLIENT_KEY', \`${certs.client.key}')`,
-  ];
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort: port, extra: tlsLines }) });
-  t.after(() => ph.stop());
+  const { ph, postfix } = await startPostfixHop(t, { certs });
 
   const body = bigBody(3 * 1024 * 1024);
   const replies = await rawSmtp(ph.port, [
