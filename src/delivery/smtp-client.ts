@@ -474,33 +474,15 @@ class SmtpSession {
     const t = this.opts.timeouts;
     const stuffer = new DotStuffer();
     this.note('>>> (message)');
-    // Blocks are collected up to 64 KiB, so a small message (header, body and the
-    // final dot) leaves in one socket write instead of three.
-    const pending: Buffer[] = [stuffer.push(Buffer.from(tx.headers.join('\r\n') + '\r\n\r\n', 'latin1'))];
-    let pendingBytes = pending[0].length;
-    const writePending = async (): Promise<void> => {
-      const block = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
-      pending.length = 0;
-      pendingBytes = 0;
-      await this.write(block);
-    };
-    if (tx.body === undefined && tx.bodySize > LARGE_BODY) {
-      // The header block goes out with the first block of the file.
-      await this.sendFile(tx.dataPath, stuffer, pending.splice(0));
-      pendingBytes = 0;
+    const head = stuffer.push(Buffer.from(tx.headers.join('\r\n') + '\r\n\r\n', 'latin1'));
+    if (tx.body !== undefined) {
+      // A body kept in memory is small: header, body and the final dot leave in one write.
+      const body = stuffer.push(tx.body);
+      this.note('>>> .');
+      await this.write(Buffer.concat([head, body, stuffer.finish()]));
     } else {
-      for await (const chunk of bodyChunks(tx)) {
-        const block = stuffer.push(chunk);
-        pending.push(block);
-        pendingBytes += block.length;
-        if (pendingBytes >= 64 * 1024) await writePending();
-      }
+      await this.sendFile(tx, stuffer, head);
     }
-    this.note('>>> .');
-    const end = stuffer.finish();
-    pending.push(end);
-    pendingBytes += end.length;
-    await writePending();
 
     if (!this.opts.lmtp) {
       return fail(results, await this.expect(t.datafinal, 'client DATA status'));
@@ -513,16 +495,21 @@ class SmtpSession {
   }
 
   /**
-   * Sends a large data file, read in blocks of BODY_BLOCK bytes into two
-   * buffers in turn. Each block is dot-stuffed without copying
-   * (DotStuffer.pushParts) and written in one corked write. The next block is
-   * read while the socket sends the last one. A buffer is read into again
-   * only after the socket has written all of it, so the memory per session
-   * stays at two blocks whatever the message size.
+   * Sends the data file and the final dot. The file is read in blocks into
+   * two buffers in turn: BODY_BLOCK bytes for a large file, or one block that
+   * holds a small one whole. Each block is dot-stuffed without copying
+   * (DotStuffer.pushParts) and written in one corked write, the header block
+   * with the first and the final dot with the last. The next block is read
+   * while the socket sends the last one. A buffer is read into again only
+   * after the socket has written all of it, so the memory per session stays
+   * at two blocks whatever the message size.
    */
-  private async sendFile(path: string, stuffer: DotStuffer, head: Buffer[]): Promise<void> {
-    const file = await fs.promises.open(path, 'r');
-    const buffers = [takeBlock(), takeBlock()];
+  private async sendFile(tx: Transaction, stuffer: DotStuffer, head: Buffer): Promise<void> {
+    const file = await fs.promises.open(tx.dataPath, 'r');
+    // One byte more than the expected size, so that one read of a small file also shows its end.
+    const large = tx.bodySize + 1 > SMALL_BLOCK_MAX;
+    const small = Math.max(tx.bodySize + 1, SMALL_BLOCK_MIN);
+    const buffers = large ? [takeBlock(), takeBlock()] : [Buffer.allocUnsafe(small), Buffer.allocUnsafe(small)];
     const sent: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
     let reusable = false;
     const readInto = (buffer: Buffer, position: number): Promise<number> => {
@@ -532,25 +519,31 @@ class SmtpSession {
       return reading;
     };
     try {
-      let first = head;
+      let first = [head];
       let position = 0;
       let k = 0;
+      let ended = false;
       let reading = readInto(buffers[0], 0);
-      for (;;) {
+      while (!ended) {
         const bytesRead = await reading;
-        if (bytesRead === 0) break;
-        position += bytesRead;
-        const parts = stuffer.pushParts(buffers[k].subarray(0, bytesRead));
+        const parts = bytesRead === 0 ? [] : stuffer.pushParts(buffers[k].subarray(0, bytesRead));
+        // A short read of a regular file means its end.
+        ended = bytesRead < buffers[k].length;
+        if (ended) {
+          this.note('>>> .');
+          parts.push(stuffer.finish());
+        }
         sent[k] = this.writeParts(first.length > 0 ? [...first, ...parts] : parts);
         first = [];
+        if (ended) break;
+        position += bytesRead;
         k ^= 1;
         await this.bounded(sent[k]);
         reading = readInto(buffers[k], position);
         if (this.socket.writableNeedDrain) await this.bounded(this.drained());
       }
-      if (first.length > 0) await this.bounded(this.writeParts(first));
       await this.bounded(Promise.all(sent).then(() => undefined));
-      reusable = true;
+      reusable = large;
     } finally {
       await file.close().catch(() => undefined);
       if (reusable) buffers.forEach(giveBlock);
@@ -781,8 +774,10 @@ async function transactOn(session: SmtpSession, opts: SessionOptions, tx: Transa
   }
 }
 
-/** A body larger than this is sent by SmtpSession.sendFile. */
-const LARGE_BODY = 64 * 1024;
+/** Read buffers of a data file larger than this are BODY_BLOCK bytes from a pool. */
+const SMALL_BLOCK_MAX = 64 * 1024;
+/** The smallest read buffer, should the expected size (from the qf) be too low. */
+const SMALL_BLOCK_MIN = 8 * 1024;
 const BODY_BLOCK = 256 * 1024;
 /** Read buffers of sendFile not in use, kept for the next large message (at most eight). */
 const spareBlocks: Buffer[] = [];
@@ -793,13 +788,4 @@ function takeBlock(): Buffer {
 
 function giveBlock(block: Buffer): void {
   if (spareBlocks.length < 8) spareBlocks.push(block);
-}
-
-/** Yields the message body: the copy in memory if the transaction has one, else the df read from disk. */
-async function* bodyChunks(tx: Transaction): AsyncGenerator<Buffer> {
-  if (tx.body !== undefined) {
-    yield tx.body;
-    return;
-  }
-  for await (const chunk of fs.createReadStream(tx.dataPath, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
 }

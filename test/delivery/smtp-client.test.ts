@@ -32,7 +32,7 @@ function dataFile(body: string | Buffer): { path: string; size: number } {
   return { path: p, size: fs.statSync(p).size };
 }
 
-function transaction(recipients: string[], body = 'Hello.\r\n'): Transaction {
+function transaction(recipients: string[], body: string | Buffer = 'Hello.\r\n'): Transaction {
   const df = dataFile(body);
   return {
     sender: 'alice@origin.test',
@@ -290,6 +290,43 @@ test('dot-stuffing over a large body', async () => {
     assert.ok(received.equals(expected));
   } finally {
     await sink.close();
+  }
+});
+
+/** Sends `body` from a df whose size in the transaction is `bodySize`; returns what the sink got. */
+async function sendWithSize(body: Buffer, bodySize: (actual: number) => number): Promise<Buffer> {
+  const sink = await startSink();
+  try {
+    const tx = transaction(['a@dest.test'], body);
+    tx.bodySize = bodySize(tx.bodySize);
+    const result = await runSession(session(sink.port), tx);
+    assert.equal(result.kind, 'transaction');
+    return sink.messages[0].data;
+  } finally {
+    await sink.close();
+  }
+}
+
+test('data file sent whole at any size hint', async () => {
+  const line = 'line of the body that starts without a dot\r\n.then one with a dot\r\n';
+  const cases: Array<[string, Buffer, (actual: number) => number]> = [
+    ['size 0 for 100 KB', Buffer.from(line.repeat(1500)), () => 0],
+    ['size too low by half', Buffer.from(line.repeat(300)), (n) => Math.floor(n / 2)],
+    ['size too high', Buffer.from(line.repeat(300)), (n) => n * 3],
+    ['exactly two large blocks', Buffer.alloc(512 * 1024, 'x'), (n) => n],
+    ['exactly the small block limit', Buffer.alloc(64 * 1024 - 1, 'y'), (n) => n],
+    ['empty', Buffer.alloc(0), (n) => n],
+  ];
+  for (const [name, body, size] of cases) {
+    const received = await sendWithSize(body, size);
+    // The sink undoes the dot-stuffing; a body without a final CRLF gets one.
+    const text = body.toString('latin1');
+    const expected = Buffer.concat([
+      Buffer.from('From: alice@origin.test\r\nSubject: test\r\n\r\n'),
+      body,
+      Buffer.from(text === '' || text.endsWith('\r\n') ? '' : '\r\n'),
+    ]);
+    assert.ok(received.equals(expected), `${name}: ${received.length} bytes received, ${expected.length} expected`);
   }
 });
 
