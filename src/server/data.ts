@@ -7,6 +7,7 @@ import type { DataFileWriter } from '../queue/store';
 import type { QueueItem } from '../queue/types';
 import { initialPriority, precedenceClass } from '../queue/priority';
 import type { Session } from './session';
+import type { Logger } from '../log/logger';
 import type { Transaction } from './transaction';
 import { setQuarantine, verdictReply } from './envelope';
 import { addMissingHeaders, headerValue, messageSize, receivedHeader } from './headers';
@@ -58,6 +59,8 @@ export class DataPhase {
   private headers: string[] = [];
   private writeError?: Error;
   private done = false;
+  /** Logger for the message's queue id, which its data file and later records carry. */
+  readonly log: Logger;
 
   constructor(
     private readonly session: Session,
@@ -65,6 +68,7 @@ export class DataPhase {
     private readonly writer: DataFileWriter,
   ) {
     const cfg = session.ctx.config;
+    this.log = session.ctx.logger.child(tx.id);
     this.reader = new DataReader({
       maxMessageSize: cfg.maxMessageSize,
       maxHeadersLength: cfg.maxHeadersLength,
@@ -99,7 +103,7 @@ export class DataPhase {
     session.leaveData();
     session.transaction = undefined;
     await this.abort();
-    session.log.notice(`collect: ${text}: from=<${this.tx.sender}>, relay=${session.macros.get('_')}`);
+    this.log.notice(`collect: ${text}: from=<${this.tx.sender}>, relay=${session.macros.get('_')}`);
     session.send({ ...reply(421, '4.5.0', text), close: true });
   }
 
@@ -141,7 +145,7 @@ export class DataPhase {
     const rejection = this.checkEnd(end);
     if (rejection) {
       await this.abort();
-      session.log.notice(`${rejection.lines[0]}: from=<${this.tx.sender}>, relay=${session.macros.get('_')}`);
+      this.log.notice(`${rejection.lines[0]}: from=<${this.tx.sender}>, relay=${session.macros.get('_')}`);
       session.send(rejection);
       return;
     }
@@ -153,7 +157,7 @@ export class DataPhase {
     }
     if (this.writeError) {
       await this.abort();
-      session.send(writeFailure(session, this.writeError, 'data'));
+      session.send(writeFailure(this.log, this.writeError, 'data'));
       return;
     }
 
@@ -204,7 +208,7 @@ export class DataPhase {
 
     if (tx.discard) {
       await this.abort();
-      session.log.info(`discarded: from=<${tx.sender}>, relay=${session.macros.get('_')}`);
+      this.log.info(`discarded: from=<${tx.sender}>, relay=${session.macros.get('_')}`);
       session.send(reply(250, '2.0.0', `${tx.id} Message accepted for delivery`));
       return;
     }
@@ -218,7 +222,7 @@ export class DataPhase {
       await this.abort();
       // commit() fsyncs the df too and marks its failures with queueFile 'data'.
       const what = (err as { queueFile?: string }).queueFile === 'data' ? 'data' : 'control';
-      session.send(writeFailure(session, err as Error, what));
+      session.send(writeFailure(this.log, err as Error, what));
       return;
     }
     this.done = true;
@@ -274,8 +278,8 @@ function retFlags(ret: Transaction['ret']): string {
   return ret === 'HDRS' ? 'dn' : 'd';
 }
 
-function writeFailure(session: Session, err: Error & { code?: string }, what: 'data' | 'control'): Reply {
-  session.log.error(`queueing failed, ${what} file: ${err.code ?? ''} ${err.message}`);
+function writeFailure(log: Logger, err: Error & { code?: string }, what: 'data' | 'control'): Reply {
+  log.error(`queueing failed, ${what} file: ${err.code ?? ''} ${err.message}`);
   if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
     return reply(452, '4.3.1', `Insufficient disk space; error writing ${what} file, try again later`);
   }

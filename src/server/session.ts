@@ -308,7 +308,7 @@ export class Session {
 
   private endAfterInput(): void {
     if (this.data) {
-      this.log.notice(`collect: premature EOM: unexpected close from ${this.macros.get('_')}`);
+      this.data.log.notice(`collect: premature EOM: unexpected close from ${this.macros.get('_')}`);
     }
     this.state = 'closed';
     // close() ends a -bs process, so the data file is removed before it runs.
