@@ -2,26 +2,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { nodemailerSend, smtplibSend, swaks } from '../helpers/clients';
 import { requirePeer } from '../helpers/peers';
-import { makeMessage, mxZone } from '../helpers/e2e-setup';
-
-async function startWorld(t: { after(fn: () => Promise<void>): void }): Promise<Posthorn> {
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port }) });
-  t.after(() => ph.stop());
-  return ph;
-}
+import { makeMessage, startPosthornWithDns } from '../helpers/e2e-setup';
 
 test('smtplib sends to several recipients', async (t) => {
   const python = requirePeer(t, 'python3');
   if (!python) return;
-  const ph = await startWorld(t);
+  const { ph } = await startPosthornWithDns(t);
 
   const result = await smtplibSend({
     python,
@@ -53,7 +41,7 @@ test('smtplib sends to several recipients', async (t) => {
 test('smtplib from 127.0.0.9 gets relay denial', async (t) => {
   const python = requirePeer(t, 'python3');
   if (!python) return;
-  const ph = await startWorld(t);
+  const { ph } = await startPosthornWithDns(t);
 
   const result = await smtplibSend({
     python,
@@ -79,7 +67,7 @@ test('smtplib from 127.0.0.9 gets relay denial', async (t) => {
 });
 
 test('nodemailer sends with Cc', async (t) => {
-  const ph = await startWorld(t);
+  const { ph } = await startPosthornWithDns(t);
 
   const info = await nodemailerSend({
     port: ph.port,
@@ -103,7 +91,7 @@ test('nodemailer sends with Cc', async (t) => {
 test('swaks sends one message', async (t) => {
   const bin = requirePeer(t, 'swaks');
   if (!bin) return;
-  const ph = await startWorld(t);
+  const { ph } = await startPosthornWithDns(t);
 
   const result = await swaks(
     [

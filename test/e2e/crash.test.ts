@@ -3,11 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
-import { mxZone, quoteRe, sendToRemote, startSinkHop } from '../helpers/e2e-setup';
+import { quoteRe, sendToRemote, startNextHopDown, startSinkHop } from '../helpers/e2e-setup';
 
 test('queued item survives kill -9 (queueonly)', async (t) => {
   const { ph, sink } = await startSinkHop(t, { args: ['-O', 'DeliveryMode=queueonly'] });
@@ -31,20 +27,14 @@ test('queued item survives kill -9 (queueonly)', async (t) => {
 });
 
 test('item survives kill -9 while next hop down', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
-  t.after(() => ph.stop());
+  const hop = await startNextHopDown(t);
+  const { ph } = hop;
 
   const qid = await sendToRemote(ph.port, 'next hop down');
   await ph.kill('SIGKILL');
   assert.ok(ph.queueFiles().includes(`qf${qid}`), `qf${qid} missing: ${ph.queueFiles().join(' ')}`);
 
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
+  const sink = await hop.startSink();
   await ph.restart();
 
   // The restarted daemon still accepts mail while the old item waits.

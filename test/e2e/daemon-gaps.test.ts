@@ -5,70 +5,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { canConnect, freePort, freePortOn, waitFor } from '../helpers/process';
-import { rawSmtp } from '../helpers/clients';
-import { startSink } from '../helpers/sink';
-import { startDnsServer } from '../helpers/dns-server';
-import { makeMessage, mxZone, sendRaw } from '../helpers/e2e-setup';
+import { canConnect, freePort, waitFor } from '../helpers/process';
+import { rawSmtp, StepClient } from '../helpers/clients';
+import { sendToRemote, startSinkHop } from '../helpers/e2e-setup';
 
 const NO_LOAD_LIMITS = ["define(`confREFUSE_LA', `100000')", "define(`confQUEUE_LA', `100000')"];
-
-/** A client that reads one reply per command; every wait is bounded. */
-class Client {
-  private buffered = '';
-  private wake?: () => void;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (text: string) => {
-      this.buffered += text;
-      this.wake?.();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static connect(port: number): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new Client(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  async reply(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = /^(?:\d{3}-[^\n]*\n)*\d{3} [^\n]*\n/.exec(this.buffered);
-      if (m) {
-        this.buffered = this.buffered.slice(m[0].length);
-        return m[0].trimEnd();
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no reply; buffered: ${JSON.stringify(this.buffered)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  command(line: string): Promise<string> {
-    this.socket.write(line + '\r\n');
-    return this.reply();
-  }
-}
 
 test('SIGHUP reopens changed DAEMON_OPTIONS listeners', async (t) => {
   const ph = await startPosthorn({ mc: baseMc({ extra: NO_LOAD_LIMITS }), args: ['-O', 'DeliveryMode=queueonly'] });
   t.after(() => ph.stop());
   const second = await freePort();
 
-  const open = await Client.connect(ph.port);
+  const open = await StepClient.connect(ph.port);
   t.after(() => open.socket.destroy());
   assert.match(await open.reply(), /^220 /);
   assert.match(await open.command('EHLO early.posthorn.test'), /^250-/);
@@ -119,25 +69,11 @@ test('ConnectionRateThrottle defers a burst', async (t) => {
 });
 
 test('-X records an outbound delivery', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
   const transcript = path.join(fs.mkdtempSync('/tmp/posthorn-xo-'), 'transcript');
   t.after(() => fs.rmSync(path.dirname(transcript), { recursive: true, force: true }));
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort, extra: NO_LOAD_LIMITS }),
-    args: ['-X', transcript],
-  });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t, { mc: NO_LOAD_LIMITS, args: ['-X', transcript] });
 
-  await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject: 'traced out', body: 'outbound traced body' }),
-  });
+  await sendToRemote(ph.port, 'traced out', 'outbound traced body');
   await sink.waitForMessages(1, 20_000);
 
   const linesOf = (content: string, tag: string): string[] =>

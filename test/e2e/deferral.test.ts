@@ -3,34 +3,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { quoteRe, sendToRemote, startNextHopDown } from '../helpers/e2e-setup';
 
 test('deferred item shown by -bp, delivered by -q', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
-  t.after(() => ph.stop());
+  const hop = await startNextHopDown(t);
+  const { ph } = hop;
 
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({
-      from: 'alice@posthorn.test',
-      to: 'bob@remote.example',
-      subject: 'deferred',
-      body: 'Waits in the queue.',
-    }),
-  });
-  const qid = sent.queueId;
-  assert.notEqual(qid, '', `no queue id in "${sent.accepted}"`);
+  const qid = await sendToRemote(ph.port, 'deferred', 'Waits in the queue.');
 
   // The sink is not running yet, so the first attempt is deferred.
   await ph.waitForLog(new RegExp(`${quoteRe(qid)}: to=<bob@remote\\.example>, .*stat=Deferred`), 30_000);
@@ -45,8 +24,7 @@ test('deferred item shown by -bp, delivered by -q', async (t) => {
   assert.match(listing.stdout, /^\t{5} <bob@remote\.example>$/m);
   assert.match(listing.stdout, /^\t\tTotal requests: 1$/m);
 
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
+  const sink = await hop.startSink();
   const run = await ph.run(['-q']);
   assert.equal(run.code, 0, run.stderr);
 

@@ -3,27 +3,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
 import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { freePortOn, waitFor } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw, startSinkHop } from '../helpers/e2e-setup';
+import { quoteRe, sendRemoteMessage, sendToRemote, startPosthornWithDns, startSinkHop } from '../helpers/e2e-setup';
 
 test('delivers through the MX host', async (t) => {
   const { ph, sink } = await startSinkHop(t);
 
-  const body = 'The MX route works.\nSecond line.';
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({
-      from: 'alice@posthorn.test',
-      to: 'bob@remote.example',
-      subject: 'mx delivery',
-      body,
-    }),
-  });
+  const sent = await sendRemoteMessage(ph.port, 'mx delivery', 'The MX route works.\nSecond line.');
   assert.match(sent.replies[0], /^220 /);
   assert.match(sent.replies[2], /^250 2\.1\.0 /);
   assert.match(sent.replies[3], /^250 2\.1\.5 /);
@@ -68,34 +55,21 @@ test('tries the next MX after a refused connection', async (t) => {
   const mailerPort = await freePortOn(['127.0.0.2', '127.0.0.3']);
   const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
   t.after(() => sink.close());
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [
+  const { ph, dns } = await startPosthornWithDns(t, {
+    mailerPort,
+    mx: [
       [10, 'mx1.remote.example', '127.0.0.3'],
       [20, 'mx2.remote.example', '127.0.0.2'],
-    ]),
+    ],
   });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }) });
-  t.after(() => ph.stop());
 
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({
-      from: 'alice@posthorn.test',
-      to: 'bob@remote.example',
-      subject: 'second mx',
-      body: 'Delivered by the second MX.',
-    }),
-  });
-  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+  const queueId = await sendToRemote(ph.port, 'second mx', 'Delivered by the second MX.');
 
   const [message] = await sink.waitForMessages(1, 20_000);
   assert.ok(message.data.toString('utf8').includes('Delivered by the second MX.'));
   assert.deepEqual(message.to, ['bob@remote.example']);
 
-  const qid = quoteRe(sent.queueId);
+  const qid = quoteRe(queueId);
   const line = await ph.waitForLog(new RegExp(`${qid}: to=<bob@remote\\.example>, .*stat=Sent.*`));
   assert.match(line[0], /relay=mx2\.remote\.example\. \[127\.0\.0\.2\]/);
   assert.ok((dns.queries.get('remote.example/MX') ?? 0) >= 1, 'posthorn never asked for the MX');

@@ -3,46 +3,38 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { startPostfix } from '../helpers/postfix';
 import { requirePeer } from '../helpers/peers';
 import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw, startPostfixHop } from '../helpers/e2e-setup';
+import {
+  makeMessage,
+  quoteRe,
+  sendRaw,
+  sendToRemote,
+  startPosthornWithDns,
+  startPostfixHop,
+  startRemotePostfix,
+} from '../helpers/e2e-setup';
 
 test('Postfix receives as the next hop', async (t) => {
   if (!requirePeer(t, 'postfix')) return;
   const { ph, postfix } = await startPostfixHop(t);
 
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({
-      from: 'alice@posthorn.test',
-      to: 'bob@remote.example',
-      subject: 'to postfix',
-      body: 'Postfix stores this in its Maildir.',
-    }),
-  });
-  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+  const queueId = await sendToRemote(ph.port, 'to postfix', 'Postfix stores this in its Maildir.');
 
   const [message] = await postfix.waitForMessages(1, 30_000);
   assert.ok(message.includes('Postfix stores this in its Maildir.'), message);
   assert.match(message, /^Subject: to postfix$/m);
-  assert.match(message, new RegExp(`by mx\\.posthorn\\.test .* id ${quoteRe(sent.queueId)}`, 's'));
+  assert.match(message, new RegExp(`by mx\\.posthorn\\.test .* id ${quoteRe(queueId)}`, 's'));
   assert.match(message, /^Return-Path: <alice@posthorn\.test>$/m);
   assert.match(postfix.logs(), /to=<bob@remote\.example>, relay=virtual, .*status=sent/);
   const relay = 'relay=mx\\.remote\\.example\\. \\[127\\.0\\.0\\.4\\], dsn=2\\.0\\.0, stat=Sent';
-  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*${relay}`));
+  await ph.waitForLog(new RegExp(`${quoteRe(queueId)}: to=<bob@remote\\.example>, .*${relay}`));
 });
 
 test('Postfix relays into posthorn', async (t) => {
   if (!requirePeer(t, 'postfix')) return;
-  const dns = await startDnsServer({ zones: mxZone('remote.example', []) });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port }) });
-  t.after(() => ph.stop());
+  const { ph } = await startPosthornWithDns(t, { mx: [] });
   const postfixPort = await freePortOn(['127.0.0.5']);
   const postfix = await startPostfix({
     port: postfixPort,
@@ -82,44 +74,25 @@ test('Postfix relays into posthorn', async (t) => {
 
 test('Postfix receives via SMART_HOST', async (t) => {
   if (!requirePeer(t, 'postfix')) return;
-  const mailerPort = await freePortOn(['127.0.0.4']);
-  const postfix = await startPostfix({
-    port: mailerPort,
-    addr: '127.0.0.4',
-    mode: 'mailbox',
-    domains: ['remote.example'],
-  });
-  t.after(() => postfix.stop());
-  // The MX points at a host with nothing listening, so only the smart host can deliver.
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.3']]),
-  });
-  t.after(() => dns.close());
+  const { postfix, mailerPort } = await startRemotePostfix(t);
   const smartHost = [
     "define(`SMART_HOST', `[127.0.0.4]')",
     `define(\`RELAY_MAILER_ARGS', \`TCP $h ${mailerPort}')`,
   ];
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort, extra: smartHost }) });
-  t.after(() => ph.stop());
-
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({
-      from: 'alice@posthorn.test',
-      to: 'bob@remote.example',
-      subject: 'smart host',
-      body: 'Sent through the smart host.',
-    }),
+  // The MX points at a host with nothing listening, so only the smart host can deliver.
+  const { ph } = await startPosthornWithDns(t, {
+    mc: smartHost,
+    mailerPort,
+    mx: [[10, 'mx.remote.example', '127.0.0.3']],
   });
-  assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
+
+  const queueId = await sendToRemote(ph.port, 'smart host', 'Sent through the smart host.');
 
   const [message] = await postfix.waitForMessages(1, 30_000);
   assert.ok(message.includes('Sent through the smart host.'), message);
   assert.match(message, /^Return-Path: <alice@posthorn\.test>$/m);
   const line = await ph.waitForLog(
-    new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*stat=Sent.*`),
+    new RegExp(`${quoteRe(queueId)}: to=<bob@remote\\.example>, .*stat=Sent.*`),
   );
   assert.match(line[0], /relay=.*\[127\.0\.0\.4\]/);
   assert.doesNotMatch(line[0], /127\.0\.0\.3/);

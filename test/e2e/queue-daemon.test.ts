@@ -4,11 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { waitFor } from '../helpers/process';
-import { rawSmtp } from '../helpers/clients';
+import { rawSmtp, StepClient } from '../helpers/clients';
 import { fillQueue } from '../helpers/queue-fill';
 
 /** A busy test machine must not make the daemon refuse connections or hold back queue runs. */
@@ -21,59 +20,6 @@ function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A client connection driven step by step: send a line, read one reply. */
-class StepClient {
-  private buffered = '';
-  private readonly waiters: Array<() => void> = [];
-  private closed = false;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.buffered += chunk.toString('latin1');
-      for (const w of this.waiters.splice(0)) w();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      for (const w of this.waiters.splice(0)) w();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static connect(port: number): Promise<StepClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new StepClient(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  /** Reads the next complete reply, or '' when the server closed first. */
-  async reply(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = /^((?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n)/.exec(this.buffered);
-      if (m) {
-        this.buffered = this.buffered.slice(m[1].length);
-        return m[1].replace(/\r/g, '').trimEnd();
-      }
-      if (this.closed) return '';
-      if (Date.now() > deadline) throw new Error(`no reply; have ${JSON.stringify(this.buffered)}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 100);
-      });
-    }
-  }
-
-  send(text: string): void {
-    this.socket.write(text);
-  }
-
-  async command(line: string): Promise<string> {
-    this.send(line + '\r\n');
-    return this.reply();
-  }
 }
 
 test('PidFile expanded, locked and unlinked', async (t) => {

@@ -1,34 +1,30 @@
 // The relay decision: localhost may relay, another client may only send to the
 // local domain, and gets "Relaying denied" for a remote one.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer } from '../helpers/dns-server';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
-import { makeMessage, mxZone } from '../helpers/e2e-setup';
+import type { Posthorn } from '../helpers/posthorn';
+import { makeMessage, startPosthornWithDns } from '../helpers/e2e-setup';
 
-async function startRelayWorld(t: { after(fn: () => Promise<void>): void }): Promise<Posthorn> {
-  const dns = await startDnsServer({
-    zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]),
-  });
-  t.after(() => dns.close());
+async function startRelayWorld(t: TestContext): Promise<Posthorn> {
   // queueonly keeps relayed test mail in the queue, because only the replies matter here.
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port }),
-    args: ['-O', 'DeliveryMode=queueonly'],
-  });
-  t.after(() => ph.stop());
+  const { ph } = await startPosthornWithDns(t, { args: ['-O', 'DeliveryMode=queueonly'] });
   return ph;
+}
+
+/**
+ * Sends MAIL FROM:<carol@client.example> and RCPT TO:<x@remote.example> over a
+ * connection from `localAddress` and returns every reply.
+ */
+function tryRelay(port: number, localAddress: string): Promise<string[]> {
+  const script = ['EHLO client.example', 'MAIL FROM:<carol@client.example>', 'RCPT TO:<x@remote.example>', 'QUIT'];
+  return rawSmtp(port, script, { localAddress });
 }
 
 test('relaying denied from 127.0.0.9', async (t) => {
   const ph = await startRelayWorld(t);
-  const replies = await rawSmtp(
-    ph.port,
-    ['EHLO client.example', 'MAIL FROM:<carol@client.example>', 'RCPT TO:<x@remote.example>', 'QUIT'],
-    { localAddress: '127.0.0.9' },
-  );
+  const replies = await tryRelay(ph.port, '127.0.0.9');
   assert.match(replies[0], /^220 /);
   assert.match(replies[2], /^250 2\.1\.0 /);
   assert.match(replies[3], /^550 5\.7\.1 <x@remote\.example>\.\.\. Relaying denied/);
@@ -37,11 +33,7 @@ test('relaying denied from 127.0.0.9', async (t) => {
 
 test('relaying allowed from 127.0.0.1', async (t) => {
   const ph = await startRelayWorld(t);
-  const replies = await rawSmtp(
-    ph.port,
-    ['EHLO client.example', 'MAIL FROM:<carol@client.example>', 'RCPT TO:<x@remote.example>', 'QUIT'],
-    { localAddress: '127.0.0.1' },
-  );
+  const replies = await tryRelay(ph.port, '127.0.0.1');
   assert.match(replies[3], /^250 2\.1\.5 /);
 });
 

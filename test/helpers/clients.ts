@@ -1,6 +1,6 @@
 // Real SMTP clients for the end-to-end tests: Python's smtplib, swaks, nodemailer,
-// and a raw socket that sends a script of lines (optionally some before the
-// greeting) and collects every reply.
+// a raw socket that sends a script of lines (optionally some before the
+// greeting) and collects every reply, and a client driven one command at a time.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -234,4 +234,61 @@ export function rawSmtp(port: number, script: string[], opts: RawSmtpOptions = {
     });
     socket.on('close', () => finish());
   });
+}
+
+/** A client connection driven one command at a time, reading one reply per command. Every wait is bounded. */
+export class StepClient {
+  private buffered = '';
+  private readonly waiters: Array<() => void> = [];
+  private closed = false;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buffered += chunk.toString('latin1');
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static connect(port: number, host = '127.0.0.1'): Promise<StepClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port }, () => resolve(new StepClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Reads the next complete reply, with its lines joined by "\n", or '' when the server closed first. */
+  async reply(timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = /^((?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n)/.exec(this.buffered);
+      if (match) {
+        this.buffered = this.buffered.slice(match[1].length);
+        return match[1].replace(/\r/g, '').trimEnd();
+      }
+      if (this.closed) return '';
+      if (Date.now() > deadline) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for a reply, buffered: ${JSON.stringify(this.buffered)}`);
+      }
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+
+  /** Writes `text` as it is, without adding CRLF. */
+  send(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** Sends one command line with CRLF appended and returns its reply. */
+  command(line: string): Promise<string> {
+    this.send(line + '\r\n');
+    return this.reply();
+  }
 }

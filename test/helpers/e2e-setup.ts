@@ -4,7 +4,7 @@
 
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDnsServer, type DnsRecord } from './dns-server';
+import { startDnsServer, type DnsRecord, type DnsServer } from './dns-server';
 import { rawSmtp } from './clients';
 import { baseMc, startPosthorn, type Posthorn } from './posthorn';
 import { startPostfix, type Postfix } from './postfix';
@@ -86,16 +86,24 @@ export async function sendRaw(opts: {
 
 /**
  * Sends one message from alice@posthorn.test to bob@remote.example with
- * `subject` as its subject and body, asserts that it was accepted, and returns
- * the queue id.
+ * `subject` as its subject and `body` (default: the subject) as its body, and
+ * returns the transaction, accepted or not.
  */
-export async function sendToRemote(port: number, subject: string): Promise<string> {
-  const sent = await sendRaw({
+export function sendRemoteMessage(port: number, subject: string, body = subject): Promise<SentTransaction> {
+  return sendRaw({
     port,
     from: 'alice@posthorn.test',
     to: ['bob@remote.example'],
-    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body: subject }),
+    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body }),
   });
+}
+
+/**
+ * Sends the message of sendRemoteMessage, asserts that it was accepted, and
+ * returns the queue id.
+ */
+export async function sendToRemote(port: number, subject: string, body = subject): Promise<string> {
+  const sent = await sendRemoteMessage(port, subject, body);
   assert.notEqual(sent.queueId, '', `no queue id in "${sent.accepted}"`);
   return sent.queueId;
 }
@@ -112,6 +120,33 @@ export interface HopOptions {
   args?: string[];
   /** Queue folder in place of the default one, e.g. on a test mount. */
   queueDir?: string;
+}
+
+export interface DnsHop {
+  ph: Posthorn;
+  dns: DnsServer;
+}
+
+/**
+ * Starts a DNS server with the zone of remote.example and posthorn, which
+ * sends its DNS queries there. Both are stopped after the test. The zone's MX
+ * hosts are `mx`, by default mx1.remote.example on 127.0.0.2 alone. With
+ * `mailerPort`, the esmtp mailer connects to that port in place of its default.
+ */
+export async function startPosthornWithDns(
+  t: TestContext,
+  opts: HopOptions & { mx?: MxHost[]; mailerPort?: number } = {},
+): Promise<DnsHop> {
+  const mx = opts.mx ?? [[10, 'mx1.remote.example', '127.0.0.2']];
+  const dns = await startDnsServer({ zones: mxZone('remote.example', mx) });
+  t.after(() => dns.close());
+  const ph = await startPosthorn({
+    mc: baseMc({ dnsPort: dns.port, mailerPort: opts.mailerPort, extra: opts.mc }),
+    args: opts.args,
+    queueDir: opts.queueDir,
+  });
+  t.after(() => ph.stop());
+  return { ph, dns };
 }
 
 export interface SinkHop {
@@ -133,15 +168,32 @@ export async function startSinkHop(
   const mailerPort = await freePortOn(['127.0.0.2']);
   const sink = await startSink({ ...opts.sink, host: '127.0.0.2', port: mailerPort });
   t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort, extra: opts.mc }),
-    args: opts.args,
-    queueDir: opts.queueDir,
-  });
-  t.after(() => ph.stop());
+  const { ph } = await startPosthornWithDns(t, { ...opts, mailerPort });
   return { ph, sink, mailerPort };
+}
+
+export interface DownHop {
+  ph: Posthorn;
+  /** The port on 127.0.0.2 that the esmtp mailer connects to. */
+  mailerPort: number;
+  /** Starts the sink on 127.0.0.2 at mailerPort so that later attempts deliver. The sink is closed after the test. */
+  startSink(): Promise<Sink>;
+}
+
+/**
+ * Sets up startSinkHop's DNS server and posthorn, but leaves the MX on
+ * 127.0.0.2 down until the test calls startSink(), so attempts before that are
+ * deferred. All are stopped after the test.
+ */
+export async function startNextHopDown(t: TestContext, opts: HopOptions = {}): Promise<DownHop> {
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const { ph } = await startPosthornWithDns(t, { ...opts, mailerPort });
+  const startLateSink = async (): Promise<Sink> => {
+    const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
+    t.after(() => sink.close());
+    return sink;
+  };
+  return { ph, mailerPort, startSink: startLateSink };
 }
 
 export interface PostfixHop {
@@ -150,13 +202,14 @@ export interface PostfixHop {
 }
 
 /**
- * Starts Postfix on 127.0.0.4 as the one MX of remote.example
- * (mx.remote.example), which stores its mail in a Maildir. Also starts a DNS
- * server with that zone and posthorn, which delivers there. With `certs`, Postfix offers
- * STARTTLS and posthorn's client presents the test client certificate. All
- * three are stopped after the test.
+ * Starts Postfix on 127.0.0.4, which stores mail for remote.example in a
+ * Maildir, on a port it returns as `mailerPort`. With `certs`, Postfix offers
+ * STARTTLS. Postfix is stopped after the test.
  */
-export async function startPostfixHop(t: TestContext, opts: HopOptions & { certs?: TestCerts } = {}): Promise<PostfixHop> {
+export async function startRemotePostfix(
+  t: TestContext,
+  opts: { certs?: TestCerts } = {},
+): Promise<{ postfix: Postfix; mailerPort: number }> {
   const mailerPort = await freePortOn(['127.0.0.4']);
   const postfix = await startPostfix({
     port: mailerPort,
@@ -166,14 +219,24 @@ export async function startPostfixHop(t: TestContext, opts: HopOptions & { certs
     extraMainCf: opts.certs ? postfixTlsMainCf(opts.certs) : [],
   });
   t.after(() => postfix.stop());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx.remote.example', '127.0.0.4']]) });
-  t.after(() => dns.close());
-  const extra = [...(opts.certs ? clientTlsMc(opts.certs) : []), ...(opts.mc ?? [])];
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort, extra }),
-    args: opts.args,
-    queueDir: opts.queueDir,
+  return { postfix, mailerPort };
+}
+
+/**
+ * Starts Postfix as in startRemotePostfix and makes it the one MX of
+ * remote.example (mx.remote.example). Also starts a DNS server with that zone
+ * and posthorn, which delivers there. With `certs`, Postfix offers STARTTLS and
+ * posthorn's client presents the test client certificate. All three are stopped
+ * after the test.
+ */
+export async function startPostfixHop(t: TestContext, opts: HopOptions & { certs?: TestCerts } = {}): Promise<PostfixHop> {
+  const { postfix, mailerPort } = await startRemotePostfix(t, { certs: opts.certs });
+  const mc = [...(opts.certs ? clientTlsMc(opts.certs) : []), ...(opts.mc ?? [])];
+  const { ph } = await startPosthornWithDns(t, {
+    ...opts,
+    mc,
+    mailerPort,
+    mx: [[10, 'mx.remote.example', '127.0.0.4']],
   });
-  t.after(() => ph.stop());
   return { ph, postfix };
 }

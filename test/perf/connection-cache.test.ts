@@ -2,14 +2,10 @@
 // a second delivery to the same server goes over the open session after RSET,
 // a session the server closed is not reused, and size 0 turns the cache off.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionCache, type CachedSession } from '../../src/delivery/connection-cache';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
-import { makeMessage, mxZone, quoteRe, sendRaw } from '../helpers/e2e-setup';
+import { quoteRe, sendToRemote, startSinkHop } from '../helpers/e2e-setup';
 
 function fakeSession(name: string, quits: string[], usable = true): CachedSession & { open: boolean } {
   const session = {
@@ -47,52 +43,38 @@ test('the cache holds at most ConnectionCacheSize idle sessions and drops unusab
   assert.ok(quits.includes('e'));
 });
 
-async function deliverTwo(cacheSize: number, rsetReply?: string): Promise<string[]> {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort, replies: rsetReply ? { rset: rsetReply } : {} });
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  const ph = await startPosthorn({
-    mc: baseMc({ dnsPort: dns.port, mailerPort }),
+/** Delivers two messages to one sink and returns the verbs of every command the sink received. */
+async function deliverTwo(t: TestContext, cacheSize: number, rsetReply?: string): Promise<string[]> {
+  const { ph, sink } = await startSinkHop(t, {
+    sink: { replies: rsetReply ? { rset: rsetReply } : {} },
     args: ['-O', `ConnectionCacheSize=${cacheSize}`, '-O', 'DeliveryMode=background'],
   });
-  try {
-    for (const subject of ['first', 'second']) {
-      const sent = await sendRaw({
-        port: ph.port,
-        from: 'alice@posthorn.test',
-        to: ['bob@remote.example'],
-        data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body: subject }),
-      });
-      assert.notEqual(sent.queueId, '', sent.accepted);
-      await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>, .*stat=Sent`), 20_000);
-    }
-    const messages = await sink.waitForMessages(2, 20_000);
-    assert.deepEqual(messages.map((m) => /^Subject: (.*)\r$/m.exec(m.data.toString('latin1'))?.[1]), ['first', 'second']);
-    return sink.commands.map((c) => c.split(' ')[0].toUpperCase());
-  } finally {
-    await ph.stop();
-    await sink.close();
-    await dns.close();
+  for (const subject of ['first', 'second']) {
+    const queueId = await sendToRemote(ph.port, subject);
+    await ph.waitForLog(new RegExp(`${quoteRe(queueId)}: to=<bob@remote\\.example>, .*stat=Sent`), 20_000);
   }
+  const messages = await sink.waitForMessages(2, 20_000);
+  assert.deepEqual(messages.map((m) => /^Subject: (.*)\r$/m.exec(m.data.toString('latin1'))?.[1]), ['first', 'second']);
+  return sink.commands.map((c) => c.split(' ')[0].toUpperCase());
 }
 
-test('a second delivery to the same server reuses the session after RSET', async () => {
-  const verbs = await deliverTwo(2);
+test('a second delivery to the same server reuses the session after RSET', async (t) => {
+  const verbs = await deliverTwo(t, 2);
   assert.equal(verbs.filter((v) => v === 'EHLO').length, 1, verbs.join(' '));
   assert.equal(verbs.filter((v) => v === 'MAIL').length, 2, verbs.join(' '));
   assert.deepEqual(verbs.slice(0, 6), ['EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'MAIL'], verbs.join(' '));
 });
 
-test('failed pipelined RSET moves to a new session', async () => {
+test('failed pipelined RSET moves to a new session', async (t) => {
   // The RSET goes out in one write with MAIL, RCPT and DATA; after its 421 the
   // session is closed before any message data, and a new session carries it.
-  const verbs = await deliverTwo(2, '421 4.3.2 resetting refused');
+  const verbs = await deliverTwo(t, 2, '421 4.3.2 resetting refused');
   assert.equal(verbs.filter((v) => v === 'EHLO').length, 2, verbs.join(' '));
   assert.deepEqual(verbs.slice(4, 8), ['RSET', 'MAIL', 'RCPT', 'DATA'], verbs.join(' '));
 });
 
-test('ConnectionCacheSize=0 opens a new session per delivery', async () => {
-  const verbs = await deliverTwo(0);
+test('ConnectionCacheSize=0 opens a new session per delivery', async (t) => {
+  const verbs = await deliverTwo(t, 0);
   assert.equal(verbs.filter((v) => v === 'EHLO').length, 2, verbs.join(' '));
   assert.equal(verbs.filter((v) => v === 'RSET').length, 0, verbs.join(' '));
   assert.equal(verbs.filter((v) => v === 'QUIT').length, 2, verbs.join(' '));

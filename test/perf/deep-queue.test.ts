@@ -11,11 +11,7 @@ import { serializeControlFile } from '../../src/queue/qf';
 import { recoverQueue } from '../../src/queue/recovery';
 import { QueueStore } from '../../src/queue/store';
 import { streamMailq } from '../../src/queue/mailq-stream';
-import { startDnsServer } from '../helpers/dns-server';
-import { startSink } from '../helpers/sink';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { freePortOn } from '../helpers/process';
-import { mxZone, quoteRe } from '../helpers/e2e-setup';
+import { quoteRe, startSinkHop } from '../helpers/e2e-setup';
 import { captureLogger, makeTempDir, removeDir, sampleItem } from '../queue/helpers';
 
 /** Commits one item to remote.example through the store, as the daemon would. */
@@ -100,13 +96,7 @@ test('streamed mailq: header from the listing, entries in QueueSortOrder', async
 });
 
 test('a queue run sets aside an unparseable qf and delivers the rest', async (t) => {
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sink = await startSink({ host: '127.0.0.2', port: mailerPort });
-  t.after(() => sink.close());
-  const dns = await startDnsServer({ zones: mxZone('remote.example', [[10, 'mx1.remote.example', '127.0.0.2']]) });
-  t.after(() => dns.close());
-  const ph = await startPosthorn({ mc: baseMc({ dnsPort: dns.port, mailerPort }), args: ['-O', 'DeliveryMode=queueonly'] });
-  t.after(() => ph.stop());
+  const { ph, sink } = await startSinkHop(t, { args: ['-O', 'DeliveryMode=queueonly'] });
 
   const store = new QueueStore({ dir: ph.queueDir, superSafe: 'false', logger: new Logger([], 0) });
   const good = await addItem(store, 1000, 'good item');
