@@ -509,7 +509,8 @@ class SmtpSession {
     // One byte more than the expected size, so that one read of a small file also shows its end.
     const large = tx.bodySize + 1 > SMALL_BLOCK_MAX;
     const small = Math.max(tx.bodySize + 1, SMALL_BLOCK_MIN);
-    const buffers = large ? [takeBlock(), takeBlock()] : [Buffer.allocUnsafe(small), Buffer.allocUnsafe(small)];
+    // A small file's second buffer is allocated only if the file turns out larger than its size.
+    const buffers: Buffer[] = large ? [takeBlock(), takeBlock()] : [Buffer.allocUnsafe(small)];
     const sent: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
     let reusable = false;
     const readInto = (buffer: Buffer, position: number): Promise<number> => {
@@ -539,6 +540,7 @@ class SmtpSession {
         position += bytesRead;
         k ^= 1;
         await this.bounded(sent[k]);
+        buffers[k] ??= Buffer.allocUnsafe(small);
         reading = readInto(buffers[k], position);
         if (this.socket.writableNeedDrain) await this.bounded(this.drained());
       }
