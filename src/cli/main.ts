@@ -193,7 +193,24 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   return EX_OK;
 }
 
+/** The exit status a shell reports for a process that SIGPIPE ended (128 + 13). */
+const EXIT_BROKEN_PIPE = 141;
+
+/**
+ * Ends a listing command quietly when the reader of its output went away
+ * (`mailq | head -1`). sendmail dies of SIGPIPE there; Node ignores SIGPIPE and
+ * reports EPIPE as an error event on stdout instead.
+ */
+function exitOnBrokenPipe(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
+    throw err;
+  });
+}
+
 async function run(args: CliArgs): Promise<number> {
+  // In daemon modes stdout is not the product, and in -bs it is the SMTP channel, which the session watches.
+  if (args.mode !== 'daemon' && args.mode !== 'daemon-foreground' && args.mode !== 'smtp') exitOnBrokenPipe();
   switch (args.mode) {
     case 'help':
       process.stdout.write(USAGE);

@@ -1,6 +1,8 @@
 // Splits a locally submitted message (standard input) into header fields and
 // body lines. Lines end with LF; a CR right before the LF is dropped, and body
-// lines are re-terminated with CRLF for the data file.
+// lines are re-terminated with CRLF for the data file. Any other CR (a bare
+// CR) becomes a line end in the body and a space in a header, because an SMTP
+// next hop, posthorn's own server included, rejects a bare CR in DATA.
 
 import { parseHeaderName } from '../smtp/datareader';
 
@@ -52,7 +54,8 @@ export class SubmissionReader {
   }
 
   private line(raw: Buffer, out: Buffer[]): void {
-    const line = raw.length > 0 && raw[raw.length - 1] === CR ? raw.subarray(0, raw.length - 1) : raw;
+    let line = raw.length > 0 && raw[raw.length - 1] === CR ? raw.subarray(0, raw.length - 1) : raw;
+    const bareCr = line.indexOf(CR) >= 0;
 
     if (!this.ignoreDots && line.length === 1 && line[0] === 0x2e) {
       this.ended = true;
@@ -63,8 +66,9 @@ export class SubmissionReader {
       // A leading mbox "From " line is an envelope marker, not a header.
       if (line.subarray(0, 5).toString('latin1') === 'From ') return;
     }
-    if (this.inHeaders && this.header(line)) return;
+    if (this.inHeaders && this.header(bareCr ? replaceCr(line, ' ') : line)) return;
 
+    if (bareCr) line = replaceCr(line, '\r\n');
     out.push(Buffer.concat([line, Buffer.from('\r\n')]));
   }
 
@@ -92,4 +96,9 @@ export class SubmissionReader {
     else this.headers.push(text);
     return true;
   }
+}
+
+/** Returns `line` with each CR replaced by `by`. */
+function replaceCr(line: Buffer, by: string): Buffer {
+  return Buffer.from(line.toString('latin1').replaceAll('\r', by), 'latin1');
 }

@@ -44,7 +44,7 @@ export async function handleData(session: Session, arg: string): Promise<void> {
   try {
     writer = await session.ctx.store.openDataFile(tx.id);
   } catch (err) {
-    session.log.error(`cannot create data file: ${(err as Error).message}`);
+    session.ctx.logger.child(tx.id).error(`cannot create data file: ${(err as Error).message}`);
     session.send(reply(451, '4.3.0', 'Error creating data file; try again later'));
     return;
   }
@@ -278,12 +278,14 @@ function retFlags(ret: Transaction['ret']): string {
   return ret === 'HDRS' ? 'dn' : 'd';
 }
 
-function writeFailure(log: Logger, err: Error & { code?: string }, what: 'data' | 'control'): Reply {
-  log.error(`queueing failed, ${what} file: ${err.code ?? ''} ${err.message}`);
+function writeFailure(log: Logger, err: Error & { code?: string }, fileKind: 'data' | 'control'): Reply {
+  // Node's message of a system error already starts with its code.
+  const code = err.code !== undefined && !err.message.startsWith(err.code) ? `${err.code} ` : '';
+  log.error(`queueing failed, ${fileKind} file: ${code}${err.message}`);
   if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
-    return reply(452, '4.3.1', `Insufficient disk space; error writing ${what} file, try again later`);
+    return reply(452, '4.3.1', `Insufficient disk space; error writing ${fileKind} file, try again later`);
   }
-  return reply(451, '4.3.0', `Error writing ${what} file, try again later`);
+  return reply(451, '4.3.0', `Error writing ${fileKind} file, try again later`);
 }
 
 /** Logs the receipt line: "from=<a>, size=N, class=0, nrcpts=1, msgid=<..>, proto=ESMTP, ...". */

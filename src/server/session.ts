@@ -286,8 +286,10 @@ export class Session {
   }
 
   private onIdleTimeout(kind: string): void {
-    const during = kind === 'datablock' ? 'message collection' : 'server cmd read';
-    this.log.notice(`timeout waiting for input from ${this.macros.get('_')} during ${during}`);
+    const during = kind === 'datablock' ? 'message collect' : 'server cmd read';
+    // Inside DATA the record carries the queue id, as the message's other records do.
+    const log = this.data?.log ?? this.log;
+    log.notice(`timeout waiting for input from ${this.macros.get('_')} during ${during}`);
     this.send(reply(421, '4.4.1', `${this.hostName} Lost input channel from ${this.macros.get('_')}`));
     this.state = 'closed';
     // close() ends a -bs process, so the data file is removed before it runs.
