@@ -129,7 +129,9 @@ export class DeliveryRunner {
       const locked = this.lockedAtCommit.delete(id);
       await this.deliverer.deliver(id, { force, quarantined: this.quarantinedRun.has(id), locked });
     } catch (err) {
-      this.logger.child(id).error(`delivery failed: ${(err as Error).stack ?? err}`);
+      // A system error (EROFS, ENOSPC) is the administrator's to fix and its message says all; anything else is a bug, and its stack shows where.
+      const system = (err as NodeJS.ErrnoException).code !== undefined;
+      this.logger.child(id).error(`delivery failed: ${system ? (err as Error).message : ((err as Error).stack ?? err)}`);
     } finally {
       // A queue recovery put off until the first delivery is done (see QueueStore.init).
       this.store.startDeferredRecovery();

@@ -210,11 +210,24 @@ export function parsePid(content: string): number | undefined {
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: the process exists but belongs to another user.
-    return errorCode(err) === 'EPERM';
+    if (errorCode(err) !== 'EPERM') return false;
   }
+  // A zombie (killed, not yet reaped by its parent) still takes signal 0.
+  return !isZombie(pid);
+}
+
+/** Tests whether /proc says `pid` has ended and waits for its parent; false where /proc cannot tell. */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  // The state letter follows the command name in parentheses, which may itself contain ")".
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
 }
 
 export function errorCode(err: unknown): string | undefined {

@@ -142,7 +142,7 @@ async function recoverItem(
         await locks?.unlock(id);
       }
       report.lostControlFiles.push(id);
-      log.error(`unparseable control file, renamed to Qf${id}: data file df${id} is missing`);
+      log.error(`data file df${id} is missing, control file renamed to Qf${id}`);
     }
     return;
   }

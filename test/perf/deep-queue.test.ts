@@ -69,7 +69,7 @@ test('recovery reads no control file but sets aside a qf without df', async () =
   const store = new QueueStore({ dir, superSafe: 'false', logger });
   await store.init();
   assert.deepEqual(fs.readdirSync(dir).sort(), [`Qf${lost}`, `df${bad}`, `qf${bad}`]);
-  assert.deepEqual(lines, [`${lost}: unparseable control file, renamed to Qf${lost}: data file df${lost} is missing`]);
+  assert.deepEqual(lines, [`${lost}: data file df${lost} is missing, control file renamed to Qf${lost}`]);
   removeDir(dir);
 });
 

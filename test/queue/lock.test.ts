@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { QueueStore } from '../../src/queue/store';
+import { isProcessAlive } from '../../src/queue/lock';
 import { captureLogger, makeTempDir, removeDir } from './helpers';
 
 const ID = 'k5KCE4Kb012345';
@@ -109,4 +110,23 @@ test('repeated locking adds one exit hook', () => {
   assert.ok(Number(child.stdout.trim()) <= 1, `${child.stdout.trim()} exit listeners added`);
   assert.deepEqual(fs.readdirSync(dir), []);
   removeDir(dir);
+});
+
+test('zombie process counts as dead', async () => {
+  // The background child exits after the parent has become `sleep 5`, which never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    const state = (): string => {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    };
+    for (let i = 0; i < 100 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(state(), 'Z');
+    assert.equal(isProcessAlive(pid), false);
+    assert.equal(isProcessAlive(parent.pid!), true);
+    assert.equal(isProcessAlive(process.pid), true);
+  } finally {
+    parent.kill();
+  }
 });

@@ -88,7 +88,7 @@ test('recovery sets aside qf without df', async () => {
   await store.init();
 
   assert.deepEqual(fs.readdirSync(dir), [`Qf${NO_DATA}`]);
-  assert.match(lines[0], /renamed to Qf\w+: data file df\w+ is missing$/);
+  assert.match(lines[0], /data file df\w+ is missing, control file renamed to Qf\w+$/);
   removeDir(dir);
 });
 
