@@ -2,6 +2,7 @@
 // VRFY, EXPN. Replies follow sendmail's texts.
 
 import { reply, type Reply } from '../smtp/reply';
+import { echoableCommandLine } from '../smtp/command';
 import type { Session } from './session';
 import { handleMail, handleRcpt } from './envelope';
 import { handleData } from './data';
@@ -36,7 +37,7 @@ const HANDLERS: Record<string, Handler> = {
   AUTH: (s) => s.send(reply(503, '5.3.3', 'AUTH not available')),
 };
 
-export async function handleCommand(session: Session, command: Command): Promise<void> {
+export async function handleCommand(session: Session, command: Command, line?: string): Promise<void> {
   const handler = HANDLERS[command.verb];
 
   if (session.pipelinedHelo && command.verb !== 'QUIT') {
@@ -53,14 +54,14 @@ export async function handleCommand(session: Session, command: Command): Promise
     return;
   }
   if (!handler) {
-    const line = command.arg === '' ? command.verb : `${command.verb} ${command.arg}`;
-    const milterReply = await milterUnknown(session, line);
+    const unknownLine = command.arg === '' ? command.verb : `${command.verb} ${command.arg}`;
+    const milterReply = await milterUnknown(session, unknownLine);
     if (milterReply !== undefined) {
       session.send(milterReply);
       return;
     }
-    const printable = command.verb.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
-    session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${printable}"`));
+    // sendmail echoes the whole line as the client sent it.
+    session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${echoableCommandLine(line ?? unknownLine)}"`));
     return;
   }
   await handler(session, command.arg);

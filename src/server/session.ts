@@ -257,7 +257,7 @@ export class Session {
   private async handleLine(text: string): Promise<void> {
     const command = parseCommand(text);
     this.log.log(14, 'debug', `<-- ${command.verb === 'AUTH' ? 'AUTH ...' : text.slice(0, 200)}`);
-    await handleCommand(this, command);
+    await handleCommand(this, command, text);
   }
 
   /** Counts a bad command and closes the session once there are too many. */

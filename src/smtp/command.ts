@@ -26,3 +26,26 @@ export function parseCommand(line: string): Command {
   const arg = text.slice(match.index).replace(BLANKS, '');
   return { verb, arg };
 }
+
+/** sendmail's MAXSHORTSTR: an echoed line of this length or more keeps only its first and last 100 bytes. */
+const MAX_SHORT_STRING = 203;
+
+/**
+ * Returns a command line as sendmail echoes it in "Command unrecognized".
+ * The line keeps its blanks and ends at a NUL. 8-bit bytes lose the high bit,
+ * and a long line is shortened with "..." in the middle.
+ */
+// NOTE: sendmail echoes control bytes other than DEL unchanged. Here they
+// become "?", so a reply never carries terminal escapes back to a client.
+export function echoableCommandLine(line: string): string {
+  const nul = line.indexOf('\0');
+  let text = nul >= 0 ? line.slice(0, nul) : line;
+  text = text.replace(/[^\t\x20-\x7e]/g, (c) => {
+    const ascii = c.charCodeAt(0) & 0x7f;
+    return ascii === 0x09 || (ascii >= 0x20 && ascii < 0x7f) ? String.fromCharCode(ascii) : '?';
+  });
+  if (text.length < MAX_SHORT_STRING) return text;
+  const keep = (MAX_SHORT_STRING - 3) / 2;
+  return `${text.slice(0, keep)}...${text.slice(text.length - keep)}`;
+}
+

@@ -88,7 +88,7 @@ test('unknown command goes to filter', async (t) => {
   const mc = baseMc({ extra: filterLines([['test', `S=${milter.socketSpec}`]]) });
   const ph = await startWithMc(t, mc);
   const replies = await rawSmtp(ph.port, ['EHLO client.example', 'XYZZY magic', 'BLOCKED now', 'QUIT']);
-  assert.equal(replies[2], '500 5.5.1 Command unrecognized: "XYZZY"');
+  assert.equal(replies[2], '500 5.5.1 Command unrecognized: "XYZZY magic"');
   assert.equal(replies[3], '554 5.7.0 Not that one');
   assert.deepEqual(milter.packets('U').map((p) => splitNulFields(p.data)[0]), ['XYZZY magic', 'BLOCKED now']);
   await ph.waitForLog(/Milter: unknown=BLOCKED now, reject=554 5\.7\.0 Not that one/);
