@@ -130,7 +130,7 @@ function exited(child: ChildProcess): Promise<void> {
 /** Starts `posthorn -bD -C <dir>/sendmail.mc` and waits until its port accepts connections. */
 export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
   const addr = opts.addr ?? '127.0.0.1';
-  const port = await freePort(addr);
+  let port = await freePort(addr);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-e2e-'));
   const queueDir = opts.queueDir ?? path.join(dir, 'mqueue');
   const mailDir = path.join(dir, 'mail');
@@ -139,16 +139,19 @@ export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
   fs.mkdirSync(queueDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(mailDir, { mode: 0o755 });
 
-  const values = {
-    ...(opts.vars ?? {}),
-    DIR: dir,
-    QUEUE_DIR: queueDir,
-    MAILBOX_DIR: mailDir,
-    LOG_FILE: logPath,
-    PORT: port,
-    ADDR: addr,
+  const writeMc = (): void => {
+    const values = {
+      ...(opts.vars ?? {}),
+      DIR: dir,
+      QUEUE_DIR: queueDir,
+      MAILBOX_DIR: mailDir,
+      LOG_FILE: logPath,
+      PORT: port,
+      ADDR: addr,
+    };
+    fs.writeFileSync(mcPath, fillPlaceholders(opts.mc, values));
   };
-  fs.writeFileSync(mcPath, fillPlaceholders(opts.mc, values));
+  writeMc();
 
   const env = { ...process.env, ...(opts.env ?? {}) };
   let output = '';
@@ -249,11 +252,71 @@ export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
     },
   };
 
-  try {
-    await waitUntilListening(instance.proc);
-  } catch (err) {
-    await instance.stop();
-    throw err;
+  // Two test processes can get the same port from freePort() at the same time.
+  // The daemon that binds second exits, and the other one answers on its port, so
+  // the start is repeated on a new port until the listener is this daemon's.
+  for (let attempt = 1; ; attempt++) {
+    let clash: boolean;
+    try {
+      await waitUntilListening(instance.proc);
+      clash = !ownsListener(instance.proc.pid!, port);
+    } catch (err) {
+      clash = /EADDRINUSE/.test(output + instance.logs());
+      if (!clash || attempt >= 3) {
+        await instance.stop();
+        throw err;
+      }
+    }
+    if (!clash) return instance;
+    if (attempt >= 3) {
+      await instance.stop();
+      throw new Error(`another process listens on port ${port} each time`);
+    }
+    await instance.kill('SIGKILL');
+    port = await freePort(addr);
+    instance.port = port;
+    writeMc();
+    instance.proc = spawnDaemon();
   }
-  return instance;
+}
+
+/** Returns the inodes of the sockets listening on TCP `port`, from /proc/net/tcp and tcp6. */
+function listeningInodes(port: number): Set<string> {
+  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readOr(table, '').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // Fields: sl, local address:port, remote address:port, state (0A is LISTEN), ..., inode (10th).
+      if (fields.length > 9 && fields[3] === '0A' && fields[1].endsWith(`:${portHex}`)) inodes.add(fields[9]);
+    }
+  }
+  return inodes;
+}
+
+/** Tests whether `pid` or a process below it (a worker) holds a socket listening on `port`; true when /proc cannot tell. */
+export function ownsListener(pid: number, port: number): boolean {
+  const inodes = listeningInodes(port);
+  if (inodes.size === 0) return true;
+  const pending = [pid];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${current}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${current}/fd/${fd}`));
+        if (match !== null && inodes.has(match[1])) return true;
+      } catch {
+        // The descriptor closed while we looked.
+      }
+    }
+    const children = readOr(`/proc/${current}/task/${current}/children`, '').trim();
+    if (children !== '') pending.push(...children.split(/\s+/).map(Number));
+  }
+  return false;
 }
