@@ -253,7 +253,7 @@ export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
   };
 
   // Two test processes can get the same port from freePort() at the same time.
-  // The daemon that binds second exits, and the other one answers on its port, so
+  // The daemon that binds second exits, and the other one accepts connections on its port, so
   // the start is repeated on a new port until the listener is this daemon's.
   for (let attempt = 1; ; attempt++) {
     let clash: boolean;
@@ -294,7 +294,7 @@ function listeningInodes(port: number): Set<string> {
   return inodes;
 }
 
-/** Tests whether `pid` or a process below it (a worker) holds a socket listening on `port`; true when /proc cannot tell. */
+/** Tests whether `pid` or a process below it (a worker) has a socket listening on `port`; true when /proc cannot tell. */
 export function ownsListener(pid: number, port: number): boolean {
   const inodes = listeningInodes(port);
   if (inodes.size === 0) return true;
