@@ -100,6 +100,13 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
 
   const [{ createLogger, createServices }, { Daemon }, { onSighup }, { isWorker, reportWorkerReady, WorkerPool, workerCount }] =
     await Promise.all([import('../daemon/services'), import('../daemon/daemon'), import('../daemon/signals'), import('../daemon/workers')]);
+  // A SIGHUP before the reload handler below is set would end the process
+  // (Node's default); it is noted here and applied once the daemon runs.
+  let earlySighup = false;
+  const noteEarlySighup = (): void => {
+    earlySighup = true;
+  };
+  process.on('SIGHUP', noteEarlySighup);
   const logger = createLogger(config, true);
   // Workers (daemon/workers.ts): the primary keeps the PidFile, the signals and
   // the queue runs; each worker listens, runs sessions and immediate deliveries.
@@ -147,6 +154,8 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
       logger.error(`configuration not reloaded: ${(err as Error).message}`);
     }
   });
+  process.removeListener('SIGHUP', noteEarlySighup);
+  if (earlySighup) process.emit('SIGHUP', 'SIGHUP');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -114,3 +114,34 @@ test('Workers=2: a worker killed with SIGKILL is restarted', async (t) => {
   }
   await ph.waitForMailbox('alice', 'Subject: after restart 3');
 });
+
+test('Workers=2: SIGHUP during start-up reloads, not stops', async (t) => {
+  // The primary writes its PidFile before it starts the workers; SIGHUP goes at once after that.
+  const mc = baseMc({ extra: ["define(`confPID_FILE', `@DIR@/posthorn.pid')"] });
+  let sent = false;
+  const ph = await startPosthorn({
+    mc,
+    args: ['-O', 'Workers=2'],
+    onSpawn: (child, dir) => {
+      const poll = setInterval(() => {
+        if (child.exitCode !== null || !fs.existsSync(path.join(dir, 'posthorn.pid'))) return;
+        clearInterval(poll);
+        sent = child.kill('SIGHUP');
+      }, 1);
+      child.once('exit', () => clearInterval(poll));
+    },
+  });
+  t.after(() => ph.stop());
+  await waitFor('the SIGHUP', () => sent);
+  await ph.waitForLog(/restarting posthorn due to signal/);
+  assert.ok(alive(ph.proc.pid!), 'the primary runs');
+  const reply = await sendRaw({
+    port: ph.port,
+    from: 'carol@posthorn.test',
+    to: ['alice@posthorn.test'],
+    data: makeMessage({ from: 'carol@posthorn.test', to: 'alice@posthorn.test', subject: 'after early SIGHUP', body: 'x' }),
+  });
+  assert.notEqual(reply.queueId, '', reply.accepted);
+  await ph.waitForMailbox('alice', 'Subject: after early SIGHUP');
+});
+

@@ -32,6 +32,8 @@ export interface PosthornOptions {
    * mount. It is created when missing and not removed by stop().
    */
   queueDir?: string;
+  /** Called with each daemon process right after it is spawned, before it listens. */
+  onSpawn?: (child: ChildProcess, dir: string) => void;
 }
 
 export interface Posthorn {
@@ -163,6 +165,7 @@ export async function startPosthorn(opts: PosthornOptions): Promise<Posthorn> {
     child.on('exit', () => running.delete(child));
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    opts.onSpawn?.(child, dir);
     return child;
   };
 
