@@ -111,6 +111,11 @@ export interface ParsedMakemapSource {
   errors: string[];
 }
 
+/** A line that starts with white space (C's isspace(): space, tab, VT, FF, CR) continues the previous value. */
+const LEADING_BLANK = /^[ \t\v\f\r]/;
+/** Key up to the first white space, then the value: any bytes, CR included. */
+const KEY_VALUE = /^([^ \t\v\f\r]+)(?:[ \t\v\f\r]+([\s\S]*))?$/;
+
 /**
  * Parses the text source as makemap reads it: "key<whitespace>value" (or the
  * -t delimiter), comment lines, blank lines, and lines starting with
@@ -127,7 +132,7 @@ export function parseMakemapSource(text: string, opts: MakemapOptions): ParsedMa
     const line = raw.replace(/\r$/, '');
     if (line.trim() === '' || line.startsWith(opts.commentChar)) return;
 
-    if (opts.delimiter === undefined && /^[ \t]/.test(line)) {
+    if (opts.delimiter === undefined && LEADING_BLANK.test(line)) {
       if (lastKey === undefined) {
         errors.push(`${where(n)}: continuation line without a key`);
         return;
@@ -144,7 +149,11 @@ export function parseMakemapSource(text: string, opts: MakemapOptions): ParsedMa
       key = at < 0 ? line : line.slice(0, at);
       value = at < 0 ? '' : line.slice(at + 1);
     } else {
-      const m = /^(\S+)(?:[ \t]+(.*))?$/.exec(line)!;
+      const m = KEY_VALUE.exec(line);
+      if (m === null) {
+        errors.push(`${where(n)}: malformed line`);
+        return;
+      }
       key = m[1];
       value = (m[2] ?? '').trim();
     }

@@ -2,7 +2,6 @@
 // of a message whose sender is <> goes to the DoubleBounceAddress instead, and
 // a failed double bounce is dropped, so bounces never loop.
 
-import * as fs from 'node:fs';
 
 import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
@@ -10,6 +9,7 @@ import { initialPriority } from '../queue/priority';
 import type { QueueStore } from '../queue/store';
 import type { QueueItem, QueueRecipient } from '../queue/types';
 import { buildDsn, DsnRecipient } from './dsn';
+import { openReadStreamNoFollow } from '../queue/no-follow';
 
 /** Persistent macro that marks a DSN sent to the postmaster about a bounce. */
 export const DOUBLE_BOUNCE_MACRO = 'double_bounce';
@@ -71,7 +71,7 @@ export async function writeDsnDataFile(
 
 export async function copyBody(path: string, write: (chunk: Buffer) => Promise<void>): Promise<void> {
   let last: Buffer = Buffer.alloc(0);
-  for await (const chunk of fs.createReadStream(path, { highWaterMark: 64 * 1024 })) {
+  for await (const chunk of await openReadStreamNoFollow(path)) {
     const buf = chunk as Buffer;
     if (buf.length === 0) continue;
     await write(buf);

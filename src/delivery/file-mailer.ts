@@ -9,6 +9,7 @@ import * as path from 'node:path';
 
 import { asctime, MboxBodyWriter } from './mbox';
 import type { RecipientResult } from './smtp-client';
+import { openReadStreamNoFollow } from '../queue/no-follow';
 
 export interface FileMessage {
   sender: string;
@@ -78,7 +79,7 @@ export async function deliverToFile(address: string, target: string, msg: FileMe
     const head = [`From ${sender} ${asctime(new Date())}`, `Return-Path: <${msg.sender}>`, ...msg.headers.map((h) => h.replace(/\r\n/g, '\n')), '', ''].join('\n');
     await handle.write(Buffer.from(head, 'latin1'));
     const body = new MboxBodyWriter();
-    for await (const chunk of fs.createReadStream(msg.dataPath, { highWaterMark: 64 * 1024 })) {
+    for await (const chunk of await openReadStreamNoFollow(msg.dataPath)) {
       const out = body.push(chunk as Buffer);
       if (out.length > 0) await handle.write(out);
     }

@@ -5,6 +5,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { openReadStreamNoFollow } from '../queue/no-follow';
 
 export interface MboxMessage {
   /** Envelope sender; "" (the null sender) is written as MAILER-DAEMON. */
@@ -133,7 +134,7 @@ function envelopeHead(msg: MboxMessage): string {
 async function appendMessage(handle: fs.promises.FileHandle, msg: MboxMessage): Promise<void> {
   await handle.write(Buffer.from(envelopeHead(msg), 'latin1'));
   const body = new MboxBodyWriter();
-  for await (const chunk of fs.createReadStream(msg.dataPath, { highWaterMark: 64 * 1024 })) {
+  for await (const chunk of await openReadStreamNoFollow(msg.dataPath)) {
     const out = body.push(chunk as Buffer);
     if (out.length > 0) await handle.write(out);
   }

@@ -4,11 +4,11 @@
 // The exit status is read as a sysexits.h code, as sendmail reads it.
 
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 
 import { userByName } from '../aliases/passwd';
 import { asctime } from './mbox';
 import type { RecipientResult } from './smtp-client';
+import { openReadStreamNoFollow } from '../queue/no-follow';
 
 export interface ProgramMessage {
   sender: string;
@@ -93,7 +93,7 @@ export async function deliverToProgram(
     const sender = msg.sender === '' ? 'MAILER-DAEMON' : msg.sender;
     const head = [`From ${sender} ${asctime(new Date())}`, ...msg.headers.map((h) => h.replace(/\r\n/g, '\n')), '', ''].join('\n');
     await writeChunk(stdin, Buffer.from(head, 'latin1'));
-    for await (const chunk of fs.createReadStream(msg.dataPath, { highWaterMark: 64 * 1024 })) {
+    for await (const chunk of await openReadStreamNoFollow(msg.dataPath)) {
       await writeChunk(stdin, Buffer.from((chunk as Buffer).toString('latin1').replace(/\r\n/g, '\n'), 'latin1'));
     }
   } catch {

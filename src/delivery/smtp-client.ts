@@ -17,6 +17,7 @@ import { outboundTranscript, type OutboundTranscript } from '../log/transcript';
 import type { ClientTls } from '../tls/client';
 import { setTlsMacros, tlsLogFields } from '../tls/peer';
 import { tlsFactsFromMacros } from '../policy/tls-rulesets';
+import { READ_NO_FOLLOW } from '../queue/no-follow';
 
 /** Timeout.* values in milliseconds, as sendmail names them. */
 export interface ClientTimeouts {
@@ -505,7 +506,7 @@ class SmtpSession {
    * at two blocks whatever the message size.
    */
   private async sendFile(tx: Transaction, stuffer: DotStuffer, head: Buffer): Promise<void> {
-    const file = await fs.promises.open(tx.dataPath, 'r');
+    const file = await fs.promises.open(tx.dataPath, READ_NO_FOLLOW);
     // One byte more than the expected size, so that one read of a small file also shows its end.
     const large = tx.bodySize + 1 > SMALL_BLOCK_MAX;
     const small = Math.max(tx.bodySize + 1, SMALL_BLOCK_MIN);

@@ -7,6 +7,7 @@ import { errorCode } from './lock';
 import { parseControlFile, QueueFileError } from './qf';
 import { ControlFileKind, QueueStore } from './store';
 import { QueueItem } from './types';
+import { readTextNoFollow, readTextNoFollowSync } from './no-follow';
 
 export interface MailqEntry {
   id: string;
@@ -220,19 +221,19 @@ export function readMailqEntrySync(store: QueueStore, id: string, kind: ControlF
 
 /** Reads the control file text as QueueStore.read() finds it (qf, else hf), or the Qf file for -qL. */
 function readControlTextSync(store: QueueStore, id: string, kind: ControlFileKind): string {
-  if (kind === 'Qf') return fs.readFileSync(store.controlPath(id, 'Qf'), 'utf8');
+  if (kind === 'Qf') return readTextNoFollowSync(store.controlPath(id, 'Qf'));
   try {
-    return fs.readFileSync(store.controlPath(id, 'qf'), 'utf8');
+    return readTextNoFollowSync(store.controlPath(id, 'qf'));
   } catch (err) {
     if (errorCode(err) !== 'ENOENT') throw err;
-    return fs.readFileSync(store.controlPath(id, 'hf'), 'utf8');
+    return readTextNoFollowSync(store.controlPath(id, 'hf'));
   }
 }
 
 async function readControl(store: QueueStore, id: string, kind: ControlFileKind): Promise<QueueItem> {
   if (kind !== 'Qf') return store.read(id);
 
-  const text = await fs.promises.readFile(store.controlPath(id, 'Qf'), 'utf8');
+  const text = await readTextNoFollow(store.controlPath(id, 'Qf'));
   return parseControlFile(text, id);
 }
 

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { QueueItem } from './types';
+import { READ_NO_FOLLOW, readNoFollowSync } from './no-follow';
 
 /** Bytes read from the start of a control file; the lines before S fit in it unless macros or texts are long. */
 const HEAD_BYTES = 4096;
@@ -193,7 +194,7 @@ function lineInteger(buf: Buffer, from: number, to: number, signed: boolean): nu
 export function readQueueHeadSync(file: string, buf: Buffer, keys: SortKeys, i: number): void {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = fs.openSync(file, READ_NO_FOLLOW);
   } catch {
     keys.state[i] = HeadState.Unreadable;
     return;
@@ -204,7 +205,7 @@ export function readQueueHeadSync(file: string, buf: Buffer, keys: SortKeys, i: 
     result = parseQueueHead(buf, n, keys, i);
     if (result === 'more' && n === buf.length) {
       // Long lines before S (macros, a status text): read the whole file.
-      const all = fs.readFileSync(file);
+      const all = readNoFollowSync(file);
       result = parseQueueHead(all, all.length, keys, i);
     }
   } catch {

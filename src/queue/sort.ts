@@ -10,6 +10,7 @@ import { parseControlFile } from './qf';
 import { ControlFileKind, QueueStore } from './store';
 import { QueueItem } from './types';
 import { collectSortKeys, HeadState, sortPositions } from './sort-keys';
+import { readTextNoFollow } from './no-follow';
 
 export type QueueSortOrder = 'priority' | 'host' | 'filename' | 'time' | 'random' | 'modification' | 'none';
 
@@ -221,7 +222,7 @@ export function defaultQueueLA(): number {
 async function readItem(store: QueueStore, id: string, kind: ControlFileKind): Promise<QueueItem | undefined> {
   try {
     if (kind !== 'Qf') return await store.read(id);
-    return parseControlFile(await fs.promises.readFile(store.controlPath(id, 'Qf'), 'utf8'), id);
+    return parseControlFile(await readTextNoFollow(store.controlPath(id, 'Qf')), id);
   } catch {
     return undefined;
   }

@@ -19,6 +19,7 @@ import { errorCode, LockFiles, unlinkIfExists, unlinkSyncIfExists } from './lock
 import { parseControlFile, serializeControlFile } from './qf';
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
+import { READ_NO_FOLLOW, readTextNoFollow } from './no-follow';
 
 export type { DataFileWriter } from './data-file';
 
@@ -281,10 +282,10 @@ export class QueueStore {
     }
     let text: string;
     try {
-      text = await fs.promises.readFile(this.controlPath(id, 'qf'), 'utf8');
+      text = await readTextNoFollow(this.controlPath(id, 'qf'));
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') throw err;
-      text = await fs.promises.readFile(this.controlPath(id, 'hf'), 'utf8');
+      text = await readTextNoFollow(this.controlPath(id, 'hf'));
     }
     return parseControlFile(text, id);
   }
@@ -376,7 +377,7 @@ export class QueueStore {
     this.writers.delete(id);
     if (writer === undefined) {
       if (!this.safe) return;
-      const fd = fs.openSync(this.dataPath(id), 'r');
+      const fd = fs.openSync(this.dataPath(id), READ_NO_FOLLOW);
       try {
         await this.syncFile(fd, this.dataPath(id));
       } finally {
