@@ -107,6 +107,15 @@ export class DataPhase {
     session.send({ ...reply(421, '4.5.0', text), close: true });
   }
 
+  /**
+   * Logs a client that closed the connection in the middle of the message,
+   * with sendmail's collect() texts, and returns the reply for it.
+   */
+  unexpectedClose(host: string): Reply {
+    this.log.notice(`collect: unexpected close on connection from ${host}, sender=<${this.tx.sender}>`);
+    return reply(451, '4.4.1', `collect: unexpected close on connection from ${host}, from=<${this.tx.sender}>`);
+  }
+
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;

@@ -310,7 +310,8 @@ export class Session {
 
   private endAfterInput(): void {
     if (this.data) {
-      this.data.log.notice(`collect: premature EOM: unexpected close from ${this.macros.get('_')}`);
+      // A client that only half-closed still reads the reply.
+      this.send(this.data.unexpectedClose(this.macros.get('{client_name}') ?? 'localhost'));
     }
     this.state = 'closed';
     // close() ends a -bs process, so the data file is removed before it runs.

@@ -34,7 +34,7 @@ const ACCEPTED = /^250 2\.0\.0 (\w{14}) Message accepted for delivery$/;
  */
 const LARGE = 400 * 1024;
 const FIRST_TWO_BUFFERS = (64 + 256) * 1024;
-const LOST = 'collect: premature EOM: unexpected close from localhost [127.0.0.1]';
+const LOST = 'collect: unexpected close on connection from localhost, sender=<' + FROM + '>';
 
 let world: RelayWorld;
 let ph: Posthorn;
