@@ -91,11 +91,11 @@ function applyMailParam(
 ): ParamError | undefined {
   switch (key) {
     case 'SIZE':
-      if (value === undefined || value === '') return needsValue('SIZE');
+      if (value === undefined) return needsValue('SIZE');
       return applySize(result, value);
 
     case 'BODY': {
-      if (value === undefined || value === '') return needsValue('BODY');
+      if (value === undefined) return needsValue('BODY');
       const body = value.toUpperCase();
       if (body !== '7BIT' && body !== '8BITMIME') {
         return fail(501, '5.5.4', `Unknown BODY type ${shown(value)}`);
@@ -106,20 +106,28 @@ function applyMailParam(
 
     case 'ENVID':
       if (!ext.dsn) return noDsn('ENVID');
-      if (value === undefined || value === '') return needsValue('ENVID');
+      if (value === undefined) return needsValue('ENVID');
       if (xtextDecode(value) === undefined) {
         return fail(501, '5.5.4', 'Syntax error in ENVID parameter value');
       }
       if (result.envid !== undefined) return fail(501, '5.5.0', 'Duplicate ENVID parameter');
-      result.envid = value;
+      // An empty ENVID= is accepted, as by sendmail, and means none.
+      if (value !== '') result.envid = value;
       return undefined;
 
     case 'RET':
       return applyRet(result, value, ext);
 
+    case 'AUTH':
+      // sendmail checks the xtext and, with no authenticated client to
+      // trust it from, ignores the address (RFC 4954 section 5).
+      if (value === undefined) return fail(501, '5.5.2', 'AUTH= requires a value');
+      if (xtextDecode(value) === undefined) return fail(501, '5.5.4', 'Syntax error in AUTH parameter value');
+      return undefined;
+
     default:
-      // NOTE: AUTH=, BY= and SMTPUTF8 are not implemented, so they get the
-      // reply of an unknown parameter, as from a sendmail built without them.
+      // NOTE: BY= and SMTPUTF8 are not implemented, so they get the reply of
+      // an unknown parameter, as from a sendmail built without them.
       return unrecognized(key);
   }
 }
@@ -127,12 +135,10 @@ function applyMailParam(
 function applySize(result: MailParams, value: string): ParamError | undefined {
   if (/^-\d+$/.test(value)) return fail(552, '5.2.3', 'Message size invalid');
 
-  // sendmail reads the leading digits with strtol() and ignores the rest;
-  // a value with no digits at all is rejected here.
+  // sendmail reads the leading digits with strtol() and ignores the rest, so a
+  // value without digits (or an empty one) declares size 0.
   const digits = /^\+?(\d+)/.exec(value);
-  if (digits === null) return fail(501, '5.5.4', `Bad argument "${shown(value)}" to SIZE`);
-
-  const size = Number(digits[1]);
+  const size = digits === null ? 0 : Number(digits[1]);
   if (!Number.isSafeInteger(size)) {
     return fail(552, '5.2.3', 'Message size exceeds maximum value');
   }
@@ -146,7 +152,7 @@ function applyRet(
   ext: MailExtensions,
 ): ParamError | undefined {
   if (!ext.dsn) return noDsn('RET');
-  if (value === undefined || value === '') return needsValue('RET');
+  if (value === undefined) return needsValue('RET');
   if (result.ret !== undefined) return fail(501, '5.5.0', 'Duplicate RET parameter');
 
   const ret = value.toUpperCase();
@@ -182,7 +188,7 @@ function applyNotify(
   ext: { dsn: boolean },
 ): ParamError | undefined {
   if (!ext.dsn) return noDsn('NOTIFY');
-  if (value === undefined || value === '') return needsValue('NOTIFY');
+  if (value === undefined) return needsValue('NOTIFY');
 
   // sendmail takes the last NOTIFY of a command; it has no duplicate check.
   if (value.toUpperCase() === 'NEVER') {
@@ -211,7 +217,7 @@ function applyOrcpt(
   ext: { dsn: boolean },
 ): ParamError | undefined {
   if (!ext.dsn) return noDsn('ORCPT');
-  if (value === undefined || value === '') return needsValue('ORCPT');
+  if (value === undefined) return needsValue('ORCPT');
   if (result.orcpt !== undefined) return fail(501, '5.5.0', 'Duplicate ORCPT parameter');
 
   const semicolon = value.indexOf(';');

@@ -42,7 +42,26 @@ test('checkMailParams SIZE replies', () => {
   assert.equal(mailReply(['SIZE']), '501 5.5.2 SIZE requires a value');
   assert.equal(mailReply(['SIZE=-5']), '552 5.2.3 Message size invalid');
   assert.equal(mailReply(['SIZE=99999999999999999999']), '552 5.2.3 Message size exceeds maximum value');
-  assert.equal(mailReply(['SIZE=abc']), '501 5.5.4 Bad argument "abc" to SIZE');
+  // strtol() in sendmail: no digits, or none at all, declare size 0.
+  assert.equal(mailReply(['SIZE=abc']), 'ok');
+  assert.equal(mailReply(['SIZE=']), 'ok');
+});
+
+// Expected texts are sendmail 8.17.1.9's replies to the same parameters.
+test('empty parameter values as sendmail', () => {
+  assert.equal(mailReply(['BODY=']), '501 5.5.4 Unknown BODY type ');
+  assert.equal(mailReply(['RET=']), '501 5.5.2 Bad argument "" to RET');
+  assert.equal(mailReply(['ENVID=']), 'ok');
+  assert.equal(rcptReply(['NOTIFY=']), '501 5.5.4 Bad argument ""  to NOTIFY');
+  assert.equal(rcptReply(['ORCPT=']), '501 5.5.4 Syntax error in ORCPT parameter value');
+});
+
+test('AUTH parameter checked, then ignored', () => {
+  assert.equal(mailReply(['AUTH=<>']), 'ok');
+  assert.equal(mailReply(['AUTH=a@b.example']), 'ok');
+  assert.equal(mailReply(['AUTH=']), 'ok');
+  assert.equal(mailReply(['AUTH']), '501 5.5.2 AUTH= requires a value');
+  assert.equal(mailReply(['AUTH=a+ZZb']), '501 5.5.4 Syntax error in AUTH parameter value');
 });
 
 test('checkMailParams BODY replies', () => {
