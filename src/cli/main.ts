@@ -212,10 +212,14 @@ const EXIT_BROKEN_PIPE = 141;
  */
 function exitOnBrokenPipe(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
-    throw err;
+    if (err.code !== 'EPIPE') throw err;
+    // Only the final flush failed: every line was written, as a shell sees it.
+    process.exit(exitingWith ?? EXIT_BROKEN_PIPE);
   });
 }
+
+/** The exit code once the command has finished and only its output is flushed. */
+let exitingWith: number | undefined;
 
 async function run(args: CliArgs): Promise<number> {
   // In daemon modes stdout is not the product, and in -bs it is the SMTP channel, which the session watches.
@@ -277,6 +281,7 @@ export function main(argv: string[], invokedAs: string): void {
 
 /** Exits once stdout and stderr have drained, so piped output is never cut off. */
 function exitAfterOutput(code: number): void {
+  exitingWith = code;
   let pending = 2;
   const done = () => {
     if (--pending === 0) process.exit(code);
