@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, USAGE, type CliArgs } from './args';
-import { ExitError, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+import { ExitError, EX_CONFIG, EX_IOERR, EX_OK, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
 import { loadConfig, parseShortOption } from '../config/load';
 import type { Config } from '../config/types';
 import { VERSION } from '../version';
@@ -212,9 +212,12 @@ const EXIT_BROKEN_PIPE = 141;
  */
 function exitOnBrokenPipe(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-    // Only the final flush failed: every line was written, as a shell sees it.
-    process.exit(exitingWith ?? EXIT_BROKEN_PIPE);
+    if (err.code === 'EPIPE') {
+      // When only the final flush failed, every line was already written, so the command's own code stands.
+      process.exit(exitingWith ?? EXIT_BROKEN_PIPE);
+    }
+    process.stderr.write(`posthorn: writing standard output failed: ${err.message}\n`);
+    process.exit(EX_IOERR);
   });
 }
 

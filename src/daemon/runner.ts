@@ -129,7 +129,8 @@ export class DeliveryRunner {
       const locked = this.lockedAtCommit.delete(id);
       await this.deliverer.deliver(id, { force, quarantined: this.quarantinedRun.has(id), locked });
     } catch (err) {
-      // A system error (EROFS, ENOSPC) is the administrator's to fix and its message says all; anything else is a bug, and its stack shows where.
+      // A system error (EROFS, ENOSPC) is for the administrator to fix, and its message names it.
+      // Any other error is a bug, so its stack is logged too.
       const system = (err as NodeJS.ErrnoException).code !== undefined;
       this.logger.child(id).error(`delivery failed: ${system ? (err as Error).message : ((err as Error).stack ?? err)}`);
     } finally {

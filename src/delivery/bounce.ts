@@ -2,7 +2,6 @@
 // of a message whose sender is <> goes to the DoubleBounceAddress instead, and
 // a failed double bounce is dropped, so bounces never loop.
 
-
 import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
 import { initialPriority } from '../queue/priority';

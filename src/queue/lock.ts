@@ -218,7 +218,7 @@ export function isProcessAlive(pid: number): boolean {
   return !isZombie(pid);
 }
 
-/** Tests whether /proc says `pid` has ended and waits for its parent; false where /proc cannot tell. */
+/** Tests whether `pid` has ended and waits for its parent (state Z in /proc); false when /proc is not readable. */
 function isZombie(pid: number): boolean {
   let stat: string;
   try {

@@ -24,6 +24,23 @@ const RECIPIENT_STATES: readonly RecipientState[] = ['pending', 'sent', 'deferre
 const NOTIFY_LETTERS: Record<string, string> = { SUCCESS: 'S', FAILURE: 'F', DELAY: 'D' };
 const LETTER_NOTIFY: Record<string, string> = { S: 'SUCCESS', F: 'FAILURE', D: 'DELAY' };
 
+/** Returns an item with `id` and every other field empty or zero, to be filled in. */
+export function emptyQueueItem(id: string): QueueItem {
+  return {
+    id,
+    created: 0,
+    lastAttempt: 0,
+    attempts: 0,
+    priority: 0,
+    flags: '',
+    macros: new Map(),
+    sender: '',
+    recipients: [],
+    headers: [],
+    bodySize: 0,
+  };
+}
+
 /** Renders an item as control file text, ending with the "." line. */
 export function serializeControlFile(item: QueueItem): string {
   const lines = [
@@ -134,19 +151,7 @@ class ControlFileParser {
   private header: string[] | undefined;
 
   constructor(id: string) {
-    this.item = {
-      id,
-      created: 0,
-      lastAttempt: 0,
-      attempts: 0,
-      priority: 0,
-      flags: '',
-      macros: new Map(),
-      sender: '',
-      recipients: [],
-      headers: [],
-      bodySize: 0,
-    };
+    this.item = emptyQueueItem(id);
   }
 
   parseLine(line: string): void {

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { QueueItem } from './types';
+import { emptyQueueItem } from './qf';
 import { READ_NO_FOLLOW, readNoFollowSync } from './no-follow';
 
 /** Bytes read from the start of a control file; the lines before S fit in it unless macros or texts are long. */
@@ -84,18 +85,12 @@ export class SortKeys {
   item(i: number): QueueItem | undefined {
     if (this.state[i] !== HeadState.Ok) return undefined;
     return {
-      id: this.ids[i],
+      ...emptyQueueItem(this.ids[i]),
       created: this.created[i],
       lastAttempt: this.lastAttempt[i],
       attempts: this.attempts[i],
       priority: this.priority[i],
       quarantine: this.quarantined[i] === 1 ? '' : undefined,
-      flags: '',
-      macros: new Map(),
-      sender: '',
-      recipients: [],
-      headers: [],
-      bodySize: 0,
     };
   }
 }

@@ -37,7 +37,7 @@ const HANDLERS: Record<string, Handler> = {
   AUTH: (s) => s.send(reply(503, '5.3.3', 'AUTH not available')),
 };
 
-export async function handleCommand(session: Session, command: Command, line?: string): Promise<void> {
+export async function handleCommand(session: Session, command: Command, line: string): Promise<void> {
   const handler = HANDLERS[command.verb];
 
   if (session.pipelinedHelo && command.verb !== 'QUIT') {
@@ -54,14 +54,13 @@ export async function handleCommand(session: Session, command: Command, line?: s
     return;
   }
   if (!handler) {
-    const unknownLine = command.arg === '' ? command.verb : `${command.verb} ${command.arg}`;
-    const milterReply = await milterUnknown(session, unknownLine);
+    const milterReply = await milterUnknown(session, command.arg === '' ? command.verb : `${command.verb} ${command.arg}`);
     if (milterReply !== undefined) {
       session.send(milterReply);
       return;
     }
     // sendmail echoes the whole line as the client sent it.
-    session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${echoableCommandLine(line ?? unknownLine)}"`));
+    session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${echoableCommandLine(line)}"`));
     return;
   }
   await handler(session, command.arg);

@@ -48,4 +48,3 @@ export function echoableCommandLine(line: string): string {
   const keep = (MAX_SHORT_STRING - 3) / 2;
   return `${text.slice(0, keep)}...${text.slice(text.length - keep)}`;
 }
-

@@ -76,3 +76,37 @@ test('item locked at commit during a run is delivered', async (t) => {
     { id: 'item1', locked: true },
   ]);
 });
+
+test('failed delivery logs system errors briefly', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeDir(dir));
+  const { logger, lines } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'false', logger });
+  await store.init();
+  const ids: string[] = [];
+  for (let n = 0; n < 2; n++) {
+    const id = store.newId();
+    const writer = await store.openDataFile(id);
+    await writer.write(Buffer.from('body\r\n'));
+    await writer.close();
+    await store.commit(sampleItem(id));
+    ids.push(id);
+  }
+
+  // The first item meets a read-only disk, the second a bug.
+  const deliverer = {
+    deliver: async (id: string) => {
+      if (id === ids[0]) throw Object.assign(new Error("EROFS: read-only file system, open 'x'"), { code: 'EROFS' });
+      throw new TypeError('undefined is not a function');
+    },
+  } as unknown as Deliverer;
+  const runner = new DeliveryRunner(deliverer, store, logger, { concurrency: 1 });
+  await runner.runQueue({ force: true });
+
+  const system = lines.find((l) => l.includes(`${ids[0]}: delivery failed`)) ?? '';
+  const bug = lines.find((l) => l.includes(`${ids[1]}: delivery failed`)) ?? '';
+  assert.match(system, /delivery failed: EROFS: read-only file system, open 'x'$/);
+  assert.doesNotMatch(system, /\bat /);
+  assert.match(bug, /delivery failed: TypeError: undefined is not a function/);
+  assert.match(bug, /\bat /, 'a bug keeps its stack');
+});

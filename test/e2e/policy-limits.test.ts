@@ -117,8 +117,8 @@ test('MaxDaemonChildren rejects connections', async (t) => {
   const ph = await startLimits(t, [], ['-O', 'MaxDaemonChildren=2', '-O', 'LogLevel=9']);
   const held = [await holdSession(ph.port, '127.0.0.18'), await holdSession(ph.port, '127.0.0.19')];
   t.after(() => held.forEach((s) => s.destroy()));
-  const refused = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
-  assert.deepEqual(refused, [], 'the connection is closed without a greeting');
+  const rejected = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
+  assert.deepEqual(rejected, [], 'the connection is closed without a greeting');
   await ph.waitForLog(/rejecting connections on daemon MTA: 2 children, max 2/);
 
   held.forEach((s) => s.destroy());

@@ -133,8 +133,8 @@ test('Workers=2: MaxDaemonChildren and SIGKILL release', async (t) => {
   for (const socket of held) socket.once('close', () => closed.add(socket));
   t.after(() => held.forEach((s) => s.destroy()));
 
-  const refused = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
-  assert.deepEqual(refused, [], 'the connection is closed without a greeting');
+  const rejected = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.20' });
+  assert.deepEqual(rejected, [], 'the connection is closed without a greeting');
   await ph.waitForLog(/rejecting connections on daemon MTA: 2 children, max 2/);
 
   // A worker killed with SIGKILL cannot send releases: the primary drops its counts.

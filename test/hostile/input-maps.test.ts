@@ -49,8 +49,8 @@ test('makemap key of 2 MB and NULs', async () => {
   });
 });
 
-// A vertical tab, form feed or lone CR between key and value is white space to
-// C's isspace(), as in sendmail's makemap; binary input gives errors, not a crash.
+// A vertical tab, form feed or lone CR between key and value is white space,
+// as C's isspace() says for sendmail's makemap. Binary input gives errors, not a crash.
 for (const [name, source] of [
   ['vertical tab', 'a\vb\n'],
   ['form feed', 'a\fb c\n'],

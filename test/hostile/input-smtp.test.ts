@@ -1,7 +1,7 @@
-// Abuse of the SMTP command phase and of the daemon's signals: long EHLO
-// names, thousands of RCPTs, odd MAIL and RCPT parameters, AUTH and STARTTLS
-// when neither is offered, half-closed sockets, SIGHUP with a message in
-// flight or a broken configuration, and SIGTERM during a queue run.
+// Abuse of the SMTP command phase and of the daemon's signals. The cases: long
+// EHLO names, thousands of RCPTs, odd MAIL and RCPT parameters, AUTH and
+// STARTTLS when neither is offered, and half-closed sockets. SIGHUP comes with
+// a message in flight and with a broken configuration.
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
