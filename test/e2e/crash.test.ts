@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quoteRe, sendToRemote, startNextHopDown, startSinkHop } from '../helpers/e2e-setup';
+import { waitFor } from '../helpers/process';
 
 test('queued item survives kill -9 (queueonly)', async (t) => {
   const { ph, sink } = await startSinkHop(t, { args: ['-O', 'DeliveryMode=queueonly'] });
@@ -22,8 +23,9 @@ test('queued item survives kill -9 (queueonly)', async (t) => {
   const [message] = await sink.waitForMessages(1, 20_000);
   assert.match(message.data.toString('utf8'), /^Subject: survives kill\r$/m);
   assert.equal(sink.messages.length, 1);
-  assert.deepEqual(ph.queueFiles().filter((f) => f.endsWith(qid)), []);
-  assert.match(ph.logs(), new RegExp(`${quoteRe(qid)}: to=<bob@remote\\.example>, .*stat=Sent`));
+  // The sink has the message before the queue run has read its reply, logged and removed the files.
+  await ph.waitForLog(new RegExp(`${quoteRe(qid)}: to=<bob@remote\\.example>, .*stat=Sent`));
+  await waitFor('the files of the delivered item removed', () => !ph.queueFiles().some((f) => f.endsWith(qid)), 20_000);
 });
 
 test('item survives kill -9 while next hop down', async (t) => {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPostfix } from '../helpers/postfix';
 import { requirePeer } from '../helpers/peers';
-import { freePortOn } from '../helpers/process';
+import { freePortOn, waitFor } from '../helpers/process';
 import {
   makeMessage,
   quoteRe,
@@ -27,7 +27,8 @@ test('Postfix receives as the next hop', async (t) => {
   assert.match(message, /^Subject: to postfix$/m);
   assert.match(message, new RegExp(`by mx\\.posthorn\\.test .* id ${quoteRe(queueId)}`, 's'));
   assert.match(message, /^Return-Path: <alice@posthorn\.test>$/m);
-  assert.match(postfix.logs(), /to=<bob@remote\.example>, relay=virtual, .*status=sent/);
+  // Postfix logs the delivery after the file is in the Maildir.
+  await waitFor('the delivery in the Postfix log', () => /to=<bob@remote\.example>, relay=virtual, .*status=sent/.test(postfix.logs()), 20_000);
   const relay = 'relay=mx\\.remote\\.example\\. \\[127\\.0\\.0\\.4\\], dsn=2\\.0\\.0, stat=Sent';
   await ph.waitForLog(new RegExp(`${quoteRe(queueId)}: to=<bob@remote\\.example>, .*${relay}`));
 });

@@ -184,5 +184,5 @@ test('SIGKILL while the reply is withheld', async () => {
   assert.equal(copies.length, 2);
   assertWireBody('held copy', copies[0], body);
   assertWireBody('copy after restart', copies[1], body);
-  assert.match(ph.logs(), new RegExp(`: ${id}: to=<${TO}>, .*stat=Sent`));
+  await ph.waitForLog(new RegExp(`: ${id}: to=<${TO}>, .*stat=Sent`));
 });
