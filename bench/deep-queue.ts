@@ -8,24 +8,36 @@
 // committed with SuperSafe=False for the same reason; the files are the same
 // as the daemon writes. The tests build their queues through the daemon.
 //
-//   npx tsc -p . && node dist/bench/deep-queue.js [--items 100000] [--dir DIR] [--only mailq|run] [--order none|priority]
+//   npx tsc -p . && node dist/bench/deep-queue.js [--items 100000] [--dir DIR] [--only mailq|run] [--order none|priority] [--cold]
 //
 // --dir DIR keeps the queue in DIR/mqueue and reuses it on the next run,
 // because a queue of 100,000 items takes about a minute to build. The items a
 // queue run delivered or rewrote are put back before the next measure, so
 // every run starts from the same queue. --only limits the run to the mailq or the queue run
-// measures, --order to one QueueSortOrder.
+// measures, --order to one QueueSortOrder. --cold empties the page cache
+// (sync, then 3 into /proc/sys/vm/drop_caches; root only) right before each
+// timed command, so that the files come from the disk as after a reboot.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { startBenchSink } from './sink';
 import { Logger } from '../src/log/logger';
 import { QueueStore } from '../src/queue/store';
 import { initialPriority } from '../src/queue/priority';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
+
+/** Set by --cold: empty the page cache before each timed command. */
+let coldCache = false;
+
+/** Writes the dirty pages out and drops the clean ones, so that the next reads go to the disk. */
+function dropPageCache(): void {
+  if (!coldCache) return;
+  execFileSync('sync');
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+}
 const posthornBin = path.join(repoRoot, 'bin', 'posthorn');
 
 function parseItems(argv: string[]): number {
@@ -49,12 +61,13 @@ function snapshotQueue(queueDir: string, keepDir: string): void {
 
 /**
  * Puts back the qf and df files a queue run removed or rewrote (hard links to
- * the kept copies) and drops every other file.
+ * the kept copies) and drops every other file but the sort key cache.
  */
 function restoreQueue(queueDir: string, keepDir: string): void {
   const present = new Set(fs.readdirSync(queueDir));
   for (const name of present) {
-    if (!/^(qf|df)/.test(name)) fs.rmSync(path.join(queueDir, name), { force: true });
+    // The sort key cache stays: it is part of the queue's state after a run.
+    if (!/^(qf|df|\.sortkeys-)/.test(name)) fs.rmSync(path.join(queueDir, name), { force: true });
   }
   for (const name of fs.readdirSync(keepDir)) {
     const target = path.join(queueDir, name);
@@ -122,6 +135,7 @@ function timeMailq(
   mcPath: string,
   order: string,
 ): Promise<{ firstLine: number; firstEntry: number; seconds: number; listed: number }> {
+  dropPageCache();
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(process.execPath, [posthornBin, '-C', mcPath, '-O', `QueueSortOrder=${order}`, '-bp'], {
@@ -156,6 +170,7 @@ async function timeFirstDelivery(
   sinkMessages: () => number,
 ): Promise<{ seconds: number; peakKb: number; delivered: number }> {
   const before = sinkMessages();
+  dropPageCache();
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, [posthornBin, '-C', mcPath, '-O', `QueueSortOrder=${sortOrder}`, '-q'], {
     stdio: 'ignore',
@@ -185,6 +200,7 @@ async function main(): Promise<void> {
   const keepDir = argValue(argv, '--dir');
   const only = argValue(argv, '--only');
   const orders = argValue(argv, '--order')?.split(',') ?? ['none', 'priority'];
+  coldCache = argv.includes('--cold');
   const dir = keepDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-deep-'));
   const sink = await startBenchSink();
   try {

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { Logger } from '../log/logger';
 import { isQueueId } from './id';
 import { errorCode, isProcessAlive, LockFiles, parsePid, unlinkIfExists } from './lock';
+import { sortCacheTempPid } from './sort-cache';
 
 /**
  * A tf file older than this is a leftover. A younger one may belong to a commit
@@ -32,7 +33,7 @@ export interface RecoveryReport {
 interface QueueFileNames {
   /** File kinds by id as bits of KIND_BITS, e.g. "ABC" -> qf | df. */
   byId: Map<string, number>;
-  /** Names of the LockFiles' private files (".lf..."). */
+  /** Names of the LockFiles' private files (".lf...") and of the sort key cache's temporary files. */
   lockTemps: string[];
 }
 
@@ -89,11 +90,17 @@ export async function recoverQueue(
 
 /**
  * Removes ".lf<id>.<pid>.<suffix>" and ".lfpid.<pid>.<n>" files, the private
- * files of LockFiles, whose process is gone: a kill between writing one and removing it
- * leaves it behind. A live process's file is left alone.
+ * files of LockFiles, and ".sortkeys-qf.<pid>.<n>", a sort key cache being
+ * written, whose process is gone: a kill between writing one and removing or
+ * renaming it leaves it behind. A live process's file is left alone.
  */
 async function removeDeadLockTempFiles(dir: string, names: string[], report: RecoveryReport): Promise<void> {
   for (const name of names) {
+    const cachePid = sortCacheTempPid(name);
+    if (cachePid !== undefined) {
+      if (!isProcessAlive(cachePid)) await unlinkIfExists(path.join(dir, name));
+      continue;
+    }
     const match = /^\.lf([^.]+)\.(\d+)\./.exec(name);
     // ".lfpid.<pid>.<n>": the file a process's locks are hard links to.
     if (match === null || !(isQueueId(match[1]) || match[1] === 'pid') || isProcessAlive(Number(match[2]))) continue;
@@ -160,7 +167,7 @@ async function readQueueNames(dir: string): Promise<QueueFileNames> {
   const byId = new Map<string, number>();
   const lockTemps: string[] = [];
   for (const name of await fs.promises.readdir(dir)) {
-    if (name.startsWith('.lf')) lockTemps.push(name);
+    if (name.startsWith('.lf') || name.startsWith('.sortkeys-')) lockTemps.push(name);
     const kind = name.slice(0, 2);
     const bit = Object.hasOwn(KIND_BITS, kind) ? KIND_BITS[kind] : undefined;
     const id = name.slice(2);

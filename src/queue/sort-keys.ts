@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { QueueItem } from './types';
 import { emptyQueueItem } from './qf';
 import { READ_NO_FOLLOW, readNoFollowSync } from './no-follow';
+import { CACHE_FIELDS, CacheField, loadSortCache, writeSortCache, type LoadedSortCache } from './sort-cache';
 
 /** Bytes read from the start of a control file; the lines before S fit in it unless macros or texts are long. */
 const HEAD_BYTES = 4096;
@@ -26,6 +27,8 @@ export enum HeadState {
   Ok = 1,
   /** Missing, or the lines before S are damaged: no sort keys. */
   Unreadable = 2,
+  /** Keys taken from the sort key cache, not yet checked against the file. */
+  Cached = 3,
 }
 
 /** The memory of the arrays of a SortKeys. */
@@ -36,6 +39,9 @@ export interface SortKeyBuffers {
   lastAttempt: ArrayBufferLike;
   attempts: ArrayBufferLike;
   quarantined: ArrayBufferLike;
+  ino: ArrayBufferLike;
+  size: ArrayBufferLike;
+  mtime: ArrayBufferLike;
 }
 
 function sortKeyBuffers(n: number, shared: boolean): SortKeyBuffers {
@@ -47,6 +53,9 @@ function sortKeyBuffers(n: number, shared: boolean): SortKeyBuffers {
     lastAttempt: make(n * 8),
     attempts: make(n * 8),
     quarantined: make(n),
+    ino: make(n * 8),
+    size: make(n * 8),
+    mtime: make(n * 8),
   };
 }
 
@@ -58,6 +67,10 @@ export class SortKeys {
   readonly lastAttempt: Float64Array;
   readonly attempts: Float64Array;
   readonly quarantined: Uint8Array;
+  /** The control file's inode number, size and modification time (ms) when its keys were read; for the cache. */
+  readonly ino: Float64Array;
+  readonly size: Float64Array;
+  readonly mtime: Float64Array;
 
   /**
    * With `shared`, the arrays live in SharedArrayBuffers that worker threads
@@ -76,6 +89,9 @@ export class SortKeys {
     this.lastAttempt = new Float64Array(b.lastAttempt);
     this.attempts = new Float64Array(b.attempts);
     this.quarantined = new Uint8Array(b.quarantined);
+    this.ino = new Float64Array(b.ino);
+    this.size = new Float64Array(b.size);
+    this.mtime = new Float64Array(b.mtime);
   }
 
   /** The memory behind the arrays, to hand to a worker thread. */
@@ -185,8 +201,12 @@ function lineInteger(buf: Buffer, from: number, to: number, signed: boolean): nu
   return negative ? -value : value;
 }
 
-/** Reads the head of `file` into slot `i` of `keys` with synchronous calls; `buf` is scratch space of HEAD_BYTES. */
-export function readQueueHeadSync(file: string, buf: Buffer, keys: SortKeys, i: number): void {
+/**
+ * Reads the head of `file` into slot `i` of `keys` with synchronous calls;
+ * `buf` is scratch space of HEAD_BYTES. With `withStat` it also keeps the
+ * file's inode number, size and time for the sort key cache.
+ */
+export function readQueueHeadSync(file: string, buf: Buffer, keys: SortKeys, i: number, withStat = false): void {
   let fd: number;
   try {
     fd = fs.openSync(file, READ_NO_FOLLOW);
@@ -196,6 +216,12 @@ export function readQueueHeadSync(file: string, buf: Buffer, keys: SortKeys, i: 
   }
   let result: HeadResult = false;
   try {
+    if (withStat) {
+      const stat = fs.fstatSync(fd);
+      keys.ino[i] = stat.ino;
+      keys.size[i] = stat.size;
+      keys.mtime[i] = stat.mtimeMs;
+    }
     const n = fs.readSync(fd, buf, 0, buf.length, 0);
     result = parseQueueHead(buf, n, keys, i);
     if (result === 'more' && n === buf.length) {
@@ -214,47 +240,122 @@ export function readQueueHeadSync(file: string, buf: Buffer, keys: SortKeys, i: 
 /** From this many items on, a worker thread reads the second half of the heads (both CPUs work). */
 const PARALLEL_FROM = 20_000;
 
+/** From this many items on, the keys go through the sort key cache (see sort-cache.ts). */
+const CACHE_FROM = 5_000;
+
 /**
  * Reads the sort keys of every id from the control files `<prefix><id>` in
- * `dir`. The event loop gets a turn every YIELD_EVERY items. For a deep queue
- * (`parallelFrom` items or more), a worker thread reads the second half into
- * the same shared arrays at the same time. If the worker cannot start or
- * fails, this thread reads that half too.
+ * `dir`. For a deep queue (`cacheFrom` items or more) an item's keys come
+ * from the sort key cache when the file is unchanged, and the cache is
+ * written again when many heads had to be read. The event loop gets a turn
+ * every YIELD_EVERY items. From `parallelFrom` items on, a worker thread
+ * does the second half into the same shared arrays at the same time. If the
+ * worker cannot start or fails, this thread does that half too.
  */
 export async function collectSortKeys(
   dir: string,
   prefix: string,
   ids: readonly string[],
-  opts: { parallelFrom?: number } = {},
+  opts: { parallelFrom?: number; cacheFrom?: number } = {},
 ): Promise<SortKeys> {
   const parallel = ids.length >= (opts.parallelFrom ?? PARALLEL_FROM);
   const keys = new SortKeys(ids, { shared: parallel });
+  const cached = ids.length >= (opts.cacheFrom ?? CACHE_FROM);
+  const cache = cached ? loadSortCache(dir, prefix) : undefined;
+  if (cache !== undefined) fillFromCache(keys, cache);
+
   const half = parallel ? Math.ceil(ids.length / 2) : ids.length;
-  const helper = parallel ? readHeadsInWorker(dir, prefix, ids.slice(half), half, keys.buffers) : Promise.resolve(true);
-  await readHeads(dir, prefix, keys, 0, half);
-  if (!(await helper)) await readHeads(dir, prefix, keys, half, ids.length);
+  const helper = parallel ? readHeadsInWorker(dir, prefix, ids.slice(half), half, keys.buffers, cached) : Promise.resolve(0);
+  let read = await readHeads(dir, prefix, keys, 0, half, cached);
+  const helped = await helper;
+  read += helped === false ? await readHeads(dir, prefix, keys, half, ids.length, cached) : helped;
+
+  // Rewritten when a twentieth of the heads had to be read, or the cache holds many items that are gone.
+  if (cached && (cache === undefined || read * 20 >= ids.length || cache.index.size > 2 * ids.length)) {
+    setImmediate(() => void writeSortCache(dir, prefix, ...cacheContents(keys)));
+  }
   return keys;
 }
 
-async function readHeads(dir: string, prefix: string, keys: SortKeys, from: number, to: number): Promise<void> {
-  const buf = Buffer.allocUnsafe(HEAD_BYTES);
-  for (let i = from; i < to; i++) {
-    readQueueHeadSync(path.join(dir, prefix + keys.ids[i]), buf, keys, i);
-    if ((i + 1 - from) % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+/** Puts the cached keys of every id that has them into `keys`, marked Cached. */
+function fillFromCache(keys: SortKeys, cache: LoadedSortCache): void {
+  const f = cache.fields;
+  for (let i = 0; i < keys.ids.length; i++) {
+    const r = cache.index.get(keys.ids[i]);
+    if (r === undefined) continue;
+    const at = r * CACHE_FIELDS;
+    keys.ino[i] = f[at + CacheField.Ino];
+    keys.size[i] = f[at + CacheField.Size];
+    keys.mtime[i] = f[at + CacheField.Mtime];
+    keys.priority[i] = f[at + CacheField.Priority];
+    keys.created[i] = f[at + CacheField.Created];
+    keys.lastAttempt[i] = f[at + CacheField.LastAttempt];
+    keys.attempts[i] = f[at + CacheField.Attempts];
+    keys.quarantined[i] = f[at + CacheField.Quarantined];
+    keys.state[i] = HeadState.Cached;
   }
 }
 
-/** Runs sort-keys-worker.js over `ids` (positions from `offset`); resolves false if it failed. */
-function readHeadsInWorker(dir: string, prefix: string, ids: string[], offset: number, buffers: SortKeyBuffers): Promise<boolean> {
+/** The ids with good keys and their numbers, as writeSortCache() takes them. */
+function cacheContents(keys: SortKeys): [string[], Float64Array] {
+  const ids: string[] = [];
+  const fields: number[] = [];
+  for (let i = 0; i < keys.ids.length; i++) {
+    if (keys.state[i] !== HeadState.Ok) continue;
+    ids.push(keys.ids[i]);
+    fields.push(keys.ino[i], keys.size[i], keys.mtime[i], keys.priority[i], keys.created[i], keys.lastAttempt[i], keys.attempts[i], keys.quarantined[i]);
+  }
+  return [ids, Float64Array.from(fields)];
+}
+
+/**
+ * Fills slot `i`: keeps cached keys if lstat() shows the file unchanged, else
+ * reads the head (with the file's stat when `withStat`). Returns whether the
+ * head was read.
+ */
+export function checkOrReadHead(file: string, buf: Buffer, keys: SortKeys, i: number, withStat: boolean): boolean {
+  if (keys.state[i] === HeadState.Cached) {
+    const stat = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (stat !== undefined && stat.isFile() && stat.ino === keys.ino[i] && stat.size === keys.size[i] && stat.mtimeMs === keys.mtime[i]) {
+      keys.state[i] = HeadState.Ok;
+      return false;
+    }
+    // Changed or gone: nothing of the cached keys may stay, whatever the read finds.
+    keys.priority[i] = keys.created[i] = keys.lastAttempt[i] = keys.attempts[i] = keys.quarantined[i] = 0;
+  }
+  readQueueHeadSync(file, buf, keys, i, withStat);
+  return true;
+}
+
+/** Fills slots [from, to); returns how many heads were read. */
+async function readHeads(dir: string, prefix: string, keys: SortKeys, from: number, to: number, withStat: boolean): Promise<number> {
+  const buf = Buffer.allocUnsafe(HEAD_BYTES);
+  let read = 0;
+  for (let i = from; i < to; i++) {
+    if (checkOrReadHead(path.join(dir, prefix + keys.ids[i]), buf, keys, i, withStat)) read++;
+    if ((i + 1 - from) % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return read;
+}
+
+/** Runs sort-keys-worker.js over `ids` (positions from `offset`); resolves the heads it read, or false if it failed. */
+function readHeadsInWorker(
+  dir: string,
+  prefix: string,
+  ids: string[],
+  offset: number,
+  buffers: SortKeyBuffers,
+  withStat: boolean,
+): Promise<number | false> {
   return new Promise((resolve) => {
     let worker: Worker;
     try {
-      worker = new Worker(path.join(__dirname, 'sort-keys-worker.js'), { workerData: { dir, prefix, ids, offset, buffers } });
+      worker = new Worker(path.join(__dirname, 'sort-keys-worker.js'), { workerData: { dir, prefix, ids, offset, withStat, buffers } });
     } catch {
       resolve(false);
       return;
     }
-    worker.once('message', (done: unknown) => resolve(done === true));
+    worker.once('message', (read: unknown) => resolve(typeof read === 'number' ? read : false));
     worker.once('error', () => resolve(false));
     worker.once('exit', () => resolve(false));
   });
