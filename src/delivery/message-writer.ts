@@ -1,11 +1,13 @@
-// Writes a message body to the next hop in the DATA phase: from memory, or
-// from the data file in blocks, dot-stuffed, each wait bounded by
+// Writes a message to the next hop in the DATA phase: from memory, or from
+// the data file in blocks, with lines longer than the mailer's line limit
+// split (line-limit.ts) and dot-stuffed, each wait bounded by
 // Timeout.datablock. The session (smtp-client.ts) reads the replies.
 
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 
 import type { DotStuffer } from './dot-stuff';
+import { LineLimiter, limitHeader } from './line-limit';
 import { SmtpClientError } from './reply-reader';
 import type { OutboundTranscript } from '../log/transcript';
 import { READ_NO_FOLLOW } from '../queue/no-follow';
@@ -26,6 +28,14 @@ function giveBlock(block: Buffer): void {
   if (spareBlocks.length < 8) spareBlocks.push(block);
 }
 
+/** Dot-stuffs the parts that LineLimiter returned, in order. */
+function stuffParts(stuffer: DotStuffer, parts: Buffer[]): Buffer[] {
+  if (parts.length === 1) return stuffer.pushParts(parts[0]);
+  const out: Buffer[] = [];
+  for (const part of parts) out.push(...stuffer.pushParts(part));
+  return out;
+}
+
 export class MessageWriter {
   constructor(
     private readonly socket: net.Socket,
@@ -33,13 +43,30 @@ export class MessageWriter {
     private readonly trace: OutboundTranscript | undefined,
     /** Called when the final dot is about to go out, for the session's transcript. */
     private readonly onFinalDot: () => void,
+    /** The mailer's L= in bytes: longer lines are split as sendmail splits them; 0 for none. */
+    private readonly lineLimit = 0,
   ) {}
+
+  /** Returns the header block, long lines split and dot-stuffed, with the blank line after it. */
+  head(headers: string[], stuffer: DotStuffer): Buffer {
+    return stuffer.push(limitHeader(headers, this.lineLimit));
+  }
+
+  /** Sends a body held in memory and the final dot after `head`, in one write. */
+  async sendBuffer(head: Buffer, body: Buffer, stuffer: DotStuffer): Promise<void> {
+    const limiter = new LineLimiter(this.lineLimit);
+    const parts = [head, ...stuffParts(stuffer, limiter.push(body)), ...stuffParts(stuffer, limiter.finish())];
+    this.onFinalDot();
+    parts.push(stuffer.finish());
+    await this.write(Buffer.concat(parts));
+  }
 
   /**
    * Sends the data file and the final dot. The file is read in blocks into
    * two buffers in turn: BODY_BLOCK bytes for a large file, or one block that
-   * holds a small one whole. Each block is dot-stuffed without copying
-   * (DotStuffer.pushParts) and written in one corked write, the header block
+   * contains a small one whole. Each block has its long lines split
+   * (LineLimiter) and is dot-stuffed without copying (DotStuffer.pushParts),
+   * both returning views of the block, and is written in one corked write, the header block
    * with the first and the final dot with the last. The next block is read
    * while the socket sends the last one. A buffer is read into again only
    * after the socket has written all of it, so the memory per session stays
@@ -54,6 +81,7 @@ export class MessageWriter {
     const buffers: Buffer[] = large ? [takeBlock(), takeBlock()] : [Buffer.allocUnsafe(small)];
     const sent: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
     let reusable = false;
+    const limiter = new LineLimiter(this.lineLimit);
     const readInto = (buffer: Buffer, position: number): Promise<number> => {
       const reading = file.read(buffer, 0, buffer.length, position).then((r) => r.bytesRead);
       // Handled here too, in case the socket fails before the read is awaited.
@@ -68,10 +96,12 @@ export class MessageWriter {
       let reading = readInto(buffers[0], 0);
       while (!ended) {
         const bytesRead = await reading;
-        const parts = bytesRead === 0 ? [] : stuffer.pushParts(buffers[k].subarray(0, bytesRead));
+        const block = buffers[k].subarray(0, bytesRead);
+        const parts = bytesRead === 0 ? [] : stuffParts(stuffer, limiter.push(block));
         // A short read of a regular file means its end.
         ended = bytesRead < buffers[k].length;
         if (ended) {
+          parts.push(...stuffParts(stuffer, limiter.finish()));
           this.onFinalDot();
           parts.push(stuffer.finish());
         }

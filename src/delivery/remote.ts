@@ -10,6 +10,7 @@ import { hostList } from './router';
 import type { RecipientResult, SessionResult, Transaction } from './smtp-client';
 import { runSession } from './smtp-client';
 import { clientTimeouts } from './timing';
+import { outboundLineLimit } from './line-limit';
 import type { Logger } from '../log/logger';
 import { clientTlsFor } from '../tls/client';
 
@@ -77,6 +78,7 @@ async function tryHost(
         timeouts: clientTimeouts(ctx.config, ctx.firstAttempt),
         tls: ctx.logger ? clientTlsFor(ctx.config, ctx.logger) : undefined,
         logger: ctx.logger,
+        lineLimit: outboundLineLimit(ctx.config),
       },
       tx,
     );

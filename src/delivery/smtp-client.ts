@@ -48,6 +48,8 @@ export interface SessionOptions {
   noTls?: boolean;
   /** Receives the STARTTLS=client lines. */
   logger?: Logger;
+  /** The mailer's L= in bytes (line-limit.ts); longer lines are split. 0 or absent: no limit. */
+  lineLimit?: number;
 }
 
 export interface OutboundRecipient {
@@ -474,13 +476,11 @@ class SmtpSession {
     const t = this.opts.timeouts;
     const stuffer = new DotStuffer();
     this.note('>>> (message)');
-    const writer = new MessageWriter(this.socket, t.datablock, this.trace, () => this.note('>>> .'));
-    const head = stuffer.push(Buffer.from(tx.headers.join('\r\n') + '\r\n\r\n', 'latin1'));
+    const writer = new MessageWriter(this.socket, t.datablock, this.trace, () => this.note('>>> .'), this.opts.lineLimit);
+    const head = writer.head(tx.headers, stuffer);
     if (tx.body !== undefined) {
       // A body kept in memory is small: header, body and the final dot leave in one write.
-      const body = stuffer.push(tx.body);
-      this.note('>>> .');
-      await writer.write(Buffer.concat([head, body, stuffer.finish()]));
+      await writer.sendBuffer(head, tx.body, stuffer);
     } else {
       await writer.sendFile(tx.dataPath, tx.bodySize, stuffer, head);
     }
