@@ -7,7 +7,7 @@ import type { Config, DeliveryMode, OptionValue, SuperSafe } from './types';
 import { ConfigBuilder } from './builder';
 import { ConfigError, type Location } from './errors';
 import { OPTIONS } from './options';
-import { PRIVACY_WORDS } from './options-m-z';
+import { GOAWAY_WORDS } from './options-m-z';
 import { readMc } from './mc';
 import { readCf } from './cf';
 import { expandMacros } from './macros';
@@ -187,11 +187,7 @@ function localDomains(builder: ConfigBuilder, hostName: string): Set<string> {
 function privacyOptions(words: string[]): Set<string> {
   const set = new Set(words);
   if (set.has('goaway')) {
-    for (const word of PRIVACY_WORDS) {
-      if (word !== 'public') {
-        set.add(word);
-      }
-    }
+    for (const word of GOAWAY_WORDS) set.add(word);
   }
   return set;
 }

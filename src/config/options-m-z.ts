@@ -7,12 +7,19 @@
 
 import type { OptionDef } from './options';
 
-/** PrivacyOptions words; `goaway` stands for all of them except `public`. */
+/** PrivacyOptions words. */
 export const PRIVACY_WORDS = [
   'public', 'needmailhelo', 'needexpnhelo', 'noexpn', 'needvrfyhelo', 'novrfy',
   'restrictmailq', 'restrictqrun', 'noreceipts', 'nobodyreturn', 'goaway',
   'authwarnings', 'noetrn', 'noverb', 'restrictexpand',
 ];
+
+/**
+ * The words `goaway` stands for: sendmail's low 16 privacy flags. It leaves
+ * restrictmailq, restrictqrun, restrictexpand, noetrn, nobodyreturn and
+ * noreceipts off.
+ */
+export const GOAWAY_WORDS = ['needmailhelo', 'needexpnhelo', 'needvrfyhelo', 'noexpn', 'novrfy', 'authwarnings', 'noverb'];
 
 export const OPTIONS_M_TO_Z: OptionDef[] = [
   { name: 'MailboxDatabase', m4: 'confMAILBOX_DATABASE', type: 'string', default: 'pw',
@@ -75,7 +82,7 @@ export const OPTIONS_M_TO_Z: OptionDef[] = [
   { name: 'PostmasterCopy', short: 'P', m4: 'confCOPY_ERRORS_TO', type: 'string',
     description: 'Address that receives a copy of every bounce.' },
   { name: 'PrivacyOptions', short: 'p', m4: 'confPRIVACY_FLAGS', type: 'list', values: PRIVACY_WORDS,
-    default: ['public'], description: 'SMTP restrictions such as novrfy, noexpn, needmailhelo; goaway sets all.',
+    default: ['public'], description: 'SMTP restrictions such as novrfy, noexpn, needmailhelo; goaway sets the *helo, noexpn, novrfy, noverb and authwarnings.',
     status: 'implemented' },
   { name: 'ProcessTitlePrefix', m4: 'confPROCESS_TITLE_PREFIX', type: 'string',
     description: 'Text put in front of the process title shown by ps.' },

@@ -31,6 +31,11 @@ export interface QueueRunOptions {
   select?: (id: string) => boolean | Promise<boolean>;
   /** 'hf' for -qQ: run the quarantined items, which are then delivered normally. */
   kind?: ControlFileKind;
+  /**
+   * Runs even while another queue run is in progress (ETRN: sendmail forks a
+   * run for each). schedule() still tries each item once at a time.
+   */
+  overlap?: boolean;
 }
 
 export class DeliveryRunner {
@@ -66,8 +71,9 @@ export class DeliveryRunner {
 
   /** Runs the whole queue once; resolves when every selected item has been tried. */
   async runQueue(opts: QueueRunOptions): Promise<number> {
-    if (this.runningQueue) return 0;
-    this.runningQueue = true;
+    const overlap = opts.overlap === true;
+    if (this.runningQueue && !overlap) return 0;
+    if (!overlap) this.runningQueue = true;
     let count = 0;
     try {
       const policy = this.options.policy?.();
@@ -87,7 +93,7 @@ export class DeliveryRunner {
       }
       await this.idle();
     } finally {
-      this.runningQueue = false;
+      if (!overlap) this.runningQueue = false;
     }
     return count;
   }

@@ -95,6 +95,9 @@ export function serverContext(services: Services): ServerContext {
     deliversAtOnce(): boolean {
       return (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') && !loadAtOrAbove(config, 'QueueLA');
     },
+    runQueue(select: (id: string) => Promise<boolean>): Promise<number> {
+      return runner.runQueue({ force: true, select, overlap: true });
+    },
     onAccepted(id: string, locked = false): void {
       if (loadAtOrAbove(config, 'QueueLA')) {
         logger.info(`${id}: load average at or above QueueLA, queued for the next queue run`, 9);

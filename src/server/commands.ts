@@ -1,5 +1,5 @@
 // Verb dispatch and the connection verbs: EHLO, HELO, NOOP, RSET, QUIT, HELP,
-// VRFY, EXPN. Replies follow sendmail's texts.
+// VRFY, EXPN. Replies follow sendmail's texts. ETRN and VERB are in etrn.ts.
 
 import { reply, type Reply } from '../smtp/reply';
 import { echoableCommandLine } from '../smtp/command';
@@ -10,13 +10,15 @@ import { vrfyReply } from './vrfy';
 import { handleStarttls, starttlsOffered } from './starttls';
 import { milterUnknown } from '../milter/session-hooks';
 import { filterEhloKeywords } from './srv-features';
+import { etrnOffered, handleEtrn, handleVerb } from './etrn';
 
 export interface Command {
   verb: string;
   arg: string;
 }
 
-type Handler = (session: Session, arg: string) => void | Promise<void>;
+/** A verb's handler; `line` is the whole command line as the client sent it. */
+type Handler = (session: Session, arg: string, line: string) => void | Promise<void>;
 
 /** Verbs a null server still handles normally (sendmail's srvrsmtp.c). */
 const NULL_SERVER_VERBS = new Set(['QUIT', 'HELO', 'EHLO', 'NOOP', 'RSET']);
@@ -34,11 +36,15 @@ const HANDLERS: Record<string, Handler> = {
   VRFY: handleVrfy,
   EXPN: handleExpn,
   STARTTLS: handleStarttls,
+  ETRN: handleEtrn,
+  VERB: handleVerb,
   AUTH: (s) => s.send(reply(503, '5.3.3', 'AUTH not available')),
+  // sendmail knows the verb and never implements it (RFC 821's TURN).
+  TURN: (s, _arg, line) => s.badCommand(reply(502, '5.5.1', `Command not implemented: "${echoableCommandLine(line)}"`)),
 };
 
 export async function handleCommand(session: Session, command: Command, line: string): Promise<void> {
-  const handler = HANDLERS[command.verb];
+  const handler = Object.hasOwn(HANDLERS, command.verb) ? HANDLERS[command.verb] : undefined;
 
   if (session.pipelinedHelo && command.verb !== 'QUIT') {
     // RFC 2920: HELO/EHLO must end a pipelined group. sendmail 8.17 replies 554
@@ -49,12 +55,15 @@ export async function handleCommand(session: Session, command: Command, line: st
     session.badCommand(reply(554, '5.5.0', 'SMTP protocol error'));
     return;
   }
-  if (session.nullServerReply && !NULL_SERVER_VERBS.has(command.verb)) {
+  // A null server replies to unknown verbs (ONEX too) as usual, as sendmail 8.17 does.
+  if (session.nullServerReply && handler && !NULL_SERVER_VERBS.has(command.verb)) {
     session.badCommand(session.nullServerReply);
     return;
   }
   if (!handler) {
-    const milterReply = await milterUnknown(session, command.arg === '' ? command.verb : `${command.verb} ${command.arg}`);
+    const milterReply = session.nullServerReply
+      ? undefined
+      : await milterUnknown(session, command.arg === '' ? command.verb : `${command.verb} ${command.arg}`);
     if (milterReply !== undefined) {
       session.send(milterReply);
       return;
@@ -63,7 +72,7 @@ export async function handleCommand(session: Session, command: Command, line: st
     session.badCommand(reply(500, '5.5.1', `Command unrecognized: "${echoableCommandLine(line)}"`));
     return;
   }
-  await handler(session, command.arg);
+  await handler(session, command.arg, line);
 }
 
 /** Returns whether a HELO argument is a plausible domain or address literal. */
@@ -136,6 +145,8 @@ function ehloReply(session: Session, greeting: string): Reply {
 
   const max = session.ctx.config.maxMessageSize;
   const lines = filterEhloKeywords(session, [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN']);
+  // sendmail 8.17 lists ETRN after DSN and before AUTH and STARTTLS.
+  if (etrnOffered(session)) lines.push('ETRN');
   if (starttlsOffered(session)) lines.push('STARTTLS');
   lines.push('HELP');
   return reply(250, undefined, ...lines);
@@ -159,7 +170,7 @@ function handleHelp(session: Session, arg: string): void {
     'Topics:',
     '\tHELO\tEHLO\tMAIL\tRCPT\tDATA',
     '\tRSET\tNOOP\tQUIT\tHELP\tVRFY',
-    '\tEXPN',
+    '\tEXPN\tVERB\tETRN',
     'For more info use "HELP <topic>".',
     'End of HELP info',
   ];

@@ -21,6 +21,12 @@ export interface ServerContext {
   deliversAtOnce?(): boolean;
   /** Hands an accepted message on; `locked` when its commit took the lock. */
   onAccepted(id: string, locked?: boolean): void;
+  /**
+   * Starts a queue run that ignores retry times, over the items `select`
+   * accepts (ETRN), even while another run is in progress, and resolves with the number of items it scheduled once
+   * they have been tried. Absent where nothing delivers, so ETRN is not offered.
+   */
+  runQueue?(select: (id: string) => Promise<boolean>): Promise<number>;
   /** Resolves a client address to a verified host name, if any. */
   resolveClientName?(address: string): Promise<string | undefined>;
   /** Product version for $v and $Z. */

@@ -6,6 +6,7 @@
 // session, and a lower-case one turns it on:
 //   S/s  offer STARTTLS          V/v  ask the client for a certificate
 //   P/p  offer PIPELINING        D/d  offer DSN
+//   E/e  offer ETRN (see etrn.ts)
 // The value `temp` (what `$#temp` becomes) makes the session a null server
 // that answers 450 4.3.0.
 
@@ -14,7 +15,7 @@ import { lookupHost } from '../policy/tls-rulesets';
 import { tlsAccessMap } from '../tls/access';
 import type { Session } from './session';
 
-/** Letters Posthorn acts on; sendmail's others (A, B, C, E, L, X) have no feature to switch here. */
+/** Letters Posthorn acts on; sendmail's others (A, B, C, L, X) have no feature to switch here. */
 const KNOWN_LETTERS = new Set(['s', 'v', 'p', 'd', 'a', 'b', 'c', 'e', 'l', 'x']);
 
 /** The per-session switches: letter (lower case) → true for on, false for off. */

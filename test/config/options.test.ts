@@ -157,8 +157,12 @@ test('PrivacyOptions words and goaway', () => {
   assert.ok(!cfg.privacyOptions.has('noetrn'));
 
   const all = withOverrides(['PrivacyOptions', 'goaway']);
-  for (const word of ['needmailhelo', 'novrfy', 'noexpn', 'noetrn', 'noverb', 'restrictqrun', 'authwarnings']) {
+  for (const word of ['needmailhelo', 'needexpnhelo', 'needvrfyhelo', 'novrfy', 'noexpn', 'noverb', 'authwarnings']) {
     assert.ok(all.privacyOptions.has(word), word);
+  }
+  // As in sendmail 8.17, goaway is its low 16 flags only.
+  for (const word of ['noetrn', 'restrictmailq', 'restrictqrun', 'restrictexpand', 'noreceipts', 'nobodyreturn']) {
+    assert.ok(!all.privacyOptions.has(word), word);
   }
   assert.throws(() => withOverrides(['PrivacyOptions', 'novrfy,bogus']), /invalid value "bogus"/);
 });

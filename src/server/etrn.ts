@@ -1,0 +1,124 @@
+// ETRN (RFC 1985) and VERB, with the replies and log lines of sendmail 8.17.
+// ONEX is not here, because sendmail 8.17 dropped it and replies
+// "500 5.5.1 Command unrecognized", as Posthorn does for any unknown verb.
+//
+// ETRN forms, as sendmail reads them:
+//   ETRN host          runs the items with a recipient address containing "@host"
+//   ETRN @domain       the same match without the "@", so subdomains match too
+//   ETRN #queuegroup   runs a whole queue group; Posthorn's one queue is the
+//                      group sendmail calls "mqueue"
+// The run ignores retry times, like -qR, and the reply does not wait for it.
+
+import { reply } from '../smtp/reply';
+import { echoableCommandLine } from '../smtp/command';
+import { matchesSelectors } from '../cli/queue-select';
+import type { QueueSelector } from '../cli/args';
+import type { Session } from './session';
+import { srvFeature } from './srv-features';
+
+/** The name of sendmail's default queue group, the only one Posthorn has. */
+const DEFAULT_QUEUE_GROUP = 'mqueue';
+
+/**
+ * Returns whether the session offers ETRN: a delivery runner exists, and
+ * neither PrivacyOptions=noetrn nor the daemon's M=E modifier turned it off.
+ * A Srv_Features: letter E or e overrides both, as in sendmail.
+ */
+export function etrnOffered(session: Session): boolean {
+  if (session.ctx.runQueue === undefined) return false;
+
+  const feature = srvFeature(session, 'e');
+  if (feature !== undefined) return feature;
+
+  const modifiers = session.options.daemonModifiers ?? '';
+  // PrivacyOptions=goaway leaves ETRN on, as in sendmail 8.17 (see GOAWAY_WORDS).
+  return !session.ctx.config.privacyOptions.has('noetrn') && !modifiers.includes('E');
+}
+
+/**
+ * Returns the ETRN parameter as sendmail takes it from the command line:
+ * blanks after the verb are skipped, trailing blanks are kept.
+ */
+function etrnParameter(line: string): string {
+  return line.replace(/^\s*\S+\s*/, '');
+}
+
+/** sendmail refuses ETRN in -bs mode unless root runs it, so queue contents do not leak. */
+function unprivilegedStdin(session: Session): boolean {
+  // NOTE: sendmail also lets the TrustedUser run ETRN under -bs; Posthorn only lets root.
+  return session.options.daemonName === 'stdin' && process.getuid?.() !== 0;
+}
+
+export function handleEtrn(session: Session, _arg: string, line: string): void {
+  session.didWork = true;
+  const client = session.macros.get('_') ?? '';
+
+  if (!etrnOffered(session) || unprivilegedStdin(session)) {
+    session.send(reply(502, '5.7.0', 'Sorry, we do not allow this operation'));
+    session.log.info(`${client}: ${echoableCommandLine(line)} [rejected]`, 6);
+    return;
+  }
+
+  const parameter = etrnParameter(line);
+  if (parameter === '') {
+    session.send(reply(500, '5.5.2', 'Parameter required'));
+    return;
+  }
+
+  // NOTE: sendmail slows down from the 8th ETRN of a session on and runs the
+  // check_etrn ruleset. Posthorn does neither.
+  // The reply shows the parameter as the log does, so a parameter of 203 or
+  // more bytes is shortened there too, where sendmail echoes it whole.
+  const echoed = echoableCommandLine(parameter);
+  session.log.info(`${client}: ETRN ${echoed}`, 6);
+
+  if (parameter.startsWith('#')) {
+    runQueueGroup(session, echoed);
+    return;
+  }
+
+  const match = parameter.startsWith('@') ? parameter.slice(1) : `@${parameter}`;
+  startQueueRun(session, echoed, [{ kind: 'R', negate: false, value: match }]);
+  session.send(reply(250, '2.0.0', `Queuing for node ${echoed} started`));
+}
+
+/** ETRN #group: queue group names are compared without regard to case, as in sendmail. */
+function runQueueGroup(session: Session, parameter: string): void {
+  const group = parameter.slice(1);
+  if (group.toLowerCase() !== DEFAULT_QUEUE_GROUP) {
+    session.send(reply(459, '4.5.4', `Queue ${group} unknown`));
+    return;
+  }
+  startQueueRun(session, parameter, []);
+  session.send(reply(250, '2.0.0', `Queuing for queue group ${group} started`));
+}
+
+/**
+ * Starts a forced queue run over the items the selectors match, or over all
+ * items without selectors, and logs its end at LogLevel 10 (a Posthorn line).
+ */
+function startQueueRun(session: Session, parameter: string, selectors: QueueSelector[]): void {
+  const { store, runQueue } = session.ctx;
+  if (runQueue === undefined) return;
+
+  const select = async (id: string): Promise<boolean> => {
+    if (selectors.length === 0) return true;
+    const item = await store.read(id).catch(() => undefined);
+    return item !== undefined && matchesSelectors(selectors, id, item);
+  };
+  // Like sendmail, which forks a run for each ETRN, this run goes ahead while
+  // another queue run is in progress.
+  runQueue(select).then(
+    (count) => session.log.info(`queue run for ETRN ${parameter} ended, ${count} item(s) scheduled`, 10),
+    (err: Error) => session.log.error(`queue run for ETRN ${parameter} failed: ${err.message}`),
+  );
+}
+
+/**
+ * Rejects VERB. sendmail offers it only together with EXPN, because verbose
+ * delivery would show what EXPN shows. Posthorn never offers EXPN, so it
+ * replies as sendmail does with PrivacyOptions=noexpn, whatever noverb is.
+ */
+export function handleVerb(session: Session): void {
+  session.send(reply(502, '5.7.0', 'Verbose unavailable'));
+}
