@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, USAGE, type CliArgs } from './args';
-import { ExitError, EX_CONFIG, EX_IOERR, EX_OK, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+import { ExitError, EX_CONFIG, EX_IOERR, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
 import { loadConfig, parseShortOption } from '../config/load';
 import type { Config } from '../config/types';
 import { VERSION } from '../version';
@@ -194,7 +194,13 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   });
 
   if (config.deliveryMode === 'interactive') {
-    await services.deliverer.deliver(id, { force: true });
+    await services.deliverer.deliver(id, { force: true, locked: true });
+    if (config.superSafe === 'interactive') {
+      // Committed without fsync (see submitMessage): what is still queued must reach the disk now.
+      await services.store.syncItem(id).catch((err: Error) => {
+        throw new ExitError(`cannot queue message: ${err.message}`, EX_TEMPFAIL);
+      });
+    }
   } else if (config.deliveryMode === 'background') {
     deliverDetached(args, [id]);
   }

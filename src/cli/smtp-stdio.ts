@@ -39,7 +39,8 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
   await startSessionWithMilters(session);
   await closed;
 
-  if (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') deliver(accepted);
+  // DeliveryMode=interactive delivered each message before its 250 (see deliverNow).
+  if (config.deliveryMode === 'background') deliver(accepted);
   await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   return EX_OK;
 }

@@ -118,8 +118,11 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
   const item = buildItem({ id, config, sender, recipients, headers, user, fullName: opts.fullName, size: writer.size });
   if (opts.quarantine) item.quarantine = opts.quarantine.replace(/[\r\n]/g, '');
 
+  // DeliveryMode=interactive: the caller delivers at once, under the lock the
+  // commit takes; with SuperSafe=Interactive it syncs only what is left after.
+  const interactive = config.deliveryMode === 'interactive';
   try {
-    await store.commit(item);
+    await store.commit(item, { lock: interactive, syncLater: interactive && config.superSafe === 'interactive' });
   } catch (err) {
     await store.abort(id);
     throw new ExitError(`cannot queue message: ${(err as Error).message}`, EX_TEMPFAIL);

@@ -68,7 +68,7 @@ export const OPTIONS_A_TO_L: OptionDef[] = [
     description: 'Smallest DELIVERBY time accepted (RFC 2852); a negative value disables the extension.' },
   { name: 'DeliveryMode', short: 'd', m4: 'confDELIVERY_MODE', type: 'enum',
     values: ['interactive', 'background', 'queueonly', 'deferred'], default: 'background',
-    description: 'When to deliver accepted mail; only the first letter (i, b, q, d) is read.',
+    description: 'When to deliver accepted mail; only the first letter (i, b, q, d) is read. With interactive, the reply to DATA waits for the delivery attempt, as in sendmail.',
     status: 'implemented' },
   { name: 'DialDelay', m4: 'confDIAL_DELAY', type: 'duration', unit: 's', default: 0,
     description: 'Wait before retrying a failed connection, for dial-on-demand links.' },

@@ -95,6 +95,17 @@ export function serverContext(services: Services): ServerContext {
     deliversAtOnce(): boolean {
       return (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') && !loadAtOrAbove(config, 'QueueLA');
     },
+    async deliverNow(id: string, locked: boolean): Promise<void> {
+      try {
+        await services.deliverer.deliver(id, { force: true, locked });
+      } catch (err) {
+        // Logged as the runner logs it; the item stays queued for the next run.
+        const system = (err as NodeJS.ErrnoException).code !== undefined;
+        logger.child(id).error(`delivery failed: ${system ? (err as Error).message : ((err as Error).stack ?? err)}`);
+      } finally {
+        store.startDeferredRecovery();
+      }
+    },
     runQueue(select: (id: string) => Promise<boolean>): Promise<number> {
       return runner.runQueue({ force: true, select, overlap: true });
     },

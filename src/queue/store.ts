@@ -69,6 +69,13 @@ export interface CommitOptions {
    * the df after the writer closed it (a milter's replacement body does).
    */
   keepBody?: boolean;
+  /**
+   * SuperSafe=Interactive: write the files without any fsync, because the
+   * client waits for the delivery attempt before it gets its reply. The
+   * caller calls syncItem() before that reply unless the delivery removed
+   * the item.
+   */
+  syncLater?: boolean;
 }
 
 export class QueueStore {
@@ -238,14 +245,20 @@ export class QueueStore {
     // The df and tf fsyncs overlap: one wait for the disk instead of two. The
     // rename that makes the item visible still waits for both.
     const writer = this.writers.get(item.id);
-    const dataSynced = this.syncDataFile(item.id).catch((err: unknown) => {
+    const later = opts.syncLater === true;
+    const dataSynced = this.syncDataFile(item.id, later).catch((err: unknown) => {
       // The session's reply names the file that failed ("error writing data file").
       if (err instanceof Error) Object.assign(err, { queueFile: 'data' });
       throw err;
     });
     dataSynced.catch(() => undefined);
     try {
-      await this.writeControlFile(item, true, { dataSynced, lock: opts.lock === true, body: opts.keepBody === true ? writer?.contents : undefined });
+      await this.writeControlFile(item, true, {
+        dataSynced,
+        lock: opts.lock === true,
+        body: opts.keepBody === true ? writer?.contents : undefined,
+        syncLater: later,
+      });
     } catch (err) {
       // A df failure wins, as when the df was synced first.
       const dataError = await dataSynced.then(() => undefined, (e: unknown) => e);
@@ -262,6 +275,38 @@ export class QueueStore {
    */
   takeBody(id: string): Buffer | undefined {
     return this.takenBodies.get(id);
+  }
+
+  /**
+   * Makes an item committed with `syncLater` durable: fsyncs its df and its
+   * control file (qf or hf) at the same time, then the directory. Resolves
+   * at once if the item is gone (its delivery removed it).
+   */
+  async syncItem(id: string): Promise<void> {
+    if (!this.safe) return;
+    const syncPath = async (file: string): Promise<boolean> => {
+      let fd: number;
+      try {
+        fd = await openFile(file, READ_NO_FOLLOW);
+      } catch (err) {
+        if (errorCode(err) === 'ENOENT') return false;
+        throw err;
+      }
+      try {
+        await this.syncFile(fd, file);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return true;
+    };
+    const data = syncPath(this.dataPath(id)).catch((err: unknown) => {
+      if (err instanceof Error) Object.assign(err, { queueFile: 'data' });
+      throw err;
+    });
+    data.catch(() => undefined);
+    const control = (await syncPath(this.controlPath(id, 'qf'))) || (await syncPath(this.controlPath(id, 'hf')));
+    if (!(await data) && !control) return;
+    await this.dirSync.request();
   }
 
   /** Reads the control file of `id` (qf, else hf); throws QueueFileError if damaged. */
@@ -372,11 +417,11 @@ export class QueueStore {
    * it kept open. A df written by another process (none in this store) is
    * opened for the fsync.
    */
-  private async syncDataFile(id: string): Promise<void> {
+  private async syncDataFile(id: string, later = false): Promise<void> {
     const writer = this.writers.get(id);
     this.writers.delete(id);
     if (writer === undefined) {
-      if (!this.safe) return;
+      if (!this.safe || later) return;
       const fd = fs.openSync(this.dataPath(id), READ_NO_FOLLOW);
       try {
         await this.syncFile(fd, this.dataPath(id));
@@ -388,7 +433,7 @@ export class QueueStore {
     try {
       if (!writer.closed) await writer.close();
       if (writer.failure !== undefined) throw writer.failure;
-      if (this.safe) await this.syncFile(writer.fd, this.dataPath(id));
+      if (this.safe && !later) await this.syncFile(writer.fd, this.dataPath(id));
     } finally {
       writer.release();
     }
@@ -416,8 +461,9 @@ export class QueueStore {
   private async writeControlFile(
     item: QueueItem,
     isNew: boolean,
-    fresh?: { dataSynced: Promise<void>; lock: boolean; body: Buffer | undefined },
+    fresh?: { dataSynced: Promise<void>; lock: boolean; body: Buffer | undefined; syncLater: boolean },
   ): Promise<void> {
+    const safe = this.safe && fresh?.syncLater !== true;
     const text = serializeControlFile(item);
     const temp = path.join(this.dir, `tf${item.id}`);
     const kind = item.quarantine !== undefined ? 'hf' : 'qf';
@@ -434,17 +480,17 @@ export class QueueStore {
       let offset = 0;
       while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
       if (remember && !locked) written = fs.fstatSync(fd);
-      if (this.safe) await this.syncFile(fd, temp);
+      if (safe) await this.syncFile(fd, temp);
     } finally {
       fs.closeSync(fd);
     }
 
     // For a new item the df (content and entry) must be durable before the qf appears.
     if (fresh !== undefined) await fresh.dataSynced;
-    if (this.safe && isNew) await this.dirSync.request();
+    if (safe && isNew) await this.dirSync.request();
     fs.renameSync(temp, this.controlPath(item.id, kind));
     if (!isNew) unlinkSyncIfExists(this.controlPath(item.id, kind === 'qf' ? 'hf' : 'qf'));
-    if (this.safe) await this.dirSync.request();
+    if (safe) await this.dirSync.request();
     if (remember) {
       // Bounded: items that are only queued (QueueLA, DeliveryMode=queue) are never read back here.
       if (this.freshControl.size >= 1024) {
@@ -464,7 +510,7 @@ export class QueueStore {
 }
 
 /** open() with mode 0600 through the thread pool; the callback API costs less than fs.promises. */
-function openFile(file: string, flags: string): Promise<number> {
+function openFile(file: string, flags: string | number): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.open(file, flags, 0o600, (err, fd) => (err ? reject(err) : resolve(fd)));
   });

@@ -22,6 +22,12 @@ export interface ServerContext {
   /** Hands an accepted message on; `locked` when its commit took the lock. */
   onAccepted(id: string, locked?: boolean): void;
   /**
+   * DeliveryMode=interactive: delivers an accepted message before the reply
+   * to its DATA, as sendmail does, and resolves when the attempt is over
+   * (delivered, deferred or bounced). `locked` when its commit took the lock.
+   */
+  deliverNow?(id: string, locked: boolean): Promise<void>;
+  /**
    * Starts a queue run that ignores retry times, over the items `select`
    * accepts (ETRN), even while another run is in progress, and resolves with the number of items it scheduled once
    * they have been tried. Absent where nothing delivers, so ETRN is not offered.

@@ -223,10 +223,15 @@ export class DataPhase {
     }
 
     // With immediate delivery the commit takes the item's lock, and a small body stays in memory for it.
+    const config = session.ctx.config;
     const lock = session.ctx.deliversAtOnce?.() === true;
-    const keepBody = lock && session.ctx.config.mailFilters.length === 0;
+    const keepBody = lock && config.mailFilters.length === 0;
+    // DeliveryMode=interactive delivers before the 250; with SuperSafe=Interactive
+    // the files are synced only if the message is still queued after that.
+    const interactive = lock && config.deliveryMode === 'interactive' && session.ctx.deliverNow !== undefined;
+    const syncLater = interactive && config.superSafe === 'interactive';
     try {
-      await session.ctx.store.commit(item, { lock, keepBody });
+      await session.ctx.store.commit(item, { lock, keepBody, syncLater });
     } catch (err) {
       await this.abort();
       // commit() fsyncs the df too and marks its failures with queueFile 'data'.
@@ -237,8 +242,33 @@ export class DataPhase {
     this.done = true;
 
     logReceipt(session, item);
+    const locked = lock && session.ctx.store.holdsLock(tx.id);
+    if (interactive) {
+      if (!(await this.deliverFirst(tx.id, locked, syncLater))) return;
+    } else {
+      session.ctx.onAccepted(tx.id, locked);
+    }
     session.send(reply(250, '2.0.0', `${tx.id} Message accepted for delivery`));
-    session.ctx.onAccepted(tx.id, lock && session.ctx.store.holdsLock(tx.id));
+  }
+
+  /**
+   * Delivers an accepted message before the reply (DeliveryMode=interactive)
+   * and, with `syncLater`, makes what is left of it durable. Returns false
+   * after replying itself when that sync failed: the client must not take
+   * the message for queued, and it may send it again.
+   */
+  private async deliverFirst(id: string, locked: boolean, syncLater: boolean): Promise<boolean> {
+    const session = this.session;
+    await session.ctx.deliverNow!(id, locked);
+    if (!syncLater) return true;
+    try {
+      await session.ctx.store.syncItem(id);
+      return true;
+    } catch (err) {
+      const failed = (err as { queueFile?: string }).queueFile === 'data' ? 'data' : 'control';
+      session.send(writeFailure(this.log, err as Error, failed));
+      return false;
+    }
   }
 
   private buildItem(bodySize: number): QueueItem {

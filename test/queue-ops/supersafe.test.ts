@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SuperSafe } from '../../src/config/types';
 import { QueueStore } from '../../src/queue/store';
@@ -114,4 +115,38 @@ test('quarantine rewrite syncs unless SuperSafe=False', async (t) => {
     const rewrite = r.synced.slice(before);
     assert.deepEqual(rewrite, mode === 'true' ? ['tf', 'dir'] : [], `SuperSafe=${mode}`);
   }
+});
+
+test('SuperSafe=Interactive with syncLater syncs nothing at commit, then only what is left', async (t) => {
+  const r = await recordingStore('interactive');
+  t.after(() => removeDir(r.dir));
+  const id = r.store.newId();
+  const writer = await r.store.openDataFile(id);
+  await writer.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+  await writer.close();
+  await r.store.commit({ ...sampleItem(id), quarantine: undefined }, { syncLater: true });
+  assert.deepEqual(r.synced, [], 'the delivery comes first');
+  assert.deepEqual(fs.readdirSync(r.dir).filter((n) => n.endsWith(id)).sort(), [`df${id}`, `qf${id}`]);
+
+  // Still queued after the delivery attempt: df and qf together, then the directory.
+  await r.store.syncItem(id);
+  assert.deepEqual([...r.synced].sort(), ['df', 'dir', 'qf']);
+  assert.equal(r.synced.at(-1), 'dir');
+
+  // Delivered and removed: nothing left to sync.
+  const gone = r.store.newId();
+  const w2 = await r.store.openDataFile(gone);
+  await w2.close();
+  await r.store.commit({ ...sampleItem(gone), quarantine: undefined }, { syncLater: true });
+  await r.store.remove(gone);
+  const before = r.synced.length;
+  await r.store.syncItem(gone);
+  assert.equal(r.synced.length, before);
+});
+
+test('SuperSafe=Interactive without syncLater syncs as True', async (t) => {
+  const r = await recordingStore('interactive');
+  t.after(() => removeDir(r.dir));
+  const { atCommit } = await receive(r, r.store.newId());
+  assert.deepEqual([...atCommit].sort(), ['df', 'dir', 'dir', 'tf']);
 });
