@@ -27,6 +27,8 @@ export interface OptionDef {
   type: OptionType;
   /** Unit of a bare number, for durations (sendmail's convtime default). */
   unit?: 's' | 'm' | 'h' | 'd';
+  /** A duration that may start with "-", which negates it (convtime allows it; DeliverByMin uses it). */
+  signed?: boolean;
   /** Allowed values of an enum, or known words of a list. */
   values?: string[];
   default?: OptionValue;

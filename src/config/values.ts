@@ -64,6 +64,8 @@ function parseSize(def: OptionDef, text: string): number {
 
 function parseDurationValue(def: OptionDef, text: string): number {
   try {
+    const negative = def.signed === true && text.trim().startsWith('-');
+    if (negative) return -parseDuration(text.trim().slice(1), def.unit ?? 's');
     return parseDuration(text, def.unit ?? 's');
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);

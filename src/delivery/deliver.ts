@@ -11,7 +11,7 @@ import { QueueFileError } from '../queue/qf';
 import type { QueueStore } from '../queue/store';
 import type { QueueItem, QueueRecipient } from '../queue/types';
 import { queueOwnerBounces } from './bounce';
-import { queueNotices } from './dsn-notify';
+import { deliverByReturnDue, queueNotices } from './dsn-notify';
 import { AliasExpander } from '../aliases/expand';
 import { expandQueueItem } from '../aliases/queue-expand';
 import { rewriteOutbound } from './genericstable';
@@ -141,19 +141,16 @@ export class Deliverer {
   private async attempt(item: QueueItem): Promise<{ removed: boolean; bounceId?: string; noticeIds: string[] }> {
     const started = Date.now();
     const firstAttempt = item.attempts === 0;
-    const expansionResults = this.expandAliases(item);
-    const failed = new Set(expansionResults.flatMap((r) => r.route.recipients));
-    const routes = routeRecipients(item, this.ctx.config)
-      .map((route) => ({ ...route, recipients: route.recipients.filter((r) => !failed.has(r)) }))
-      .filter((route) => route.recipients.length > 0);
-    const delivered = await Promise.all(routes.map((route) => this.deliverRoute(item, route, firstAttempt)));
-    const results = [...expansionResults, ...delivered];
+    // As sendmail's sendenvelope(), no delivery is tried once a BY=...;R time has run out.
+    const returnDue = deliverByReturnDue(item, started);
+    const results = returnDue ? [] : await this.deliverAll(item, firstAttempt);
 
     const newlyBounced: QueueRecipient[] = [];
     for (const rr of results) {
       this.apply(rr, newlyBounced);
       this.logRoute(item, rr, started);
     }
+    if (returnDue) newlyBounced.push(...this.expireDeliverBy(item));
     newlyBounced.push(...this.expireDeferred(item, started));
 
     item.attempts += 1;
@@ -161,6 +158,7 @@ export class Deliverer {
     item.priority = retryPriority(item.priority, { retryFactor: optionNumber(this.ctx.config, 'RetryFactor') });
 
     const transcript = results.flatMap((r) => r.transcript);
+    if (returnDue) transcript.push(`Delivery time (${item.deliverBy?.seconds}s) expired`, 'Message will be deleted from queue');
     const [bounceId, ...ownerBounceIds] = newlyBounced.length > 0 ? await this.bounce(item, newlyBounced, transcript) : [];
     const noticeIds = [...ownerBounceIds, ...(await this.notices(item, results, transcript))];
 
@@ -172,6 +170,33 @@ export class Deliverer {
     item.statusMessage = open[open.length - 1].status;
     await this.ctx.store.update(item);
     return { removed: false, bounceId, noticeIds };
+  }
+
+  /** Expands aliases, routes the open recipients and delivers every route. */
+  private async deliverAll(item: QueueItem, firstAttempt: boolean): Promise<RouteResult[]> {
+    const expansionResults = this.expandAliases(item);
+    const failed = new Set(expansionResults.flatMap((r) => r.route.recipients));
+    const routes = routeRecipients(item, this.ctx.config)
+      .map((route) => ({ ...route, recipients: route.recipients.filter((r) => !failed.has(r)) }))
+      .filter((route) => route.recipients.length > 0);
+    const delivered = await Promise.all(routes.map((route) => this.deliverRoute(item, route, firstAttempt)));
+    return [...expansionResults, ...delivered];
+  }
+
+  /**
+   * Bounces every open recipient of an item whose BY=...;R time ran out, with
+   * sendmail 8.17's status 5.4.7 and text from dropenvelope().
+   */
+  private expireDeliverBy(item: QueueItem): QueueRecipient[] {
+    const open = item.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
+    const text = `delivery time expired ${item.deliverBy?.seconds}s`;
+    for (const rcpt of open) {
+      rcpt.state = 'bounced';
+      rcpt.diagnostic = rcpt.diagnostic ?? (rcpt.status?.replace(/^Deferred: /, '') || undefined);
+      rcpt.status = text;
+      rcpt.dsnCode = '5.4.7';
+    }
+    return open;
   }
 
   private async bounce(item: QueueItem, bounced: QueueRecipient[], transcript: string[]): Promise<string[]> {
@@ -208,6 +233,7 @@ export class Deliverer {
       eightBit: item.bodyType === '8BITMIME',
       ret: item.ret,
       envid: item.envid,
+      deliverBy: item.deliverBy && { ...item.deliverBy, created: item.created },
     };
     const logger = this.ctx.logger.child(item.id);
     const ctx = { config: this.ctx.config, resolver: this.ctx.resolver, firstAttempt, logger };

@@ -3,7 +3,8 @@
 // to a mailbox here, or relayed to a next hop that does not offer DSN; a next
 // hop that offers DSN takes the request over with the NOTIFY parameter. Items
 // still deferred after Timeout.queuewarn get one delay warning for the
-// recipients that did not exclude DELAY, and the item is flagged `w`.
+// recipients that did not exclude DELAY, and the item is flagged `w`. A
+// BY=...;N time (RFC 2852) that runs out first brings the same warning.
 
 import type { Config } from '../config/types';
 import { initialPriority } from '../queue/priority';
@@ -63,11 +64,33 @@ export function successRecipients(routes: RouteOutcome[], now: Date): DsnRecipie
   return out;
 }
 
+/** Checks whether the BY= time of `item` has run out at `nowMs` (only a positive time runs out). */
+function deliverByPassed(item: QueueItem, nowMs: number): boolean {
+  const by = item.deliverBy;
+  return by !== undefined && by.seconds > 0 && nowMs >= (item.created + by.seconds) * 1000;
+}
+
+/** Checks whether `item` asked for BY=...;R and that time has run out, so it is returned undelivered. */
+export function deliverByReturnDue(item: QueueItem, nowMs: number): boolean {
+  return item.deliverBy?.mode === 'R' && deliverByPassed(item, nowMs);
+}
+
+/**
+ * Returns why `item` gets its delay warning now: Timeout.queuewarn passed, or
+ * else (as in sendmail 8.17's dropenvelope()) the time of a BY=...;N ran out.
+ * Returns undefined when no warning is due or one was sent already.
+ */
+export function delayWarningCause(item: QueueItem, config: Config, now: Date): 'queuewarn' | 'deliverby' | undefined {
+  if (item.flags.includes('w')) return undefined;
+  const warnAfter = queueWarnMs(config, item);
+  if (warnAfter > 0 && now.getTime() - item.created * 1000 >= warnAfter) return 'queuewarn';
+  if (item.deliverBy?.mode === 'N' && deliverByPassed(item, now.getTime())) return 'deliverby';
+  return undefined;
+}
+
 /** Lists the deferred recipients of `item` that get a delay warning now. */
 export function delayRecipients(item: QueueItem, config: Config, now: Date): QueueRecipient[] {
-  const warnAfter = queueWarnMs(config, item);
-  if (warnAfter <= 0 || item.flags.includes('w')) return [];
-  if (now.getTime() - item.created * 1000 < warnAfter) return [];
+  if (delayWarningCause(item, config, now) === undefined) return [];
   return item.recipients.filter((r) => r.state === 'deferred' && wantsDelayDsn(r));
 }
 
@@ -89,6 +112,7 @@ export async function queueNotices(
   const succeeded = successRecipients(routes, now);
   if (succeeded.length > 0) ids.push(await queueNotice(ctx, item, 'success', succeeded, [], now));
 
+  const cause = delayWarningCause(item, ctx.config, now);
   const delayed = delayRecipients(item, ctx.config, now);
   if (delayed.length > 0) {
     const warnAfter = queueWarnMs(ctx.config, item);
@@ -108,6 +132,7 @@ export async function queueNotices(
         delayedFor: durationWords(warnAfter),
         giveUpAfter: durationWords(giveUp),
         willRetryUntil: new Date(item.created * 1000 + giveUp),
+        warning: cause === 'deliverby' ? `Warning: Delivery time (${item.deliverBy?.seconds}s) exceeded` : undefined,
       }),
     );
     item.flags += 'w';
@@ -122,7 +147,7 @@ async function queueNotice(
   recipients: DsnRecipient[],
   transcript: string[],
   now: Date,
-  delay: { delayedFor?: string; giveUpAfter?: string; willRetryUntil?: Date } = {},
+  delay: { delayedFor?: string; giveUpAfter?: string; willRetryUntil?: Date; warning?: string } = {},
 ): Promise<string> {
   const id = ctx.store.newId();
   const dsn = buildDsn({

@@ -40,6 +40,11 @@ export interface DsnInput {
   delayedFor?: string;
   willRetryUntil?: Date;
   giveUpAfter?: string;
+  /**
+   * For delay notices: the warning that replaces the Timeout.queuewarn wording
+   * in the subject and the transcript, e.g. "Warning: Delivery time (60s) exceeded".
+   */
+  warning?: string;
 }
 
 export interface DsnMessage {
@@ -67,7 +72,7 @@ export function rfc5322Date(d: Date): string {
 }
 
 function subjectOf(input: DsnInput): string {
-  if (input.kind === 'delay') return `Warning: could not send message for past ${input.delayedFor ?? '4 hours'}`;
+  if (input.kind === 'delay') return input.warning ?? `Warning: could not send message for past ${input.delayedFor ?? '4 hours'}`;
   if (input.kind === 'success') return 'Return receipt';
   if (input.postmasterCopy) return 'Postmaster notify: see transcript for details';
   return 'Returned mail: see transcript for details';
@@ -119,7 +124,7 @@ function explanation(input: DsnInput): string[] {
     lines.push(`<${r.address}>... ${input.kind === 'delay' ? 'Deferred: ' : ''}${r.reason}`);
   }
   if (input.kind === 'delay') {
-    lines.push(`Warning: message still undelivered after ${input.delayedFor ?? '4 hours'}`);
+    lines.push(input.warning ?? `Warning: message still undelivered after ${input.delayedFor ?? '4 hours'}`);
     if (input.giveUpAfter) lines.push(`Will keep trying until message is ${input.giveUpAfter} old`);
   }
   return lines;

@@ -17,6 +17,7 @@ import type { ClientTls } from '../tls/client';
 import { setTlsMacros, tlsLogFields } from '../tls/peer';
 import { tlsFactsFromMacros } from '../policy/tls-rulesets';
 import { MessageWriter } from './message-writer';
+import { byParameter, deliverByRefusal, nextHopMinimum, secondsSince, type DeliverBy } from '../smtp/deliver-by';
 
 /** Timeout.* values in milliseconds, as sendmail names them. */
 export interface ClientTimeouts {
@@ -72,6 +73,8 @@ export interface Transaction {
   eightBit: boolean;
   ret?: 'FULL' | 'HDRS';
   envid?: string;
+  /** BY= request (RFC 2852) and the item's creation time in seconds since the epoch. */
+  deliverBy?: DeliverBy & { created: number };
 }
 
 export type RecipientStatus = 'sent' | 'tempfail' | 'permfail';
@@ -405,6 +408,8 @@ class SmtpSession {
       // The queue keeps ENVID and ORCPT in xtext form as received, so they go out unchanged.
       if (tx.envid) cmd += ` ENVID=${tx.envid}`;
     }
+    const by = this.extensions.get('DELIVERBY');
+    if (tx.deliverBy && by !== undefined) cmd += byParameter(tx.deliverBy, secondsSince(tx.deliverBy.created), nextHopMinimum(by));
     return cmd;
   }
 
@@ -420,6 +425,8 @@ class SmtpSession {
   /** Runs MAIL, RCPT, DATA and the message; returns one result per recipient. */
   private async transactAll(tx: Transaction): Promise<RecipientResult[]> {
     const t = this.opts.timeouts;
+    const late = tx.deliverBy && deliverByRefusal(tx.deliverBy, secondsSince(tx.deliverBy.created), this.extensions.get('DELIVERBY'));
+    if (late) return tx.recipients.map((r) => ({ address: r.address, status: 'permfail', dsn: '5.4.7', text: late }));
     const commands = [this.mailCommand(tx), ...tx.recipients.map((r) => this.rcptCommand(r))];
     const pipelining = this.extensions.has('PIPELINING');
     const rset = this.rsetPending;

@@ -63,12 +63,25 @@ export function serializeControlFile(item: QueueItem): string {
 
   lines.push(`S<${escapeField(item.sender)}>`);
   if (item.envid !== undefined) lines.push(`Z${escapeField(item.envid)}`);
+  if (item.deliverBy !== undefined) lines.push(deliverByLine(item.deliverBy));
 
   for (const rcpt of item.recipients) lines.push(...recipientLines(rcpt));
   for (const header of item.headers) lines.push(`H??${escapeHeader(header)}`);
 
   lines.push('.');
   return lines.join('\n') + '\n';
+}
+
+/** sendmail's e_dlvr_flag bits, written as one raw byte after "!". */
+const DLVR_NOTIFY = 0x01;
+const DLVR_RETURN = 0x02;
+const DLVR_TRACE = 0x10;
+
+/** The DELIVERBY line as sendmail 8.17 writes it: "!", the flag byte, a space, the by-time. */
+function deliverByLine(by: NonNullable<QueueItem['deliverBy']>): string {
+  let flag = by.mode === 'R' ? DLVR_RETURN : DLVR_NOTIFY;
+  if (by.trace) flag |= DLVR_TRACE;
+  return `!${String.fromCharCode(flag)} ${checkInteger('deliverBy', by.seconds, true)}`;
 }
 
 function checkInteger(field: string, value: number, signed: boolean): number {
@@ -228,6 +241,10 @@ class ControlFileParser {
         if (this.rcpt !== undefined) this.fail('Z line inside a recipient');
         this.item.envid = this.text(rest);
         break;
+      case '!':
+        if (this.rcpt !== undefined) this.fail('! line inside a recipient');
+        this.parseDeliverBy(rest);
+        break;
       case 'M':
         this.recipient().status = this.text(rest);
         break;
@@ -269,6 +286,19 @@ class ControlFileParser {
     } else {
       this.fail(`unrecognized line "${clip(line)}"`);
     }
+  }
+
+  private parseDeliverBy(rest: string): void {
+    const flag = rest.charCodeAt(0);
+    const mode = flag & (DLVR_NOTIFY | DLVR_RETURN);
+    if (rest[1] !== ' ' || (mode !== DLVR_NOTIFY && mode !== DLVR_RETURN)) {
+      this.fail(`invalid deliver-by line "${clip(rest)}"`);
+    }
+    this.item.deliverBy = {
+      seconds: this.integer(rest.slice(2), true),
+      mode: mode === DLVR_RETURN ? 'R' : 'N',
+      trace: (flag & DLVR_TRACE) !== 0,
+    };
   }
 
   private parseFlags(flags: string): void {

@@ -56,6 +56,8 @@ export interface QueueItem {
   envid?: string;
   /** DSN RET parameter. */
   ret?: 'FULL' | 'HDRS';
+  /** DELIVERBY request from BY= (! line), counted from `created`. */
+  deliverBy?: { seconds: number; mode: 'R' | 'N'; trace: boolean };
   recipients: QueueRecipient[];
   /** Header lines without the trailing CRLF; a folded header keeps its folds. */
   headers: string[];

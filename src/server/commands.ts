@@ -4,7 +4,8 @@
 import { reply, type Reply } from '../smtp/reply';
 import { echoableCommandLine } from '../smtp/command';
 import type { Session } from './session';
-import { handleMail, handleRcpt } from './envelope';
+import { deliverByMinSeconds, handleMail, handleRcpt } from './envelope';
+import { deliverByKeyword } from '../smtp/deliver-by';
 import { handleData } from './data';
 import { vrfyReply } from './vrfy';
 import { handleStarttls, starttlsOffered } from './starttls';
@@ -145,9 +146,11 @@ function ehloReply(session: Session, greeting: string): Reply {
 
   const max = session.ctx.config.maxMessageSize;
   const lines = filterEhloKeywords(session, [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN']);
-  // sendmail 8.17 lists ETRN after DSN and before AUTH and STARTTLS.
+  // sendmail 8.17 lists ETRN after DSN and before AUTH and STARTTLS, then DELIVERBY.
   if (etrnOffered(session)) lines.push('ETRN');
   if (starttlsOffered(session)) lines.push('STARTTLS');
+  const deliverBy = deliverByKeyword(deliverByMinSeconds(session.ctx.config));
+  if (deliverBy !== undefined) lines.push(deliverBy);
   lines.push('HELP');
   return reply(250, undefined, ...lines);
 }

@@ -298,6 +298,7 @@ export class DataPhase {
       macros,
       sender: tx.sender,
       envid: tx.envid,
+      deliverBy: tx.deliverBy,
       ret: tx.ret,
       recipients: tx.recipients.map((r) => ({
         address: r.address,

@@ -1,5 +1,5 @@
 // The envelope verbs MAIL and RCPT (RFC 5321 4.1.1.2, 4.1.1.3) with their
-// ESMTP parameters (SIZE, BODY, RET, ENVID, NOTIFY, ORCPT).
+// ESMTP parameters (SIZE, BODY, RET, ENVID, BY, NOTIFY, ORCPT).
 
 import { localUserCheck } from './local-user-check';
 import { reply, type Reply } from '../smtp/reply';
@@ -11,6 +11,13 @@ import type { Verdict } from './checkpoint';
 import { setRecipientMacros, setSenderMacros } from './address-macros';
 import type { Transaction } from './transaction';
 import { milterRejectedRecipient } from '../milter/session-hooks';
+import type { Config } from '../config/types';
+
+/** DeliverByMin in whole seconds; negative when DELIVERBY is turned off. */
+export function deliverByMinSeconds(config: Config): number {
+  const ms = config.options.get('DeliverByMin');
+  return typeof ms === 'number' ? Math.trunc(ms / 1000) : 0;
+}
 
 /** Marks the transaction quarantined and sets ${quarantine}, which later checks and filters see. */
 export function setQuarantine(session: Session, tx: Transaction, reason: string | undefined): void {
@@ -97,7 +104,11 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
   const path = parseEnvelopePath(session, arg, 'mail');
   if (!path) return;
 
-  const params = checkMailParams(path.params, { maxMessageSize: cfg.maxMessageSize, dsn: true });
+  const params = checkMailParams(path.params, {
+    maxMessageSize: cfg.maxMessageSize,
+    dsn: true,
+    deliverByMin: deliverByMinSeconds(cfg),
+  });
   if (!params.ok) {
     session.send(reply(params.code, params.enhanced, params.text));
     return;
@@ -134,6 +145,7 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
     bodyType: params.body,
     ret: params.ret,
     envid: params.envid,
+    deliverBy: params.deliverBy,
     recipients: [],
     quarantine: verdict.action === 'quarantine' ? verdict.reason : undefined,
     discard: verdict.action === 'discard',

@@ -1,5 +1,7 @@
 // One mail transaction: MAIL ... end of DATA (RFC 5321 3.3).
 
+import type { DeliverBy } from '../smtp/deliver-by';
+
 export interface TransactionRecipient {
   address: string;
   notify?: string[];
@@ -15,6 +17,8 @@ export interface Transaction {
   bodyType?: '7BIT' | '8BITMIME';
   ret?: 'FULL' | 'HDRS';
   envid?: string;
+  /** BY= from MAIL (RFC 2852). */
+  deliverBy?: DeliverBy;
   recipients: TransactionRecipient[];
   /** Quarantine reason set by a checkpoint during the transaction. */
   quarantine?: string;

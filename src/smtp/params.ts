@@ -1,6 +1,8 @@
 // ESMTP parameters of MAIL and RCPT: SIZE (RFC 1870), BODY (RFC 6152), RET,
-// ENVID, NOTIFY and ORCPT (RFC 3461), with sendmail 8.18's replies from
-// mail_esmtp_args() and rcpt_esmtp_args() in srvrsmtp.c.
+// ENVID, NOTIFY and ORCPT (RFC 3461), BY (RFC 2852), with sendmail 8.18's
+// replies from mail_esmtp_args() and rcpt_esmtp_args() in srvrsmtp.c.
+
+import { parseDeliverBy, type DeliverBy } from './deliver-by';
 
 /** One "KEY=value" or "KEY" word after the path of MAIL or RCPT. */
 export interface EsmtpParam {
@@ -26,6 +28,8 @@ export interface MailParams {
   ret?: 'FULL' | 'HDRS';
   /** ENVID still in xtext form, as sendmail stores it. */
   envid?: string;
+  /** BY= (DELIVERBY); a later BY= replaces an earlier one, as in sendmail. */
+  deliverBy?: DeliverBy;
 }
 
 export interface RcptParams {
@@ -41,6 +45,8 @@ export interface MailExtensions {
   maxMessageSize: number;
   /** Whether DSN is offered, so RET, ENVID, NOTIFY and ORCPT are allowed. */
   dsn: boolean;
+  /** DeliverByMin in seconds; BY= is unrecognized when it is negative or absent. */
+  deliverByMin?: number;
 }
 
 function fail(code: number, enhanced: string, text: string): ParamError {
@@ -125,9 +131,19 @@ function applyMailParam(
       if (xtextDecode(value) === undefined) return fail(501, '5.5.4', 'Syntax error in AUTH parameter value');
       return undefined;
 
+    case 'BY': {
+      // A negative DeliverByMin turns DELIVERBY off, and BY is then unknown.
+      const min = ext.deliverByMin;
+      if (min === undefined || min < 0) return unrecognized(key);
+      const by = parseDeliverBy(value, min);
+      if ('ok' in by) return by;
+      result.deliverBy = by;
+      return undefined;
+    }
+
     default:
-      // NOTE: BY= and SMTPUTF8 are not implemented, so they get the reply of
-      // an unknown parameter, as from a sendmail built without them.
+      // NOTE: SMTPUTF8 is not implemented, so it gets the reply of an unknown
+      // parameter, as from a sendmail built without it.
       return unrecognized(key);
   }
 }

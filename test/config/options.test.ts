@@ -240,3 +240,9 @@ test('missing configuration file is a ConfigError', () => {
     message: /^\/nonexistent\/posthorn\/sendmail\.cf: cannot read configuration file/,
   });
 });
+
+test('DeliverByMin takes a sign, other durations do not', () => {
+  assert.equal(withOverrides(['DeliverByMin', '-1']).options.get('DeliverByMin'), -1000);
+  assert.equal(withOverrides(['DeliverByMin', '90']).options.get('DeliverByMin'), 90_000);
+  assert.throws(() => withOverrides(['Timeout.queuereturn', '-1d']), /Timeout\.queuereturn/);
+});
