@@ -4,11 +4,12 @@
 // own. Prints the median of each figure and the ratio posthorn / Postfix.
 //
 //   npm run build && node dist/bench/compare.js [--rounds 3] [--quick]
-//       [--idle N] [--workers N] [--only small-new,starttls,...]
+//       [--idle N] [--workers N] [--large N] [--only small-new,starttls,...]
 //
 // Both MTAs get the same RSA-2048 certificate and key and offer STARTTLS in
 // every workload. --idle N above 2,000 applies to posthorn only: Postfix runs
-// one smtpd process per session and is held at 2,000.
+// one smtpd process per session and is held at 2,000. --large N sets the 10 MiB
+// messages per client (default 4).
 //
 // BENCH_NODE_ARGS passes flags to posthorn's node (e.g. "--cpu-prof").
 // Postfix comes from scripts/install-peers.sh (.peers/); without it only
@@ -65,6 +66,7 @@ function parseArgs(argv: string[]): Scale {
     else if (argv[i] === '--idle') scale.idle = Number(argv[++i]);
     else if (argv[i] === '--starttls') scale.starttls = Number(argv[++i]);
     else if (argv[i] === '--workers') scale.workers = Number(argv[++i]);
+    else if (argv[i] === '--large') scale.largeMessages = Number(argv[++i]);
     else if (argv[i] === '--only') scale.only = new Set(argv[++i].split(','));
   }
   return scale;

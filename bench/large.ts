@@ -6,7 +6,8 @@
 //
 //   node dist/bench/large.js [--messages 4] [--mib 10]
 //
-// --messages is per client. BENCH_NODE_ARGS passes flags to the daemon's node.
+// --messages is per client. BENCH_NODE_ARGS passes flags to the daemon's node;
+// BENCH_WORKERS and BENCH_DAEMON_ARGS pass options to the daemon, as for relay.js.
 
 import * as fs from 'node:fs';
 import { startBenchSink } from './sink';
@@ -39,7 +40,10 @@ async function main(): Promise<void> {
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
   const sink = await startBenchSink();
-  const mta = await startPosthornBench({ sinkPort: sink.port, nodeArgs, daemonArgs: [] });
+  // As in relay.js: BENCH_WORKERS=N and BENCH_DAEMON_ARGS="-O Name=value ..." for the daemon.
+  const daemonArgs = process.env.BENCH_WORKERS ? ['-O', `Workers=${process.env.BENCH_WORKERS}`] : [];
+  daemonArgs.push(...(process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter((a) => a !== ''));
+  const mta = await startPosthornBench({ sinkPort: sink.port, nodeArgs, daemonArgs });
   const pid = mta.rootPid();
   try {
     await runLoad({ port: mta.port, clients: CLIENTS, messagesPerClient: 5, size: 2048, newConnections: false });

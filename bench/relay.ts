@@ -63,6 +63,9 @@ async function main(): Promise<void> {
   const sink = await startBenchSink();
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
   const daemonArgs = process.env.BENCH_WORKERS ? ['-O', `Workers=${process.env.BENCH_WORKERS}`] : [];
+  // More daemon arguments, e.g. BENCH_DAEMON_ARGS="-O DeliveryMode=interactive -O SuperSafe=Interactive".
+  const extraArgs = (process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter((a) => a !== '');
+  daemonArgs.push(...extraArgs);
   const counters = process.env.BENCH_COUNTERS === '1';
   if (counters) daemonArgs.push('-O', 'MaxDaemonChildren=100000', '-O', 'ConnectionRateThrottle=1000000');
   // The optional access map does not exist, so no client has a limit, but every connection is counted.
@@ -96,7 +99,8 @@ async function main(): Promise<void> {
   const mode = settings.newConnections ? 'new connection per message' : 'reused connections';
   const perMessage = (daemonCpu / Math.max(1, load.accepted)).toFixed(2);
   const setup = `Workers=${process.env.BENCH_WORKERS ?? 1}${counters ? ', all connection counters on' : ''}`;
-  console.log(`clients=${settings.clients} messages=${total} size=${settings.size} (${mode}), SuperSafe=True, ${setup}`);
+  const options = extraArgs.length > 0 ? extraArgs.join(' ') : 'SuperSafe=True';
+  console.log(`clients=${settings.clients} messages=${total} size=${settings.size} (${mode}), ${options}, ${setup}`);
   console.log(`daemon CPU: ${daemonCpu} ms = ${perMessage} ms per message (user + system, from /proc)`);
   console.log(`accepted: ${load.accepted}/${total} in ${acceptedSeconds.toFixed(2)} s = ${(load.accepted / acceptedSeconds).toFixed(0)} msg/s`);
   console.log(`relayed:  ${sink.messages}/${load.accepted} in ${relayedSeconds.toFixed(2)} s = ${(sink.messages / relayedSeconds).toFixed(0)} msg/s`);
