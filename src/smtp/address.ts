@@ -257,13 +257,14 @@ function parseParams(rest: string): Params {
     if (params.length >= MAX_PARAMS) return fail(501, '5.5.4', 'Too many parameters');
 
     const equals = word.indexOf('=');
-    const key = (equals < 0 ? word : word.slice(0, equals)).toUpperCase();
+    // Replies echo the keyword as sent, as sendmail's do.
+    const name = equals < 0 ? word : word.slice(0, equals);
+    const key = name.toUpperCase();
     if (!PARAM_KEY.test(key)) {
-      const name = key === '' ? word : key;
-      return fail(555, '5.5.4', `${shown(name)} parameter unrecognized`);
+      return fail(555, '5.5.4', `${shown(name === '' ? word : name)} parameter unrecognized`);
     }
     if (equals < 0) {
-      params.push({ key });
+      params.push({ key, name });
       continue;
     }
 
@@ -271,7 +272,7 @@ function parseParams(rest: string): Params {
     if (!PARAM_VALUE.test(value)) {
       return fail(501, '5.5.4', `Syntax error in ${key} parameter value`);
     }
-    params.push({ key, value });
+    params.push({ key, name, value });
   }
   return { ok: true, params };
 }

@@ -8,6 +8,8 @@ import { parseDeliverBy, type DeliverBy } from './deliver-by';
 export interface EsmtpParam {
   /** The keyword in upper case. */
   key: string;
+  /** The keyword as sent, which replies about it echo as sendmail does. */
+  name?: string;
   /** The value as sent; undefined when the word had no "=". */
   value?: string;
 }
@@ -92,7 +94,7 @@ export function checkMailParams(
 
 function applyMailParam(
   result: MailParams,
-  { key, value }: EsmtpParam,
+  { key, name, value }: EsmtpParam,
   ext: MailExtensions,
 ): ParamError | undefined {
   switch (key) {
@@ -134,7 +136,7 @@ function applyMailParam(
     case 'BY': {
       // A negative DeliverByMin turns DELIVERBY off, and BY is then unknown.
       const min = ext.deliverByMin;
-      if (min === undefined || min < 0) return unrecognized(key);
+      if (min === undefined || min < 0) return unrecognized(name ?? key);
       const by = parseDeliverBy(value, min);
       if ('ok' in by) return by;
       result.deliverBy = by;
@@ -144,7 +146,7 @@ function applyMailParam(
     default:
       // NOTE: SMTPUTF8 is not implemented, so it gets the reply of an unknown
       // parameter, as from a sendmail built without it.
-      return unrecognized(key);
+      return unrecognized(name ?? key);
   }
 }
 
@@ -186,11 +188,11 @@ export function checkRcptParams(
 ): RcptParams | ParamError {
   const result: RcptParams = { ok: true };
 
-  for (const { key, value } of params) {
+  for (const { key, name, value } of params) {
     let error: ParamError | undefined;
     if (key === 'NOTIFY') error = applyNotify(result, value, ext);
     else if (key === 'ORCPT') error = applyOrcpt(result, value, ext);
-    else error = unrecognized(key);
+    else error = unrecognized(name ?? key);
     if (error !== undefined) return error;
   }
   return result;

@@ -96,10 +96,10 @@ test('parsePath reads ESMTP parameters', () => {
   const result = parsePath('<a@b> SIZE=100  body=8bitmime\tRET=HDRS ENVID=x+2By', 'mail');
   assert.ok(result.ok);
   assert.deepEqual(result.params, [
-    { key: 'SIZE', value: '100' },
-    { key: 'BODY', value: '8bitmime' },
-    { key: 'RET', value: 'HDRS' },
-    { key: 'ENVID', value: 'x+2By' },
+    { key: 'SIZE', name: 'SIZE', value: '100' },
+    { key: 'BODY', name: 'body', value: '8bitmime' },
+    { key: 'RET', name: 'RET', value: 'HDRS' },
+    { key: 'ENVID', name: 'ENVID', value: 'x+2By' },
   ]);
 });
 
@@ -107,12 +107,12 @@ test('parsePath keeps parameter-like text inside quotes', () => {
   const result = parsePath('<"a SIZE=1"@b> NOTIFY=NEVER', 'rcpt');
   assert.ok(result.ok);
   assert.equal(result.address, '"a SIZE=1"@b');
-  assert.deepEqual(result.params, [{ key: 'NOTIFY', value: 'NEVER' }]);
+  assert.deepEqual(result.params, [{ key: 'NOTIFY', name: 'NOTIFY', value: 'NEVER' }]);
 
   const bare = parsePath('"a b"@c SMTPUTF8', 'mail');
   assert.ok(bare.ok);
   assert.equal(bare.address, '"a b"@c');
-  assert.deepEqual(bare.params, [{ key: 'SMTPUTF8' }]);
+  assert.deepEqual(bare.params, [{ key: 'SMTPUTF8', name: 'SMTPUTF8' }]);
 });
 
 test('parsePath rejects bad parameter syntax', () => {
