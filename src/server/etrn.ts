@@ -8,13 +8,15 @@
 //   ETRN #queuegroup   runs a whole queue group; Posthorn's one queue is the
 //                      group sendmail calls "mqueue"
 // The run ignores retry times, like -qR, and the reply does not wait for it.
+// sendmail forks a run for each ETRN; here runs go one at a time, and ETRNs
+// that come during a run share the next one (see etrn-runs.ts).
 
 import { reply } from '../smtp/reply';
 import { echoableCommandLine } from '../smtp/command';
-import { matchesSelectors } from '../cli/queue-select';
 import type { QueueSelector } from '../cli/args';
 import type { Session } from './session';
 import { srvFeature } from './srv-features';
+import { etrnRuns } from './etrn-runs';
 
 /** The name of sendmail's default queue group, the only one Posthorn has. */
 const DEFAULT_QUEUE_GROUP = 'mqueue';
@@ -94,24 +96,13 @@ function runQueueGroup(session: Session, parameter: string): void {
 }
 
 /**
- * Starts a forced queue run over the items the selectors match, or over all
- * items without selectors, and logs its end at LogLevel 10 (a Posthorn line).
+ * Asks for a forced queue run over the items the selectors match, or over
+ * all items without selectors. Runs go one at a time, and requests made
+ * during a run share the next one (etrn-runs.ts). Its end is logged at
+ * LogLevel 10 (a Posthorn line).
  */
 function startQueueRun(session: Session, parameter: string, selectors: QueueSelector[]): void {
-  const { store, runQueue } = session.ctx;
-  if (runQueue === undefined) return;
-
-  const select = async (id: string): Promise<boolean> => {
-    if (selectors.length === 0) return true;
-    const item = await store.read(id).catch(() => undefined);
-    return item !== undefined && matchesSelectors(selectors, id, item);
-  };
-  // Like sendmail, which forks a run for each ETRN, this run goes ahead while
-  // another queue run is in progress.
-  runQueue(select).then(
-    (count) => session.log.info(`queue run for ETRN ${parameter} ended, ${count} item(s) scheduled`, 10),
-    (err: Error) => session.log.error(`queue run for ETRN ${parameter} failed: ${err.message}`),
-  );
+  etrnRuns(session.ctx).request(parameter, selectors);
 }
 
 /**
