@@ -8,7 +8,7 @@ import { MilterError } from './connection';
 import type { Filter } from './filter';
 import type { MessageEditor } from './message-editor';
 import { Action, decisionOf, Protocol, type Decision } from './protocol';
-import { READ_NO_FOLLOW } from '../queue/no-follow';
+import { openRegular } from '../queue/no-follow';
 
 /**
  * Runs headers, body and end of message through one filter and applies its
@@ -59,7 +59,7 @@ async function sendHeaders(filter: Filter, editor: MessageEditor, macros: Map<st
 /** Sends the data file in chunks of at most 65535 bytes; 's' (skip) ends the body early. */
 async function sendBody(filter: Filter, dataPath: string): Promise<Decision | undefined> {
   if (filter.wants(Protocol.NOBODY)) return undefined;
-  const handle = await fs.promises.open(dataPath, READ_NO_FOLLOW);
+  const handle = await openRegular(dataPath);
   try {
     const buffer = Buffer.alloc(MAX_DATA_SIZE);
     for (;;) {

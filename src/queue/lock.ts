@@ -7,6 +7,7 @@
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import { readTextNoFollow } from './no-follow';
 import * as path from 'node:path';
 
 /** A lock file without a valid pid younger than this is still being written. */
@@ -234,11 +235,18 @@ export function errorCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/**
+ * Reads a lock file; undefined when there is none. A symlink, FIFO or other
+ * file that is not a regular one reads as empty, a damaged lock, and is
+ * never opened in a way that could wait.
+ */
 async function readIfExists(file: string): Promise<string | undefined> {
   try {
-    return await fs.promises.readFile(file, 'utf8');
+    return await readTextNoFollow(file);
   } catch (err) {
-    if (errorCode(err) === 'ENOENT') return undefined;
+    const code = errorCode(err);
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTREG' || code === 'ELOOP') return '';
     throw err;
   }
 }

@@ -1,16 +1,44 @@
-// Reads of queue files that never follow a symbolic link. Someone who can
-// write to the queue folder could otherwise plant qfX or dfX as a link to any
-// file the MTA may read, and mailq or a delivery would show or send it. With
-// O_NOFOLLOW such a file fails with ELOOP, like an unreadable one.
+// Reads of queue files that never follow a symbolic link and never wait.
+// Someone who can write to the queue folder could otherwise plant qfX or dfX
+// as a link to any file the MTA may read, and mailq or a delivery would show
+// or send it; with O_NOFOLLOW such a file fails with ELOOP, like an
+// unreadable one. A FIFO or device planted there would make open() or read()
+// wait for ever, in the daemon on its main thread: O_NONBLOCK makes open()
+// return at once, and whatever is not a regular file fails with ENOTREG.
 
 import * as fs from 'node:fs';
 
 /** open() flags for reading a queue file. */
-export const READ_NO_FOLLOW = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
+export const READ_NO_FOLLOW = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+/** Returns the error for a queue file that is not a regular file (a FIFO, a device, a folder). */
+export function notRegularFile(file: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${file}: not a regular file`), { code: 'ENOTREG' });
+}
+
+/** Opens a queue file for reading with synchronous calls; fails unless it is a regular file. */
+export function openRegularSync(file: string): number {
+  const fd = fs.openSync(file, READ_NO_FOLLOW);
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw notRegularFile(file);
+  }
+  return fd;
+}
+
+/** Opens a queue file for reading; fails unless it is a regular file. */
+export async function openRegular(file: string): Promise<fs.promises.FileHandle> {
+  const handle = await fs.promises.open(file, READ_NO_FOLLOW);
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw notRegularFile(file);
+  }
+  return handle;
+}
 
 /** Reads a whole queue file with synchronous calls. */
 export function readNoFollowSync(file: string): Buffer {
-  const fd = fs.openSync(file, READ_NO_FOLLOW);
+  const fd = openRegularSync(file);
   try {
     return fs.readFileSync(fd);
   } finally {
@@ -25,7 +53,7 @@ export function readTextNoFollowSync(file: string): string {
 
 /** Reads a queue file as text. */
 export async function readTextNoFollow(file: string): Promise<string> {
-  const handle = await fs.promises.open(file, READ_NO_FOLLOW);
+  const handle = await openRegular(file);
   try {
     return await handle.readFile('utf8');
   } finally {
@@ -35,6 +63,6 @@ export async function readTextNoFollow(file: string): Promise<string> {
 
 /** Opens a queue file (a df) as a stream of chunks; the stream closes the file when it ends. */
 export async function openReadStreamNoFollow(file: string, highWaterMark = 64 * 1024): Promise<fs.ReadStream> {
-  const handle = await fs.promises.open(file, READ_NO_FOLLOW);
+  const handle = await openRegular(file);
   return handle.createReadStream({ highWaterMark });
 }

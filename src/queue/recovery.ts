@@ -12,6 +12,7 @@ import { Logger } from '../log/logger';
 import { isQueueId } from './id';
 import { errorCode, isProcessAlive, LockFiles, parsePid, unlinkIfExists } from './lock';
 import { sortCacheTempPid } from './sort-cache';
+import { readTextNoFollow } from './no-follow';
 
 /**
  * A tf file older than this is a leftover. A younger one may belong to a commit
@@ -197,7 +198,7 @@ async function dropOlderControlFile(
 }
 
 async function isStaleLock(dir: string, id: string, locks: RecoveryLocks | undefined): Promise<boolean> {
-  const content = await fs.promises.readFile(path.join(dir, `lf${id}`), 'utf8').catch(() => '');
+  const content = await readTextNoFollow(path.join(dir, `lf${id}`)).catch(() => '');
 
   // A lock with this process's pid that this process does not hold is left
   // over from an earlier process that had the same pid. Recovery may run in
