@@ -9,6 +9,7 @@ import { QueueStore, type ControlFileKind } from '../queue/store';
 import { formatMailq, readMailqEntries, type MailqEntry } from '../queue/mailq';
 import { quarantineQueue } from '../queue/quarantine';
 import { streamMailq } from '../queue/mailq-stream';
+import { sortCacheWritten } from '../queue/sort-keys';
 import { sortWork, tooYoung, type WorkEntry } from '../queue/sort';
 import { createServices } from '../daemon/services';
 import { connectionCache } from '../delivery/connection-cache';
@@ -67,6 +68,8 @@ export async function printQueue(config: Config, args: CliArgs): Promise<number>
       selectId: (id) => matchesSelectors(args.queueSelectors, id),
       write: writeStdout,
     });
+    // main() calls process.exit() next; the next mailq or queue run should find the cache.
+    await sortCacheWritten();
     return EX_OK;
   }
   const all = fs.existsSync(config.queueDirectory) ? await readMailqEntries(store, kind) : [];

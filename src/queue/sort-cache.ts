@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isQueueId } from './id';
-import { READ_NO_FOLLOW } from './no-follow';
+import { openRegularSync } from './no-follow';
 
 const MAGIC = 'PHSORT01';
 const HEADER_BYTES = 16;
@@ -56,11 +56,18 @@ export function sortCachePath(dir: string, prefix: string): string {
 /** Reads the cache of `prefix`; undefined when there is none or it is damaged. */
 export function loadSortCache(dir: string, prefix: string): LoadedSortCache | undefined {
   let buf: Buffer;
+  let count: number;
   try {
-    const fd = fs.openSync(sortCachePath(dir, prefix), READ_NO_FOLLOW);
+    const fd = openRegularSync(sortCachePath(dir, prefix));
     try {
       const size = fs.fstatSync(fd).size;
-      if (size < HEADER_BYTES || size > MAX_CACHE_BYTES) return undefined;
+      // The header says how long the file must be; anything else is not read further.
+      const header = Buffer.alloc(HEADER_BYTES);
+      if (size < HEADER_BYTES || fs.readSync(fd, header, 0, HEADER_BYTES, 0) !== HEADER_BYTES) return undefined;
+      // The numbers are in this machine's byte order; byte 12 says which that was.
+      if (header.toString('latin1', 0, 8) !== MAGIC || header[12] !== BYTE_ORDER) return undefined;
+      count = header.readUInt32LE(8);
+      if (size !== HEADER_BYTES + count * RECORD_BYTES || size > MAX_CACHE_BYTES) return undefined;
       // A buffer of its own, so that the numbers start on an 8-byte boundary.
       buf = Buffer.from(new ArrayBuffer(size));
       let done = 0;
@@ -75,10 +82,6 @@ export function loadSortCache(dir: string, prefix: string): LoadedSortCache | un
   } catch {
     return undefined;
   }
-  // The numbers are in this machine's byte order; byte 12 says which that was.
-  if (buf.toString('latin1', 0, 8) !== MAGIC || buf[12] !== BYTE_ORDER) return undefined;
-  const count = buf.readUInt32LE(8);
-  if (buf.length !== HEADER_BYTES + count * RECORD_BYTES) return undefined;
 
   const fields = new Float64Array(count * CACHE_FIELDS);
   const index = new Map<string, number>();

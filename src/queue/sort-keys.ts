@@ -42,6 +42,7 @@ export interface SortKeyBuffers {
   ino: ArrayBufferLike;
   size: ArrayBufferLike;
   mtime: ArrayBufferLike;
+  fromCache: ArrayBufferLike;
 }
 
 function sortKeyBuffers(n: number, shared: boolean): SortKeyBuffers {
@@ -56,6 +57,7 @@ function sortKeyBuffers(n: number, shared: boolean): SortKeyBuffers {
     ino: make(n * 8),
     size: make(n * 8),
     mtime: make(n * 8),
+    fromCache: make(n),
   };
 }
 
@@ -71,6 +73,8 @@ export class SortKeys {
   readonly ino: Float64Array;
   readonly size: Float64Array;
   readonly mtime: Float64Array;
+  /** 1 where the keys came from the sort key cache: good for ordering, not for leaving an item out. */
+  readonly fromCache: Uint8Array;
 
   /**
    * With `shared`, the arrays live in SharedArrayBuffers that worker threads
@@ -92,6 +96,7 @@ export class SortKeys {
     this.ino = new Float64Array(b.ino);
     this.size = new Float64Array(b.size);
     this.mtime = new Float64Array(b.mtime);
+    this.fromCache = new Uint8Array(b.fromCache);
   }
 
   /** The memory behind the arrays, to hand to a worker thread. */
@@ -272,9 +277,22 @@ export async function collectSortKeys(
 
   // Rewritten when a twentieth of the heads had to be read, or the cache holds many items that are gone.
   if (cached && (cache === undefined || read * 20 >= ids.length || cache.index.size > 2 * ids.length)) {
-    setImmediate(() => void writeSortCache(dir, prefix, ...cacheContents(keys)));
+    // Written after the caller had its keys, so the first delivery or entry does not wait for it.
+    const written = new Promise<void>((resolve) => {
+      setImmediate(() => void writeSortCache(dir, prefix, ...cacheContents(keys)).then(() => resolve()));
+    });
+    cacheWrites.add(written);
+    void written.then(() => cacheWrites.delete(written));
   }
   return keys;
+}
+
+/** Sort key cache writes not finished yet. */
+const cacheWrites = new Set<Promise<void>>();
+
+/** Resolves when the sort key cache writes started so far are done; a command waits for it before it exits. */
+export async function sortCacheWritten(): Promise<void> {
+  await Promise.all(cacheWrites);
 }
 
 /** Puts the cached keys of every id that has them into `keys`, marked Cached. */
@@ -318,6 +336,7 @@ export function checkOrReadHead(file: string, buf: Buffer, keys: SortKeys, i: nu
     const stat = fs.lstatSync(file, { throwIfNoEntry: false });
     if (stat !== undefined && stat.isFile() && stat.ino === keys.ino[i] && stat.size === keys.size[i] && stat.mtimeMs === keys.mtime[i]) {
       keys.state[i] = HeadState.Ok;
+      keys.fromCache[i] = 1;
       return false;
     }
     // Changed or gone: nothing of the cached keys may stay, whatever the read finds.

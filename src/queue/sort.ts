@@ -5,11 +5,12 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { debugTrace } from '../log/debug';
 import { parseControlFile } from './qf';
 import { ControlFileKind, QueueStore } from './store';
 import { QueueItem } from './types';
-import { collectSortKeys, HeadState, sortPositions } from './sort-keys';
+import { collectSortKeys, HeadState, readQueueHeadSync, sortPositions } from './sort-keys';
 import { readTextNoFollow } from './no-follow';
 
 export type QueueSortOrder = 'priority' | 'host' | 'filename' | 'time' | 'random' | 'modification' | 'none';
@@ -303,14 +304,22 @@ async function queueRunIdsFromHeads(
   } else {
     const keys = await collectSortKeys(store.dir, kind, ids);
     const now = Date.now();
+    const leaveOut = (i: number): boolean =>
+      // sendmail skips a qf file that carries a q line in a normal run.
+      (kind === 'qf' && keys.quarantined[i] === 1) ||
+      (minAge > 0 && keys.lastAttempt[i] !== 0 && now - keys.lastAttempt[i] * 1000 < minAge) ||
+      (load !== undefined && shouldQueue(keys.priority[i], load, policy.queueLA, policy.queueFactor));
+    const head = Buffer.allocUnsafe(4096);
     const kept = new Uint32Array(ids.length);
     let n = 0;
     for (let i = 0; i < ids.length; i++) {
+      // Keys from the sort key cache only order items: before one is left
+      // out, its head is read again (a planted cache must not hide mail).
+      if (keys.state[i] === HeadState.Ok && keys.fromCache[i] === 1 && leaveOut(i)) {
+        readQueueHeadSync(path.join(store.dir, kind + ids[i]), head, keys, i);
+      }
       if (keys.state[i] === HeadState.Ok) {
-        // sendmail skips a qf file that carries a q line in a normal run.
-        if (kind === 'qf' && keys.quarantined[i] === 1) continue;
-        if (minAge > 0 && keys.lastAttempt[i] !== 0 && now - keys.lastAttempt[i] * 1000 < minAge) continue;
-        if (load !== undefined && shouldQueue(keys.priority[i], load, policy.queueLA, policy.queueFactor)) continue;
+        if (leaveOut(i)) continue;
       } else {
         keys.priority[i] = Number.MAX_SAFE_INTEGER;
         keys.created[i] = 0;
