@@ -19,7 +19,7 @@ import type { ServerContext } from '../server/context';
 import { formatInterval } from './interval';
 import { expandPidFilePath, PidFile, PidFileInUseError } from './pidfile';
 import type { TranscriptFile } from '../log/transcript';
-import { SessionTracker } from './signals';
+import { SessionTracker, SHUTDOWN_GRACE_MS } from './signals';
 import type { Config } from '../config/types';
 import { createChain } from './services';
 import { reopenListeners, type ListenerSet } from './reload-listeners';
@@ -131,7 +131,8 @@ export class Daemon {
     for (const session of unfinished) if (session.state === 'data') await session.abortTransaction();
     for (const socket of this.sockets) socket.destroy();
     await closed;
-    await runner.idle();
+    // Deliveries already running get the grace period; the rest stay queued.
+    await runner.stop(SHUTDOWN_GRACE_MS);
     await connectionCache.flush();
     this.counterServer?.close();
     this.counterClient?.close();

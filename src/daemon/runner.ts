@@ -60,8 +60,37 @@ export class DeliveryRunner {
   private readonly headBuffer = Buffer.allocUnsafe(4096);
   private readonly headKeys = new SortKeys(['']);
 
+  /** Set by stop(): nothing new is scheduled. */
+  private stopped = false;
+
+  /**
+   * Stops for a shutdown: drops the deliveries not yet started (their items
+   * stay queued for the next run, and locks taken at commit are released),
+   * then waits for the running ones, at most `graceMs`. A delivery still
+   * going after that is abandoned with the process; its item stays queued
+   * and its lock names a dead process, which the next start removes.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    this.waiting.length = 0;
+    this.queued.clear();
+    for (const id of this.lockedAtCommit) {
+      if (!this.active.has(id)) await this.store.unlock(id).catch(() => undefined);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([this.idle(), grace]);
+    clearTimeout(timer);
+  }
+
   /** Schedules one item for delivery as soon as a slot is free. */
   schedule(id: string, force = true, locked = false): void {
+    if (this.stopped) {
+      if (locked) void this.store.unlock(id).catch(() => undefined);
+      return;
+    }
     if (locked) this.lockedAtCommit.add(id);
     if (this.queued.has(id) || this.active.has(id)) return;
     this.queued.add(id);
@@ -85,6 +114,7 @@ export class DeliveryRunner {
         // select() only runs microtasks, and the due check reads file heads
         // synchronously.
         if (++checked % ITEMS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.stopped) break;
         if (opts.select && !(await opts.select(id))) continue;
         if (!opts.force && !this.isDue(id, kind)) continue;
         if (kind === 'hf') this.quarantinedRun.add(id);
@@ -117,7 +147,7 @@ export class DeliveryRunner {
   }
 
   private pump(): void {
-    while (this.active.size < this.options.concurrency && this.waiting.length > 0) {
+    while (!this.stopped && this.active.size < this.options.concurrency && this.waiting.length > 0) {
       const entry = this.waiting.shift()!;
       const force = !entry.startsWith('?');
       const id = force ? entry : entry.slice(1);

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { waitFor } from '../helpers/process';
@@ -170,4 +171,34 @@ test('-X transcript and -D debug file', async (t) => {
   const cannot = await ph.run(['-D', '/nonexistent-dir/debug', '-d0.1', '-bp']);
   assert.equal(cannot.code, 73);
   assert.match(cannot.stderr, /cannot open \/nonexistent-dir\/debug/);
+});
+
+test('SIGTERM while deliveries hang: the daemon exits and the items stay queued', { timeout: 90_000 }, async (t) => {
+  // A next hop that accepts connections and never greets.
+  const held: net.Socket[] = [];
+  const silent = net.createServer((socket) => held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const socket of held) socket.destroy();
+    silent.close();
+  });
+  const hopPort = (silent.address() as net.AddressInfo).port;
+  const mc = baseMc({
+    extra: [...NO_LOAD_LIMITS, "define(`SMART_HOST', `[127.0.0.1]')", `define(\`RELAY_MAILER_ARGS', \`TCP $h ${hopPort}')`],
+  });
+  const ph = await startPosthorn({ mc, args: ['-O', 'DeliveryMode=queueonly'] });
+  t.after(() => ph.stop());
+  const ids = await fillQueue(
+    ph.port,
+    [1, 2, 3].map((n) => ({ from: 'a@posthorn.test', to: [`b${n}@remote.example`], subject: `held ${n}`, body: 'x' })),
+  );
+
+  // ETRN starts the deliveries, which wait for a greeting that never comes.
+  const replies = await rawSmtp(ph.port, ['EHLO client.posthorn.test', 'ETRN #mqueue', 'QUIT']);
+  assert.equal(replies[2], '250 2.0.0 Queuing for queue group mqueue started');
+  await waitFor('three connections to the silent next hop', () => held.length >= 3, 20_000);
+
+  await bounded(ph.kill('SIGTERM'), 60_000, 'the daemon to exit on SIGTERM');
+  assert.equal(ph.proc.exitCode, 0);
+  for (const id of ids) assert.ok(ph.queueFiles().includes(`qf${id}`), `qf${id} still queued`);
 });
