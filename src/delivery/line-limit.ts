@@ -115,7 +115,9 @@ export function limitHeader(headers: string[], limit: number): Buffer {
     const end = lf > start && text[lf - 1] === CR ? lf - 1 : lf;
     const pieces = splitHeaderLine(text.subarray(start, end), limit);
     split ||= pieces.length > 1;
-    parts.push(...pieces, text.subarray(end, lf + 1));
+    // A loop, not push(...pieces): a header line of many megabytes has more pieces than a call takes arguments.
+    for (const piece of pieces) parts.push(piece);
+    parts.push(text.subarray(end, lf + 1));
     start = lf + 1;
   }
   return split ? Buffer.concat(parts) : text;

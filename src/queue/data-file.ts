@@ -1,8 +1,8 @@
 // The writer for a data file (df<id>). It copies chunks into a 64 KiB buffer,
 // so a small message is written once, at close(). A larger one goes to disk in
-// 256 KiB batches written behind the caller: one batch is written while the
-// next fills, so the socket is read while the disk writes and a session holds
-// at most two batches. Operations run one at a time, so the bytes land in the
+// batches of 256 KiB (1 MiB past the first MiB) written behind the caller:
+// one batch is written while the next fills, so the socket is read while the
+// disk writes and a session holds at most two batches. Operations run one at a time, so the bytes land in the
 // order they were given. The file stays open after close() so that the commit
 // can fsync it without opening it again; the store closes it (release()).
 
@@ -10,16 +10,27 @@ import * as fs from 'node:fs';
 
 const FIRST_BUFFER_SIZE = 64 * 1024;
 const BATCH_SIZE = 256 * 1024;
+/**
+ * Batches once BIG_BATCH_FROM bytes are on their way to disk: a message that
+ * long is likely large, and fewer, larger writes cost the main thread less
+ * (10 MiB messages: about 13 % faster than with 256 KiB, benchmarks.md).
+ */
+const BIG_BATCH_SIZE = 1024 * 1024;
+const BIG_BATCH_FROM = 1024 * 1024;
 
-/** Batches not in use, kept for the next large message (at most four). */
-const spareBatches: Buffer[] = [];
+/** Batches not in use, by size, kept for the next large message (at most four of each). */
+const spareBatches = new Map<number, Buffer[]>([
+  [BATCH_SIZE, []],
+  [BIG_BATCH_SIZE, []],
+]);
 
-function takeBatch(): Buffer {
-  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_SIZE);
+function takeBatch(size: number): Buffer {
+  return spareBatches.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
 }
 
 function giveBatch(batch: Buffer): void {
-  if (batch.length === BATCH_SIZE && spareBatches.length < 4) spareBatches.push(batch);
+  const spares = spareBatches.get(batch.length);
+  if (spares !== undefined && spares.length < 4) spares.push(batch);
 }
 
 export interface DataFileWriter {
@@ -122,7 +133,7 @@ export class BufferedDataFile implements DataFileWriter {
     const full = this.buffer!;
     const length = this.buffered;
     const position = this.position;
-    this.buffer = takeBatch();
+    this.buffer = takeBatch(this.position + length >= BIG_BATCH_FROM ? BIG_BATCH_SIZE : BATCH_SIZE);
     this.buffered = 0;
     this.position += length;
     const write = this.writeAll(full.subarray(0, length), position).then(() => giveBatch(full));

@@ -314,6 +314,8 @@ test('data file sent whole at any size hint', async () => {
     ['size too low by half', Buffer.from(line.repeat(300)), (n) => Math.floor(n / 2)],
     ['size too high', Buffer.from(line.repeat(300)), (n) => n * 3],
     ['exactly two large blocks', Buffer.alloc(512 * 1024, 'x'), (n) => n],
+    ['exactly two 1 MiB blocks', Buffer.alloc(2 * 1024 * 1024, 'z'), (n) => n],
+    ['1 MiB blocks, a short last one', Buffer.from(line.repeat(50_000)), (n) => n],
     ['exactly the small block limit', Buffer.alloc(64 * 1024 - 1, 'y'), (n) => n],
     ['empty', Buffer.alloc(0), (n) => n],
   ];
@@ -368,4 +370,21 @@ test('reply parsing', () => {
     code: 550,
     lines: ['2.1.1 mismatched class'],
   });
+});
+
+test('a body of short dot lines goes out whole, with and without a line limit', async () => {
+  // 1 MiB of ".\r\n": each 256 KiB block splits into about 175,000 pieces,
+  // more than one call may take as arguments.
+  const body = Buffer.from('.\r\n'.repeat(350_000));
+  for (const lineLimit of [0, 990]) {
+    const sink = await startSink();
+    try {
+      const result = await runSession(session(sink.port, { lineLimit }), transaction(['a@dest.test'], body));
+      assert.equal(result.kind, 'transaction', `L=${lineLimit}`);
+      const received = sink.messages[0].data;
+      assert.ok(received.subarray(received.length - body.length).equals(body), `L=${lineLimit}: body received whole`);
+    } finally {
+      await sink.close();
+    }
+  }
 });

@@ -28,10 +28,11 @@ test('large body written in order', async (t) => {
   t.after(() => removeDir(dir));
   const file = path.join(dir, 'df-large');
   const { writer } = openWriter(file);
-  const body = crypto.randomBytes(1_300_000);
+  // Past the first MiB the batches grow from 256 KiB to 1 MiB.
+  const body = crypto.randomBytes(3_300_000);
   // Chunks of many sizes, some larger than a batch, as socket reads arrive.
   let from = 0;
-  for (const size of [1, 700, 65_536, 300_000, 17, 262_144, 5, 400_000]) {
+  for (const size of [1, 700, 65_536, 300_000, 17, 262_144, 5, 400_000, 1_048_576, 3, 1_100_000]) {
     await writer.write(body.subarray(from, from + size));
     from += size;
   }
