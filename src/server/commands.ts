@@ -12,6 +12,7 @@ import { handleStarttls, starttlsOffered } from './starttls';
 import { milterUnknown } from '../milter/session-hooks';
 import { filterEhloKeywords } from './srv-features';
 import { etrnOffered, handleEtrn, handleVerb } from './etrn';
+import { pause, slowDown, slowDownVerify } from './smtp-attack';
 
 export interface Command {
   verb: string;
@@ -31,7 +32,7 @@ const HANDLERS: Record<string, Handler> = {
   RCPT: handleRcpt,
   DATA: handleData,
   RSET: handleRset,
-  NOOP: (s) => s.send(reply(250, '2.0.0', 'OK')),
+  NOOP: handleNoop,
   QUIT: handleQuit,
   HELP: handleHelp,
   VRFY: handleVrfy,
@@ -89,6 +90,8 @@ function validHeloName(name: string): boolean {
  * next command on, and a closing reply (421) replaces the answer.
  */
 async function heloWithChecks(session: Session, arg: string, extended: boolean): Promise<void> {
+  // sendmail counts every HELO/EHLO, the invalid ones too.
+  if (!(await slowDown(session, 'helo', 'HELO/EHLO'))) return;
   handleHelo(session, arg, extended);
   // -bs input arrives as one stream, so only network sessions are checked.
   const network = session.options.daemonName !== 'stdin';
@@ -155,6 +158,11 @@ function ehloReply(session: Session, greeting: string): Reply {
   return reply(250, undefined, ...lines);
 }
 
+async function handleNoop(session: Session): Promise<void> {
+  if (!(await slowDown(session, 'noop', 'NOOP'))) return;
+  session.send(reply(250, '2.0.0', 'OK'));
+}
+
 function handleRset(session: Session): void {
   void session.abortTransaction();
   if (session.state === 'mail') session.state = 'helo';
@@ -189,22 +197,33 @@ function privacy(session: Session, word: string): boolean {
   return p.has(word) || p.has('goaway');
 }
 
-function handleVrfy(session: Session, arg: string): void {
+async function handleVrfy(session: Session, arg: string): Promise<void> {
   session.didWork = true;
+  const rest = await slowDownVerify(session, 'VRFY');
+  if (rest === false) return;
+
   if (privacy(session, 'needvrfyhelo') && !session.heloName) {
     session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
     return;
   }
   if (arg.trim() === '') {
+    if (!(await pause(session, rest))) return;
     session.send(reply(501, '5.5.2', 'Argument required'));
     return;
   }
   session.log.info(`vrfy ${arg.slice(0, 100)} from ${session.macros.get('_')}`, 6);
-  session.send(vrfyReply(session.ctx.config, arg, privacy(session, 'novrfy')));
+  const novrfy = privacy(session, 'novrfy');
+  const answer = vrfyReply(session.ctx.config, arg, novrfy);
+  // sendmail waits the rest of the delay only for a looked-up address.
+  if (!novrfy && !(await pause(session, rest))) return;
+  session.send(answer);
 }
 
-function handleExpn(session: Session, arg: string): void {
+async function handleExpn(session: Session, arg: string): Promise<void> {
   session.didWork = true;
+  // EXPN is never offered, so sendmail waits only the first part of the delay.
+  if ((await slowDownVerify(session, 'EXPN')) === false) return;
+
   if (privacy(session, 'needexpnhelo') && !session.heloName) {
     session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
     return;

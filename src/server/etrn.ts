@@ -17,6 +17,7 @@ import type { QueueSelector } from '../cli/args';
 import type { Session } from './session';
 import { srvFeature } from './srv-features';
 import { etrnRuns } from './etrn-runs';
+import { slowDown } from './smtp-attack';
 
 /** The name of sendmail's default queue group, the only one Posthorn has. */
 const DEFAULT_QUEUE_GROUP = 'mqueue';
@@ -51,7 +52,7 @@ function unprivilegedStdin(session: Session): boolean {
   return session.options.daemonName === 'stdin' && process.getuid?.() !== 0;
 }
 
-export function handleEtrn(session: Session, _arg: string, line: string): void {
+export async function handleEtrn(session: Session, _arg: string, line: string): Promise<void> {
   session.didWork = true;
   const client = session.macros.get('_') ?? '';
 
@@ -67,8 +68,11 @@ export function handleEtrn(session: Session, _arg: string, line: string): void {
     return;
   }
 
-  // NOTE: sendmail slows down from the 8th ETRN of a session on and runs the
-  // check_etrn ruleset. Posthorn does neither.
+  // sendmail counts an ETRN only here, after the checks above (smtp-attack.ts).
+  if (!(await slowDown(session, 'etrn', 'ETRN'))) return;
+
+  // NOTE: sendmail runs the check_etrn ruleset here; Posthorn does not.
+
   // The reply shows the parameter as the log does, so a parameter of 203 or
   // more bytes is shortened there too, where sendmail echoes it whole.
   const echoed = echoableCommandLine(parameter);
@@ -109,6 +113,7 @@ function startQueueRun(session: Session, parameter: string, selectors: QueueSele
  * Rejects VERB. sendmail offers it only together with EXPN, because verbose
  * delivery would show what EXPN shows. Posthorn never offers EXPN, so it
  * replies as sendmail does with PrivacyOptions=noexpn, whatever noverb is.
+ * sendmail counts VERB with NOOP only where it offers VERB, so it is not counted.
  */
 export function handleVerb(session: Session): void {
   session.send(reply(502, '5.7.0', 'Verbose unavailable'));

@@ -9,6 +9,7 @@ import { HandshakeError, type ServerHandshakeOptions } from '../tls/server';
 import { srvFeature } from './srv-features';
 import { setTlsMacros, tlsLogFields } from '../tls/peer';
 import { tlsAccessMap } from '../tls/access';
+import { resetHeloCount } from './smtp-attack';
 import { relayByCertificate, tlsClientRequirement, tlsConnection, tlsFactsFromMacros } from '../policy/tls-rulesets';
 
 /** Daemon modifier that turns STARTTLS off for a listener (DAEMON_OPTIONS `M=S`). */
@@ -133,6 +134,7 @@ async function runHandshake(session: Session, options: ServerHandshakeOptions): 
 /** Forgets everything the client said before the handshake (RFC 3207 section 4.2). */
 function resetAfterHandshake(session: Session): void {
   void session.abortTransaction();
+  resetHeloCount(session);
   session.heloName = undefined;
   session.esmtp = false;
   session.state = 'greeted';
