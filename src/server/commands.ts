@@ -197,41 +197,46 @@ function privacy(session: Session, word: string): boolean {
   return p.has(word) || p.has('goaway');
 }
 
-async function handleVrfy(session: Session, arg: string): Promise<void> {
+async function handleVrfy(session: Session, arg: string, line: string): Promise<void> {
   session.didWork = true;
   const rest = await slowDownVerify(session, 'VRFY');
   if (rest === false) return;
 
+  // As in sendmail, novrfy answers 252 before the needvrfyhelo and argument checks.
+  const novrfy = privacy(session, 'novrfy');
+  if (novrfy) {
+    session.send(vrfyReply(session.ctx.config, arg, true));
+    logVerify(session, line, true);
+    return;
+  }
   if (privacy(session, 'needvrfyhelo') && !session.heloName) {
     session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
     return;
   }
+  logVerify(session, line, false);
   if (arg.trim() === '') {
     if (!(await pause(session, rest))) return;
     session.send(reply(501, '5.5.2', 'Argument required'));
     return;
   }
-  session.log.info(`vrfy ${arg.slice(0, 100)} from ${session.macros.get('_')}`, 6);
-  const novrfy = privacy(session, 'novrfy');
-  const answer = vrfyReply(session.ctx.config, arg, novrfy);
+  const answer = vrfyReply(session.ctx.config, arg, false);
   // sendmail waits the rest of the delay only for a looked-up address.
-  if (!novrfy && !(await pause(session, rest))) return;
+  if (!(await pause(session, rest))) return;
   session.send(answer);
 }
 
-async function handleExpn(session: Session, arg: string): Promise<void> {
+/** Logs a VRFY or EXPN line as sendmail does, "[rejected]" when the command is not allowed. */
+function logVerify(session: Session, line: string, rejected: boolean): void {
+  const client = session.macros.get('_') ?? '';
+  session.log.info(`${client}: ${echoableCommandLine(line)}${rejected ? ' [rejected]' : ''}`, 6);
+}
+
+async function handleExpn(session: Session, _arg: string, line: string): Promise<void> {
   session.didWork = true;
   // EXPN is never offered, so sendmail waits only the first part of the delay.
   if ((await slowDownVerify(session, 'EXPN')) === false) return;
 
-  if (privacy(session, 'needexpnhelo') && !session.heloName) {
-    session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
-    return;
-  }
-  if (arg.trim() === '') {
-    session.send(reply(501, '5.5.2', 'Argument required'));
-    return;
-  }
-  session.log.info(`expn ${arg.slice(0, 100)} from ${session.macros.get('_')}`, 6);
+  // As sendmail with noexpn: the 502 comes before the needexpnhelo and argument checks.
   session.send(reply(502, '5.7.0', 'Sorry, we do not allow this operation'));
+  logVerify(session, line, true);
 }

@@ -311,6 +311,23 @@ test('resetHeloCount forgets HELO/EHLO', async (t) => {
   assert.equal(commandCount(session, 'helo'), 0);
 });
 
+test('VRFY and EXPN log lines as sendmail 8.17 writes them', async () => {
+  // sendmail: "<client>: VRFY root [rejected]" under novrfy, "<client>: VRFY" for an empty one.
+  const refused = openSession({ PrivacyOptions: 'novrfy' });
+  await converse(refused.transport, ['VRFY root', 'EXPN root']);
+  assert.deepEqual(
+    // Each line starts with the session id, as sendmail's start with the queue id.
+    refused.logs.map((l) => l.line.replace(/^\S+: /, '')).filter((l) => / (VRFY|EXPN) /.test(l)),
+    ['client [127.0.0.1]: VRFY root [rejected]', 'client [127.0.0.1]: EXPN root [rejected]'],
+  );
+  const allowed = openSession();
+  await converse(allowed.transport, ['HELO client.example', 'VRFY', 'VRFY <nobody@elsewhere.example>']);
+  assert.deepEqual(
+    allowed.logs.map((l) => l.line.replace(/^\S+: /, '')).filter((l) => /: VRFY/.test(l)),
+    ['client [127.0.0.1]: VRFY', 'client [127.0.0.1]: VRFY <nobody@elsewhere.example>'],
+  );
+});
+
 test('daemon answers 21 NOOPs and logs the count', async (t) => {
   const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=queueonly'] });
   t.after(() => ph.stop());
