@@ -12,7 +12,8 @@ import { Worker } from 'node:worker_threads';
 import type { QueueItem } from './types';
 import { emptyQueueItem } from './qf';
 import { READ_NO_FOLLOW, readNoFollowSync } from './no-follow';
-import { CACHE_FIELDS, CacheField, loadSortCache, writeSortCache, type LoadedSortCache } from './sort-cache';
+import { CACHE_FIELDS, CacheField, loadSortCache, sortCachePath, writeSortCache, type LoadedSortCache } from './sort-cache';
+import { listInodes } from './dir-inodes';
 
 /** Bytes read from the start of a control file; the lines before S fit in it unless macros or texts are long. */
 const HEAD_BYTES = 4096;
@@ -251,29 +252,45 @@ const CACHE_FROM = 5_000;
 /**
  * Reads the sort keys of every id from the control files `<prefix><id>` in
  * `dir`. For a deep queue (`cacheFrom` items or more) an item's keys come
- * from the sort key cache when the file is unchanged, and the cache is
- * written again when many heads had to be read. The event loop gets a turn
- * every YIELD_EVERY items. From `parallelFrom` items on, a worker thread
- * does the second half into the same shared arrays at the same time. If the
- * worker cannot start or fails, this thread does that half too.
+ * from the sort key cache when its file was not replaced: by the folder's
+ * inode numbers (dir-inodes.ts), or, without them or with `folderInodes`
+ * false, by an lstat() of the file. The cache is written again when many
+ * heads had to be read. The event loop gets a turn every YIELD_EVERY items.
+ * When `parallelFrom` items or more are left to read or check, a worker
+ * thread does the second half into the same shared arrays at the same time.
+ * If the worker cannot start or fails, this thread does that half too.
  */
 export async function collectSortKeys(
   dir: string,
   prefix: string,
   ids: readonly string[],
-  opts: { parallelFrom?: number; cacheFrom?: number } = {},
+  opts: { parallelFrom?: number; cacheFrom?: number; folderInodes?: boolean } = {},
 ): Promise<SortKeys> {
-  const parallel = ids.length >= (opts.parallelFrom ?? PARALLEL_FROM);
-  const keys = new SortKeys(ids, { shared: parallel });
+  const parallelFrom = opts.parallelFrom ?? PARALLEL_FROM;
+  const keys = new SortKeys(ids, { shared: ids.length >= parallelFrom });
   const cached = ids.length >= (opts.cacheFrom ?? CACHE_FROM);
+  // The folder's inode numbers settle most items without a stat each
+  // (dir-inodes.ts). find runs in its own process while this one reads the cache.
+  const listing = cached && opts.folderInodes !== false && fs.existsSync(sortCachePath(dir, prefix)) ? listInodes(dir, prefix) : undefined;
   const cache = cached ? loadSortCache(dir, prefix) : undefined;
-  if (cache !== undefined) fillFromCache(keys, cache);
+  let inodes: Map<string, number> | undefined;
+  if (cache !== undefined) {
+    fillFromCache(keys, cache);
+    inodes = await listing;
+    if (inodes !== undefined) checkInodes(keys, prefix, inodes);
+  }
 
+  // A worker thread takes the second half when many heads are left to read or check.
+  const parallel = keys.buffers.state instanceof SharedArrayBuffer && countUnsettled(keys) >= parallelFrom;
   const half = parallel ? Math.ceil(ids.length / 2) : ids.length;
   const helper = parallel ? readHeadsInWorker(dir, prefix, ids.slice(half), half, keys.buffers, cached) : Promise.resolve(0);
   let read = await readHeads(dir, prefix, keys, 0, half, cached);
   const helped = await helper;
   read += helped === false ? await readHeads(dir, prefix, keys, half, ids.length, cached) : helped;
+  // The cache keeps the numbers the folder shows, so that the next run can compare them.
+  if (inodes !== undefined) {
+    for (let i = 0; i < ids.length; i++) keys.ino[i] = inodes.get(prefix + ids[i]) ?? keys.ino[i];
+  }
 
   // Rewritten when a twentieth of the heads had to be read, or the cache holds many items that are gone.
   if (cached && (cache === undefined || read * 20 >= ids.length || cache.index.size > 2 * ids.length)) {
@@ -293,6 +310,34 @@ const cacheWrites = new Set<Promise<void>>();
 /** Resolves when the sort key cache writes started so far are done; a command waits for it before it exits. */
 export async function sortCacheWritten(): Promise<void> {
   await Promise.all(cacheWrites);
+}
+
+/**
+ * Settles the Cached slots from the folder's inode numbers: the same number
+ * means the control file was not replaced since the cache was written (every
+ * rewrite is a rename, so it has a new inode), and its cached keys stand.
+ * NOTE: a control file edited in place keeps its inode and its cached keys,
+ * which then only order the run: an item is read again before it is left out.
+ * Any other slot is read.
+ */
+function checkInodes(keys: SortKeys, prefix: string, inodes: Map<string, number>): void {
+  for (let i = 0; i < keys.ids.length; i++) {
+    if (keys.state[i] !== HeadState.Cached) continue;
+    if (inodes.get(prefix + keys.ids[i]) === keys.ino[i]) {
+      keys.state[i] = HeadState.Ok;
+      keys.fromCache[i] = 1;
+    } else {
+      keys.priority[i] = keys.created[i] = keys.lastAttempt[i] = keys.attempts[i] = keys.quarantined[i] = 0;
+      keys.state[i] = HeadState.NotRead;
+    }
+  }
+}
+
+/** Counts the slots still to be read or checked. */
+function countUnsettled(keys: SortKeys): number {
+  let n = 0;
+  for (let i = 0; i < keys.ids.length; i++) if (keys.state[i] !== HeadState.Ok) n++;
+  return n;
 }
 
 /** Puts the cached keys of every id that has them into `keys`, marked Cached. */
@@ -327,11 +372,13 @@ function cacheContents(keys: SortKeys): [string[], Float64Array] {
 }
 
 /**
- * Fills slot `i`: keeps cached keys if lstat() shows the file unchanged, else
- * reads the head (with the file's stat when `withStat`). Returns whether the
- * head was read.
+ * Fills slot `i`: leaves a settled slot as it is, keeps cached keys if
+ * lstat() shows the file unchanged, else reads the head (with the file's stat
+ * when `withStat`). Returns whether the head was read.
  */
 export function checkOrReadHead(file: string, buf: Buffer, keys: SortKeys, i: number, withStat: boolean): boolean {
+  // Already settled from the cache and the folder's inode numbers.
+  if (keys.state[i] === HeadState.Ok) return false;
   if (keys.state[i] === HeadState.Cached) {
     const stat = fs.lstatSync(file, { throwIfNoEntry: false });
     if (stat !== undefined && stat.isFile() && stat.ino === keys.ino[i] && stat.size === keys.size[i] && stat.mtimeMs === keys.mtime[i]) {

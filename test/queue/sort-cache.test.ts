@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { serializeControlFile } from '../../src/queue/qf';
 import { QueueStore } from '../../src/queue/store';
-import { collectSortKeys, HeadState, SortKeys } from '../../src/queue/sort-keys';
+import { collectSortKeys, HeadState, SortKeys, sortCacheWritten } from '../../src/queue/sort-keys';
 import { CACHE_FIELDS, loadSortCache, sortCachePath, writeSortCache } from '../../src/queue/sort-cache';
 import { recoverQueue } from '../../src/queue/recovery';
 import type { QueueItem } from '../../src/queue/types';
@@ -51,7 +51,10 @@ async function cacheWithItems(dir: string, count: number): Promise<void> {
 }
 
 const uncached = { cacheFrom: Infinity, parallelFrom: Infinity };
-const cached = { cacheFrom: 2, parallelFrom: Infinity };
+/** The cache checked by an lstat() of each file. */
+const cached = { cacheFrom: 2, parallelFrom: Infinity, folderInodes: false };
+/** The cache checked by the folder's inode numbers. */
+const byInodes = { cacheFrom: 2, parallelFrom: Infinity };
 
 test('keys from the cache equal the keys read from every head', async () => {
   const dir = makeTempDir();
@@ -67,8 +70,13 @@ test('keys from the cache equal the keys read from every head', async () => {
 
   const second = await collectSortKeys(dir, 'qf', ids, cached);
   sameKeys(second, reference, 'from the cache');
-  const parallel = await collectSortKeys(dir, 'qf', ids, { cacheFrom: 2, parallelFrom: 2 });
+  const parallel = await collectSortKeys(dir, 'qf', ids, { cacheFrom: 2, parallelFrom: 2, folderInodes: false });
   sameKeys(parallel, reference, 'from the cache, with the worker thread');
+  const inodes = await collectSortKeys(dir, 'qf', ids, byInodes);
+  sameKeys(inodes, reference, 'from the cache, by inode numbers');
+  assert.equal(inodes.fromCache.filter((f) => f === 1).length, ids.length - 1, 'every good item settled by its inode');
+  const both = await collectSortKeys(dir, 'qf', ids, { cacheFrom: 2, parallelFrom: 2 });
+  sameKeys(both, reference, 'by inode numbers, with the worker thread');
   assert.ok(Array.from(second.state).every((s) => s === HeadState.Ok || s === HeadState.Unreadable), 'every cached item was checked');
   removeDir(dir);
 });
@@ -99,16 +107,28 @@ test('an item changed after the cache was written is read again', async () => {
   fs.symlinkSync(path.join(dir, `qf${items[7].id}`), path.join(dir, `qf${items[6].id}`));
 
   const now = await store.list();
+  const at = (id: string): number => now.indexOf(id);
+  // By the folder's inode numbers: a replaced file is read again, a file
+  // edited in place keeps its cached keys, which only order the run.
+  const fromInodes = await collectSortKeys(dir, 'qf', now, byInodes);
+  assert.equal(fromInodes.priority[at(renamed.id)], 999_999);
+  assert.equal(fromInodes.fromCache[at(renamed.id)], 0);
+  assert.equal(fromInodes.state[at(items[6].id)], HeadState.Unreadable);
+  assert.equal(fromInodes.fromCache[at(edited.id)], 1);
+  assert.equal(fromInodes.priority[at(edited.id)], items[1].priority, 'kept from the cache');
+  // Whatever that run wrote, the lstat() check below sees the edits in place.
+  await sortCacheWritten();
+
   const keys = await collectSortKeys(dir, 'qf', now, cached);
   const reference = await collectSortKeys(dir, 'qf', now, uncached);
   sameKeys(keys, reference, 'after the changes');
-  const at = (id: string): number => now.indexOf(id);
   assert.equal(keys.priority[at(renamed.id)], 999_999);
   assert.equal(keys.attempts[at(renamed.id)], 9);
   assert.equal(keys.priority[at(edited.id)], -555_555);
   assert.equal(keys.priority[at(sameSize.id)], sameSize.priority);
   assert.equal(keys.state[at(items[3].id)], HeadState.Unreadable);
   assert.equal(keys.state[at(items[6].id)], HeadState.Unreadable, 'a symlinked control file is not read');
+
   removeDir(dir);
 });
 
