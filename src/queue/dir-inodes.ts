@@ -8,6 +8,10 @@
 // each file instead.
 
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+
+/** Debian's find, so that the daemon does not depend on its PATH; else whatever PATH finds. */
+const FIND = fs.existsSync('/usr/bin/find') ? '/usr/bin/find' : 'find';
 
 /** Returns inode number by file name for the names starting with `prefix` in `dir`; undefined if find failed. */
 export function listInodes(dir: string, prefix: string): Promise<Map<string, number> | undefined> {
@@ -15,7 +19,7 @@ export function listInodes(dir: string, prefix: string): Promise<Map<string, num
     let child;
     try {
       // NUL ends each entry: a file name cannot hold one, so a planted name cannot fake an entry.
-      child = spawn('find', [dir, '-mindepth', '1', '-maxdepth', '1', '-name', `${prefix}*`, '-printf', '%i %f\\0'], {
+      child = spawn(FIND, [dir, '-mindepth', '1', '-maxdepth', '1', '-name', `${prefix}*`, '-printf', '%i %f\\0'], {
         stdio: ['ignore', 'pipe', 'ignore'],
       });
     } catch {
