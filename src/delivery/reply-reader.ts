@@ -36,7 +36,10 @@ interface Waiter {
 export function parseReplyLine(line: string): { code: number; last: boolean; text: string } | undefined {
   const m = /^([2-5][0-9][0-9])(?:([ -])(.*))?$/.exec(line);
   if (!m) return undefined;
-  return { code: Number(m[1]), last: m[2] !== '-', text: m[3] ?? '' };
+  // The text goes to the log, the queue file, mailq and bounces: a next hop's
+  // control bytes (ESC sequences, NUL) become '?', as posthorn's own replies show them.
+  const text = (m[3] ?? '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
+  return { code: Number(m[1]), last: m[2] !== '-', text };
 }
 
 /**

@@ -106,6 +106,10 @@ export function openSink(dest: string): LogSink {
   return new StreamSink(fs.openSync(dest, 'a'), true);
 }
 
+/** Control bytes other than tab; CR and LF are joined into a space before this test. */
+const CONTROL_BYTES = /[\x00-\x08\x0b-\x1f\x7f]/;
+const CONTROL_BYTES_ALL = /[\x00-\x08\x0b-\x1f\x7f]/g;
+
 export class Logger {
   private sinks: LogSink[];
 
@@ -127,7 +131,10 @@ export class Logger {
   /** Writes one record if `level` is at most the configured LogLevel. */
   log(level: number, severity: Severity, text: string): void {
     if (level > this.level) return;
-    const line = this.prefix + text.replace(/[\r\n]+/g, ' ');
+    let line = this.prefix + text.replace(/[\r\n]+/g, ' ');
+    // Text from clients and next hops can hold ESC sequences or a NUL, which a
+    // terminal showing the log would act on; '?' stands for each, as in replies.
+    if (CONTROL_BYTES.test(line)) line = line.replace(CONTROL_BYTES_ALL, '?');
     for (const sink of this.sinks) sink.write(severity, line);
   }
 

@@ -71,7 +71,8 @@ export function formatMailqHeader(dir: string, count: number, opts: MailqOptions
 /** Formats one entry of the listing. */
 export function formatEntry(entry: MailqEntry, verbose: boolean): string {
   let out = entry.id.padStart(13);
-  if (entry.error !== undefined) return `${out} (${entry.error})\n`;
+  // A damaged control file's error quotes its line, which may hold control bytes.
+  if (entry.error !== undefined) return `${out} (${entry.error.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?')})\n`;
 
   out += entry.locked ? '*' : entry.tooYoung ? '-' : ' ';
   const item = entry.item;
@@ -155,7 +156,8 @@ export function printable(text: string, max: number): string {
 
 /** Truncates a status text; newlines become spaces, as sendmail stores them. */
 function oneLine(text: string, max: number): string {
-  return text.replace(/[\r\n]/g, ' ').slice(0, max);
+  // Control bytes in a status (a next hop's text, a planted qf) become '?', so a terminal does not act on them.
+  return text.replace(/[\r\n]/g, ' ').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?').slice(0, max);
 }
 
 /** Reads every item of one kind from `store` for formatMailq(), in directory order. */
