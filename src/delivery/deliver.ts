@@ -125,9 +125,12 @@ export class Deliverer {
     } catch (err) {
       // Another run (this process or `posthorn -q`) delivered and removed the
       // item between its queue listing and this lock: nothing is left to do.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      if (!(err instanceof QueueFileError)) throw err;
-      await this.ctx.store.setAside(id, err.message);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      // A control file that is too large, not a regular file or a symlink will not read better next time.
+      const unusable = code === 'EFBIG' || code === 'ENOTREG' || code === 'ELOOP';
+      if (!(err instanceof QueueFileError) && !unusable) throw err;
+      await this.ctx.store.setAside(id, (err as Error).message);
       return undefined;
     }
     // While recovery runs in the background it may not have seen this item yet.

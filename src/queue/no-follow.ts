@@ -46,15 +46,38 @@ export function readNoFollowSync(file: string): Buffer {
   }
 }
 
-/** Reads a queue file as text with synchronous calls. */
-export function readTextNoFollowSync(file: string): string {
-  return readNoFollowSync(file).toString('utf8');
+/**
+ * The largest control (or lock) file read as text. A control file holds the
+ * envelope and the header: a few KB, a few MB with a hundred thousand
+ * recipients, 20 MB with a 20 MB header field when MaxHeadersLength is off.
+ * A larger one was planted or damaged, and reading it whole could take the
+ * process's memory (a JavaScript string holds at most about 512 MiB).
+ */
+export const MAX_TEXT_FILE_BYTES = 64 * 1024 * 1024;
+
+/** Returns the error for a queue file read as text that is larger than MAX_TEXT_FILE_BYTES. */
+function tooLarge(file: string, size: number): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${file}: too large (${size} bytes, more than ${MAX_TEXT_FILE_BYTES})`), { code: 'EFBIG' });
 }
 
-/** Reads a queue file as text. */
+/** Reads a queue file as text with synchronous calls; fails with EFBIG above MAX_TEXT_FILE_BYTES. */
+export function readTextNoFollowSync(file: string): string {
+  const fd = openRegularSync(file);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > MAX_TEXT_FILE_BYTES) throw tooLarge(file, size);
+    return fs.readFileSync(fd).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Reads a queue file as text; fails with EFBIG above MAX_TEXT_FILE_BYTES. */
 export async function readTextNoFollow(file: string): Promise<string> {
   const handle = await openRegular(file);
   try {
+    const size = (await handle.stat()).size;
+    if (size > MAX_TEXT_FILE_BYTES) throw tooLarge(file, size);
     return await handle.readFile('utf8');
   } finally {
     await handle.close();
