@@ -164,6 +164,8 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
       stopping = true;
       removeSighup();
       const workersGone = pool ? pool.stop() : Promise.resolve();
+      // This process's own deliveries (its queue runs) get their grace period while the workers stop.
+      void daemon.stopDeliveries();
       void workersGone.then(() => daemon.stop(reason)).then(() => resolve(code));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));

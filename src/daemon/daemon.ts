@@ -110,13 +110,28 @@ export class Daemon {
   }
 
   /** Stops accepting, lets open sessions end or aborts them, and waits for deliveries. */
+  private deliveriesStopped: Promise<void> | undefined;
+
+  /**
+   * Stops the delivery runner (see DeliveryRunner.stop): nothing new starts,
+   * and running deliveries get SHUTDOWN_GRACE_MS. The primary of worker
+   * processes calls it while the workers stop, so the two waits overlap.
+   */
+  stopDeliveries(): Promise<void> {
+    this.deliveriesStopped ??= this.services.runner.stop(SHUTDOWN_GRACE_MS);
+    return this.deliveriesStopped;
+  }
+
   async stop(reason: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const { logger, runner } = this.services;
+    const { logger } = this.services;
     logger.info(`stopping daemon, reason=${reason}`);
 
     if (this.queueTimer) clearInterval(this.queueTimer);
+    // Running deliveries get their grace period at the same time as messages
+    // being received get theirs; the rest stay queued.
+    const deliveries = this.stopDeliveries();
     const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     // Messages being received are finished (or, after the grace period, aborted
     // below), so that no half-written item stays in the queue.
@@ -131,8 +146,7 @@ export class Daemon {
     for (const session of unfinished) if (session.state === 'data') await session.abortTransaction();
     for (const socket of this.sockets) socket.destroy();
     await closed;
-    // Deliveries already running get the grace period; the rest stay queued.
-    await runner.stop(SHUTDOWN_GRACE_MS);
+    await deliveries;
     await connectionCache.flush();
     this.counterServer?.close();
     this.counterClient?.close();
