@@ -75,8 +75,15 @@ export function parseDeliverBy(value: string | undefined, minSeconds: number): D
 export function byParameter(by: DeliverBy, secondsQueued: number, nextHopMin: number): string {
   let left = by.seconds - secondsQueued;
   if (left <= 0 && by.mode === 'R') left = nextHopMin > 0 ? nextHopMin : 1;
+  // RFC 2852 allows at most nine digits. sendmail 8.17 sends a value past that
+  // (BY=-999999999;N after a few seconds queued), and a next hop then refuses
+  // the MAIL and the message bounces; posthorn keeps to the range instead.
+  left = Math.max(-MAX_BY_TIME, Math.min(MAX_BY_TIME, left));
   return ` BY=${left};${by.mode}${by.trace ? 'T' : ''}`;
 }
+
+/** The largest by-time RFC 2852 allows: nine digits. */
+const MAX_BY_TIME = 999_999_999;
 
 /** Returns the minimum by-time a next hop names after its DELIVERBY keyword, or 0 (sendmail reads it with atol()). */
 export function nextHopMinimum(keywordParams: string): number {
