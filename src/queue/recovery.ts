@@ -156,12 +156,22 @@ async function recoverItem(
   }
 
   if (kinds.has('df') && !kinds.has('tf') && !kinds.has('Qf')) {
-    if ((await age('df')) > ORPHAN_DATA_MAX_AGE_MS) {
+    // The id ends with the pid of the process that received the message: once
+    // that process is gone, nobody will finish the df (a kill -9 during DATA).
+    if (!receiverAlive(id) || (await age('df')) > ORPHAN_DATA_MAX_AGE_MS) {
       await unlinkIfExists(path.join(dir, `df${id}`));
       report.removedOrphanDataFiles.push(id);
       log.notice(`removed data file df${id} without control file`);
     }
   }
+}
+
+/** Tells whether the process named at the end of a queue id may still be receiving that message. */
+function receiverAlive(id: string): boolean {
+  const digits = id.slice(8);
+  if (!/^\d+$/.test(digits)) return true;
+  const pid = Number(digits);
+  return pid === process.pid || isProcessAlive(pid);
 }
 
 async function readQueueNames(dir: string): Promise<QueueFileNames> {

@@ -92,17 +92,25 @@ test('recovery sets aside qf without df', async () => {
   removeDir(dir);
 });
 
-test('recovery removes only old orphan df', async () => {
+test('recovery removes an orphan df when it is old or its receiver is gone', async () => {
   const dir = makeTempDir();
-  write(dir, `df${ORPHAN}`, 'body\r\n', true);
-  write(dir, `df${YOUNG}`, 'body\r\n');
+  // The id ends with the pid of the receiving process.
+  const live = `k5KCE4Kf${String(process.ppid).padStart(6, '0')}`;
+  const dead = `k5KCE4Kg${String(spawnSync(process.execPath, ['-e', '']).pid).padStart(6, '0')}`;
+  const oldLive = `k5KCE4Kh${String(process.ppid).padStart(6, '0')}`;
+  write(dir, `df${oldLive}`, 'body\r\n', true);
+  write(dir, `df${live}`, 'body\r\n');
+  write(dir, `df${dead}`, 'body\r\n');
   write(dir, 'unrelated-file', 'x', true);
   const { logger, lines } = captureLogger();
   const store = new QueueStore({ dir, superSafe: 'true', logger });
   await store.init();
 
-  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${YOUNG}`, 'unrelated-file']);
-  assert.deepEqual(lines, [`${ORPHAN}: removed data file df${ORPHAN} without control file`]);
+  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${live}`, 'unrelated-file']);
+  assert.deepEqual(lines.sort(), [
+    `${dead}: removed data file df${dead} without control file`,
+    `${oldLive}: removed data file df${oldLive} without control file`,
+  ].sort());
   removeDir(dir);
 });
 
