@@ -261,7 +261,9 @@ function parseParams(rest: string): Params {
     const name = equals < 0 ? word : word.slice(0, equals);
     const key = name.toUpperCase();
     if (!PARAM_KEY.test(key)) {
-      return fail(555, '5.5.4', `${shown(name === '' ? word : name)} parameter unrecognized`);
+      const echoed = name === '' ? word : name;
+      // At most 200 bytes of it, so that the reply line stays within RFC 5321's 512 octets.
+      return fail(555, '5.5.4', `${shown(echoed.length > 200 ? `${echoed.slice(0, 200)}...` : echoed)} parameter unrecognized`);
     }
     if (equals < 0) {
       params.push({ key, name });

@@ -60,8 +60,12 @@ function shown(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?');
 }
 
+/** Longest keyword a reply echoes, so that the reply line stays within RFC 5321's 512 octets. */
+const MAX_ECHOED_KEYWORD = 200;
+
 function unrecognized(key: string): ParamError {
-  return fail(555, '5.5.4', `${shown(key)} parameter unrecognized`);
+  const name = key.length > MAX_ECHOED_KEYWORD ? `${key.slice(0, MAX_ECHOED_KEYWORD)}...` : key;
+  return fail(555, '5.5.4', `${shown(name)} parameter unrecognized`);
 }
 
 function noDsn(key: string): ParamError {

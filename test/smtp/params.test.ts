@@ -138,3 +138,9 @@ test('xtext round trip', () => {
     }),
   );
 });
+
+test('a very long unknown keyword is shortened in the reply', () => {
+  const reply = mailReply([`${'Y'.repeat(1900)}=1`]);
+  assert.ok(reply.length < 512, `${reply.length} bytes`);
+  assert.equal(reply, `555 5.5.4 ${'Y'.repeat(200)}... parameter unrecognized`);
+});
