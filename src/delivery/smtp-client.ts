@@ -635,8 +635,22 @@ export async function runSessionOn(
     const dsn = dsnOf(hello);
     return { kind: 'rejected', dsn, text: permanentText(dsn), diagnostic: replyLine(hello), transcript };
   }
+  if (!opts.lmtp && greetsAs(hello, opts.heloName)) {
+    // sendmail's smtpinit(): a next hop whose EHLO reply names this host is
+    // this host (a SMART_HOST or MX pointing back), and the mail would go round.
+    await session.quit();
+    const line = `553 5.3.5 ${opts.hostName} config error: mail loops back to me (MX problem?)`;
+    opts.logger?.error(line);
+    return { kind: 'rejected', dsn: '5.3.5', text: 'Local configuration error', diagnostic: line, transcript };
+  }
 
   return transactOn(session, opts, tx, cacheAs);
+}
+
+/** Tells whether the first word of an EHLO or HELO reply is `name`, compared without regard to case. */
+function greetsAs(hello: Reply, name: string): boolean {
+  const first = (hello.lines[0] ?? '').split(' ', 1)[0];
+  return first !== '' && first.toLowerCase() === name.replace(/\.$/, '').toLowerCase();
 }
 
 /** Runs the transaction on an open session, then caches the session or ends it. */

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeMessage, quoteRe, sendRaw, startSinkHop } from '../helpers/e2e-setup';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
 
 test('5xx for one recipient bounces to sender', async (t) => {
   const { ph, sink } = await startSinkHop(t, {
@@ -51,4 +52,27 @@ test('5xx for one recipient bounces to sender', async (t) => {
     new RegExp(`${quoteRe(qid)}: to=<bad@remote\\.example>, .*dsn=5\\.1\\.1, stat=User unknown`),
   );
   assert.match(logs, new RegExp(`${quoteRe(qid)}: to=<good@remote\\.example>, .*dsn=2\\.0\\.0, stat=Sent`));
+});
+
+test('a SMART_HOST that points back at posthorn bounces at once: mail loops back to me', async (t) => {
+  // The daemon relays to its own port, so the next hop greets with its own name.
+  const ph = await startPosthorn({
+    mc: baseMc({ extra: ["define(`SMART_HOST', `[127.0.0.1]')", "define(`RELAY_MAILER_ARGS', `TCP $h @PORT@')"] }),
+  });
+  t.after(() => ph.stop());
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject: 'round and round', body: 'x' }),
+  });
+  assert.match(sent.accepted, /^250 /);
+
+  const dsn = await ph.waitForMailbox('alice', 'Subject: round and round', 30_000);
+  assert.match(dsn, /^Status: 5\.3\.5/im);
+  assert.match(dsn, /^Diagnostic-Code: smtp; ?553 5\.3\.5 .*config error: mail loops back to me \(MX problem\?\)/im);
+  const log = ph.logs();
+  assert.match(log, new RegExp(`${quoteRe(sent.queueId)}: to=<bob@remote\\.example>.*dsn=5\\.3\\.5, stat=Local configuration error`));
+  // One hop, not 25: the message was never passed back to itself.
+  assert.equal(log.match(/from=<alice@posthorn\.test>/g)?.length, 1);
 });

@@ -12,7 +12,8 @@ import { sleep } from '../helpers/process';
 
 test('lowest N by-time after a wait', { timeout: 120_000 }, async (t) => {
   const next = await startPosthorn({
-    mc: baseMc({ extra: ["LOCAL_DOMAIN(`remote.test')"] }),
+    // Its own name: a next hop that greets with the sender's name is the sender (mail loops back).
+    mc: baseMc({ extra: ["LOCAL_DOMAIN(`remote.test')", "define(`confDOMAIN_NAME', `mx.remote.test')"] }),
     args: ['-O', 'DeliveryMode=deferred'],
   });
   t.after(() => next.stop());
