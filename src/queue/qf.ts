@@ -291,7 +291,9 @@ class ControlFileParser {
   private parseDeliverBy(rest: string): void {
     const flag = rest.charCodeAt(0);
     const mode = flag & (DLVR_NOTIFY | DLVR_RETURN);
-    if (rest[1] !== ' ' || (mode !== DLVR_NOTIFY && mode !== DLVR_RETURN)) {
+    // The flag byte is one of a few small values; a byte read as U+FFFD or any
+    // other character past 0x7f is damage, not a mode.
+    if (rest[1] !== ' ' || flag > 0x7f || (mode !== DLVR_NOTIFY && mode !== DLVR_RETURN)) {
       this.fail(`invalid deliver-by line "${clip(rest)}"`);
     }
     this.item.deliverBy = {

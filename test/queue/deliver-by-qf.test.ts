@@ -39,7 +39,7 @@ test('no deliver-by line without BY', () => {
 
 test('bad deliver-by lines rejected', () => {
   const good = serializeControlFile(item({ seconds: 60, mode: 'N', trace: false }));
-  for (const bad of ['!\x03 60', '!\x10 60', '!\x0160', '!\x01 6x', '!']) {
+  for (const bad of ['!\x03 60', '!\x10 60', '!\x0160', '!\x01 6x', '!', '!\ufffd 60', '!\x81 60']) {
     const text = good.replace('!\x01 60', bad);
     assert.throws(() => parseControlFile(text, 'x'), QueueFileError, JSON.stringify(bad));
   }
