@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import type { Config } from '../config/types';
 import { Logger, openSink } from '../log/logger';
 import { QueueStore } from '../queue/store';
+import { shouldQueue } from '../queue/sort';
 import { MailResolver } from '../dns/resolver';
 import { Deliverer } from '../delivery/deliver';
 import { configureConnectionCache } from '../delivery/connection-cache';
@@ -92,8 +93,8 @@ export function serverContext(services: Services): ServerContext {
     chain,
     version: VERSION,
     tls: new ServerTls(config, logger),
-    deliversAtOnce(): boolean {
-      return (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') && !loadAtOrAbove(config, 'QueueLA');
+    deliversAtOnce(priority?: number): boolean {
+      return (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') && !queuedForLoad(config, priority);
     },
     async deliverNow(id: string, locked: boolean): Promise<void> {
       try {
@@ -109,8 +110,8 @@ export function serverContext(services: Services): ServerContext {
     runQueue(select: (id: string) => Promise<boolean>): Promise<number> {
       return runner.runQueue({ force: true, select, overlap: true });
     },
-    onAccepted(id: string, locked = false): void {
-      if (loadAtOrAbove(config, 'QueueLA')) {
+    onAccepted(id: string, locked = false, priority?: number): void {
+      if (queuedForLoad(config, priority)) {
         logger.info(`${id}: load average at or above QueueLA, queued for the next queue run`, 9);
         if (locked) void store.unlock(id);
         return;
@@ -133,8 +134,18 @@ function ensureMailboxDirectory(config: Config, logger: Logger): void {
   }
 }
 
-/** Whether the one-minute load average reached a load option (QueueLA, RefuseLA); 0 turns it off. */
-function loadAtOrAbove(config: Config, option: string): boolean {
-  const limit = config.options.get(option);
-  return typeof limit === 'number' && limit > 0 && loadAverage() >= limit;
+/**
+ * sendmail's shouldqueue(): at a load average of QueueLA or more, a message
+ * is only queued (not delivered at once) when its priority is above
+ * QueueFactor / (load - QueueLA + 1), so small, urgent mail still goes out
+ * under moderate load. The load is whole, as sendmail's getla() gives it.
+ * Without a priority, every message is queued at QueueLA.
+ */
+export function queuedForLoad(config: Config, priority: number | undefined, load = Math.floor(loadAverage())): boolean {
+  const queueLA = config.options.get('QueueLA');
+  if (typeof queueLA !== 'number' || queueLA <= 0 || load < queueLA) return false;
+  if (priority === undefined) return true;
+  const factor = config.options.get('QueueFactor');
+  return shouldQueue(priority, load, queueLA, typeof factor === 'number' ? factor : 600000);
 }
+

@@ -13,14 +13,14 @@ export interface ServerContext {
   logger: Logger;
   store: QueueStore;
   chain: CheckpointChain;
-  /** Called after a message is committed; the daemon schedules delivery. */
   /**
-   * Whether an accepted message is delivered at once (DeliveryMode background
-   * or interactive, load below QueueLA); the commit then takes its lock.
+   * Whether an accepted message of `priority` is delivered at once
+   * (DeliveryMode background or interactive, and sendmail's shouldqueue()
+   * under QueueLA and QueueFactor); the commit then takes its lock.
    */
-  deliversAtOnce?(): boolean;
+  deliversAtOnce?(priority?: number): boolean;
   /** Hands an accepted message on; `locked` when its commit took the lock. */
-  onAccepted(id: string, locked?: boolean): void;
+  onAccepted(id: string, locked?: boolean, priority?: number): void;
   /**
    * DeliveryMode=interactive: delivers an accepted message before the reply
    * to its DATA, as sendmail does, and resolves when the attempt is over

@@ -224,7 +224,7 @@ export class DataPhase {
 
     // With immediate delivery the commit takes the item's lock, and a small body stays in memory for it.
     const config = session.ctx.config;
-    const lock = session.ctx.deliversAtOnce?.() === true;
+    const lock = session.ctx.deliversAtOnce?.(item.priority) === true;
     const keepBody = lock && config.mailFilters.length === 0;
     // DeliveryMode=interactive delivers before the 250; with SuperSafe=Interactive
     // the files are synced only if the message is still queued after that.
@@ -246,7 +246,7 @@ export class DataPhase {
     if (interactive) {
       if (!(await this.deliverFirst(tx.id, locked, syncLater))) return;
     } else {
-      session.ctx.onAccepted(tx.id, locked);
+      session.ctx.onAccepted(tx.id, locked, item.priority);
     }
     session.send(reply(250, '2.0.0', `${tx.id} Message accepted for delivery`));
   }

@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { QueueStore } from '../../src/queue/store';
+import { loadConfig } from '../../src/config/load';
+import { queuedForLoad } from '../../src/daemon/services';
 import {
   parseQueueSortOrder,
   queueRunIds,
@@ -154,4 +156,20 @@ test('modification order reads mtimes', async (t) => {
   const old = new Date(Date.now() - 3600_000);
   fs.utimesSync(store.controlPath(c2), old, old);
   assert.deepEqual(await queueRunIds(store, { ...POLICY, order: 'modification' }), [c2, c1]);
+});
+
+test('the daemon queues for load as sendmail shouldqueue() does', () => {
+  const config = loadConfig({ env: {}, overrides: [{ name: 'QueueLA', value: '8' }] });
+  // Below QueueLA everything goes out at once.
+  assert.equal(queuedForLoad(config, 10_000_000, 7), false);
+  // At QueueLA 8 and load 8: queued above QueueFactor / 1 = 600000.
+  assert.equal(queuedForLoad(config, 30_436, 8), false, 'a small message still goes out');
+  assert.equal(queuedForLoad(config, 700_000, 8), true);
+  // At load 17 the bar is 600000 / 10 = 60000.
+  assert.equal(queuedForLoad(config, 30_436, 17), false);
+  assert.equal(queuedForLoad(config, 60_001, 17), true);
+  // Without a priority every message waits at QueueLA; QueueLA 0 turns it off.
+  assert.equal(queuedForLoad(config, undefined, 8), true);
+  const off = loadConfig({ env: {}, overrides: [{ name: 'QueueLA', value: '0' }] });
+  assert.equal(queuedForLoad(off, 10_000_000, 50), false);
 });
