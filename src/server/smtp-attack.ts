@@ -1,8 +1,8 @@
 // sendmail's slowdown of repeated commands, as checksmtpattack() in
 // srvrsmtp.c of sendmail 8.17 does it. Each session counts four classes of
 // commands. The command that reaches its class's limit is logged once as a
-// "possible SMTP attack". From then on every command of that class is answered
-// after a delay that doubles with each further command, up to 240 seconds.
+// "possible SMTP attack". From then on the reply to every command of that
+// class comes after a delay that doubles with each further command, up to 240 seconds.
 // Counts last for the whole session; only STARTTLS resets the HELO/EHLO count.
 // With MaxDaemonChildren above 0, the command that reaches twice the limit
 // gets "421 4.7.0 <host> Too many bad commands; closing connection" after its
@@ -87,8 +87,12 @@ export function setAttackSleep(replacement?: Sleep): void {
 
 interface AttackState {
   counts: Record<CommandClass, number>;
-  /** Aborted once the client stops sending or the session ends. */
-  ended: AbortController;
+  /**
+   * Aborted once the client stops sending or the session ends. Made at the
+   * first delay, so that the sessions that never reach a limit (nearly all,
+   * each with one EHLO) pay for no controller and no listeners.
+   */
+  ended?: AbortController;
 }
 
 const states = new WeakMap<Session, AttackState>();
@@ -97,12 +101,22 @@ function stateOf(session: Session): AttackState {
   const known = states.get(session);
   if (known) return known;
 
-  const state: AttackState = { counts: { noop: 0, helo: 0, vrfy: 0, etrn: 0 }, ended: new AbortController() };
+  const state: AttackState = { counts: { noop: 0, helo: 0, vrfy: 0, etrn: 0 } };
   states.set(session, state);
-  const end = (): void => state.ended.abort();
-  session.listeners.end.push(end);
-  session.transport.onEnd(end);
   return state;
+}
+
+/** Returns the signal that ends the session's delays, made on first use. */
+function endedSignal(session: Session): AbortSignal {
+  const state = stateOf(session);
+  if (state.ended === undefined) {
+    const ended = new AbortController();
+    state.ended = ended;
+    const end = (): void => ended.abort();
+    session.listeners.end.push(end);
+    session.transport.onEnd(end);
+  }
+  return state.ended.signal;
 }
 
 /** Returns how many commands of a class the session has sent. */
@@ -141,10 +155,12 @@ function countCommand(session: Session, cls: CommandClass, name: string): Slowdo
  * under 240 s can close a session that sendmail would keep.
  */
 export async function pause(session: Session, seconds: number): Promise<boolean> {
-  const { ended } = stateOf(session);
-  if (seconds > 0 && !ended.signal.aborted) {
-    session.flush();
-    await sleep(seconds * 1000, ended.signal);
+  if (seconds > 0 && session.state !== 'closed') {
+    const ended = endedSignal(session);
+    if (!ended.aborted) {
+      session.flush();
+      await sleep(seconds * 1000, ended);
+    }
   }
   return session.state !== 'closed';
 }
