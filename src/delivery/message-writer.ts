@@ -11,6 +11,7 @@ import { LineLimiter, limitHeader } from './line-limit';
 import { SmtpClientError } from './reply-reader';
 import type { OutboundTranscript } from '../log/transcript';
 import { openRegular } from '../queue/no-follow';
+import { BufferPool } from '../queue/buffer-pool';
 
 /** Read buffers of a data file larger than this are blocks from a pool. */
 const SMALL_BLOCK_MAX = 64 * 1024;
@@ -24,20 +25,8 @@ const BODY_BLOCK = 256 * 1024;
  */
 const BIG_BODY_BLOCK = 1024 * 1024;
 const BIG_BODY_FROM = 2 * 1024 * 1024;
-/** Read buffers of sendFile not in use, by size, kept for the next large message (at most eight of each). */
-const spareBlocks = new Map<number, Buffer[]>([
-  [BODY_BLOCK, []],
-  [BIG_BODY_BLOCK, []],
-]);
-
-function takeBlock(size: number): Buffer {
-  return spareBlocks.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
-}
-
-function giveBlock(block: Buffer): void {
-  const spares = spareBlocks.get(block.length);
-  if (spares !== undefined && spares.length < 8) spares.push(block);
-}
+/** Read buffers of sendFile not in use, kept for the next large message (at most eight of each size). */
+const spareBlocks = new BufferPool([BODY_BLOCK, BIG_BODY_BLOCK], 8);
 
 /** Dot-stuffs the parts that LineLimiter returned, in order. */
 function stuffParts(stuffer: DotStuffer, parts: Buffer[]): Buffer[] {
@@ -91,7 +80,7 @@ export class MessageWriter {
     const small = Math.max(bodySize + 1, SMALL_BLOCK_MIN);
     // A small file's second buffer is allocated only if the file turns out larger than its size.
     const blockSize = bodySize >= BIG_BODY_FROM ? BIG_BODY_BLOCK : BODY_BLOCK;
-    const buffers: Buffer[] = large ? [takeBlock(blockSize), takeBlock(blockSize)] : [Buffer.allocUnsafe(small)];
+    const buffers: Buffer[] = large ? [spareBlocks.take(blockSize), spareBlocks.take(blockSize)] : [Buffer.allocUnsafe(small)];
     const sent: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
     let reusable = false;
     const limiter = new LineLimiter(this.lineLimit);
@@ -132,7 +121,7 @@ export class MessageWriter {
       reusable = large;
     } finally {
       await file.close().catch(() => undefined);
-      if (reusable) buffers.forEach(giveBlock);
+      if (reusable) for (const buffer of buffers) spareBlocks.give(buffer);
     }
   }
 

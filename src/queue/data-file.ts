@@ -7,6 +7,7 @@
 // can fsync it without opening it again; the store closes it (release()).
 
 import * as fs from 'node:fs';
+import { BufferPool } from './buffer-pool';
 
 const FIRST_BUFFER_SIZE = 64 * 1024;
 const BATCH_SIZE = 256 * 1024;
@@ -18,20 +19,8 @@ const BATCH_SIZE = 256 * 1024;
 const BIG_BATCH_SIZE = 1024 * 1024;
 const BIG_BATCH_FROM = 1024 * 1024;
 
-/** Batches not in use, by size, kept for the next large message (at most four of each). */
-const spareBatches = new Map<number, Buffer[]>([
-  [BATCH_SIZE, []],
-  [BIG_BATCH_SIZE, []],
-]);
-
-function takeBatch(size: number): Buffer {
-  return spareBatches.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
-}
-
-function giveBatch(batch: Buffer): void {
-  const spares = spareBatches.get(batch.length);
-  if (spares !== undefined && spares.length < 4) spares.push(batch);
-}
+/** Batches not in use, kept for the next large message (at most four of each size). */
+const spareBatches = new BufferPool([BATCH_SIZE, BIG_BATCH_SIZE], 4);
 
 export interface DataFileWriter {
   /**
@@ -133,10 +122,10 @@ export class BufferedDataFile implements DataFileWriter {
     const full = this.buffer!;
     const length = this.buffered;
     const position = this.position;
-    this.buffer = takeBatch(this.position + length >= BIG_BATCH_FROM ? BIG_BATCH_SIZE : BATCH_SIZE);
+    this.buffer = spareBatches.take(this.position + length >= BIG_BATCH_FROM ? BIG_BATCH_SIZE : BATCH_SIZE);
     this.buffered = 0;
     this.position += length;
-    const write = this.writeAll(full.subarray(0, length), position).then(() => giveBatch(full));
+    const write = this.writeAll(full.subarray(0, length), position).then(() => spareBatches.give(full));
     // Handled here so that a failure is not reported as unhandled; settle() rethrows it.
     write.catch(() => undefined);
     this.inFlight = write;
@@ -172,7 +161,7 @@ export class BufferedDataFile implements DataFileWriter {
       while (offset < data.length) offset += fs.writeSync(this.fd, data, offset, data.length - offset, offset);
     } else {
       await this.writeAll(data, this.position);
-      giveBatch(this.buffer!);
+      spareBatches.give(this.buffer!);
     }
     this.position += data.length;
     this.buffered = 0;
