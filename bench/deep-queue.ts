@@ -15,8 +15,8 @@
 // queue run delivered or rewrote are put back before the next measure, so
 // every run starts from the same queue. --only limits the run to the mailq or the queue run
 // measures, --order to one QueueSortOrder. --cold empties the page cache
-// (sync, then 3 into /proc/sys/vm/drop_caches; root only) right before each
-// timed command, so that the files come from the disk as after a reboot.
+// right before each timed command (sync, then 3 into /proc/sys/vm/drop_caches;
+// root only). The files then come from the disk, as after a reboot.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -67,8 +67,8 @@ export class DeliveryRunner {
    * Stops for a shutdown: drops the deliveries not yet started (their items
    * stay queued for the next run, and locks taken at commit are released),
    * then waits for the running ones, at most `graceMs`. A delivery still
-   * going after that is abandoned with the process; its item stays queued
-   * and its lock names a dead process, which the next start removes.
+   * going after that is abandoned with the process. Its item stays queued,
+   * and its lock names a dead process, so the next start removes the lock.
    */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;

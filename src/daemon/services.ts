@@ -135,10 +135,10 @@ function ensureMailboxDirectory(config: Config, logger: Logger): void {
 }
 
 /**
- * sendmail's shouldqueue(): at a load average of QueueLA or more, a message
- * is only queued (not delivered at once) when its priority is above
- * QueueFactor / (load - QueueLA + 1), so small, urgent mail still goes out
- * under moderate load. The load is whole, as sendmail's getla() gives it.
+ * Tells whether a message is only queued, not delivered at once, for the
+ * load, as sendmail's shouldqueue() decides. At a load average of QueueLA or
+ * more that is when its priority is above QueueFactor / (load - QueueLA + 1),
+ * so small, urgent mail still goes out under moderate load. The load is whole, as sendmail's getla() gives it.
  * Without a priority, every message is queued at QueueLA.
  */
 export function queuedForLoad(config: Config, priority: number | undefined, load = Math.floor(loadAverage())): boolean {

@@ -6,8 +6,9 @@
 // most MAXLINE - 1 = 2047 bytes and hands each piece to putxline(). That
 // sends L - 1 bytes of the piece, then "!", CRLF and a space. It goes on with
 // L - 2 bytes at a time while the bytes left plus the space exceed L. The rest
-// follows without a break, and the next piece continues on the same output line. So with L = 2040 the first output line
-// holds 2039 bytes, and a later one up to 8 + 2039 bytes.
+// follows without a break, and the next piece continues on the same output
+// line. So with L = 2040 the first output line contains 2039 bytes, and a
+// later one up to 8 + 2039 bytes.
 
 import type { Config } from '../config/types';
 
@@ -78,7 +79,7 @@ function splitPiece(out: Buffer[], bytes: Buffer, skip: number, limit: number): 
   while (total - at + slop > limit) {
     // sendmail 8.17 dot-stuffs each piece as if it started a line, so a later
     // piece that begins with "." gains a second one mid-line, which the
-    // recipient sees. posthorn leaves that fault out; dot-stuffing happens later.
+    // recipient receives. posthorn leaves that fault out, because dot-stuffing happens later.
     const next = at + limit - slop - 1;
     emit(at, next);
     out.push(BREAK);

@@ -2,7 +2,7 @@
 // so a small message is written once, at close(). A larger one goes to disk in
 // batches of 256 KiB (1 MiB past the first MiB) written behind the caller:
 // one batch is written while the next fills, so the socket is read while the
-// disk writes and a session holds at most two batches. Operations run one at a time, so the bytes land in the
+// disk writes and a session keeps at most two batches. Operations run one at a time, so the bytes land in the
 // order they were given. The file stays open after close() so that the commit
 // can fsync it without opening it again; the store closes it (release()).
 

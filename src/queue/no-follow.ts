@@ -47,7 +47,7 @@ export function readNoFollowSync(file: string): Buffer {
 }
 
 /**
- * The largest control (or lock) file read as text. A control file holds the
+ * The largest control (or lock) file read as text. A control file contains the
  * envelope and the header: a few KB, a few MB with a hundred thousand
  * recipients, 20 MB with a 20 MB header field when MaxHeadersLength is off.
  * A larger one was planted or damaged, and reading it whole could take the

@@ -291,8 +291,8 @@ class ControlFileParser {
   private parseDeliverBy(rest: string): void {
     const flag = rest.charCodeAt(0);
     const mode = flag & (DLVR_NOTIFY | DLVR_RETURN);
-    // The flag byte is one of a few small values; a byte read as U+FFFD or any
-    // other character past 0x7f is damage, not a mode.
+    // The flag byte is one of a few small values. A byte read as U+FFFD, or any
+    // other character past 0x7f, is damage and not a mode.
     if (rest[1] !== ' ' || flag > 0x7f || (mode !== DLVR_NOTIFY && mode !== DLVR_RETURN)) {
       this.fail(`invalid deliver-by line "${clip(rest)}"`);
     }

@@ -156,8 +156,8 @@ async function recoverItem(
   }
 
   if (kinds.has('df') && !kinds.has('tf') && !kinds.has('Qf')) {
-    // The id ends with the pid of the process that received the message: once
-    // that process is gone, nobody will finish the df (a kill -9 during DATA).
+    // The id ends with the pid of the process that received the message. Once
+    // that process is gone, no process will finish the df (a kill -9 during DATA).
     if (!receiverAlive(id) || (await age('df')) > ORPHAN_DATA_MAX_AGE_MS) {
       await unlinkIfExists(path.join(dir, `df${id}`));
       report.removedOrphanDataFiles.push(id);

@@ -64,7 +64,7 @@ export function loadSortCache(dir: string, prefix: string): LoadedSortCache | un
       // The header says how long the file must be; anything else is not read further.
       const header = Buffer.alloc(HEADER_BYTES);
       if (size < HEADER_BYTES || fs.readSync(fd, header, 0, HEADER_BYTES, 0) !== HEADER_BYTES) return undefined;
-      // The numbers are in this machine's byte order; byte 12 says which that was.
+      // The numbers are in this machine's byte order, and byte 12 records which one.
       if (header.toString('latin1', 0, 8) !== MAGIC || header[12] !== BYTE_ORDER) return undefined;
       count = header.readUInt32LE(8);
       if (size !== HEADER_BYTES + count * RECORD_BYTES || size > MAX_CACHE_BYTES) return undefined;

@@ -252,9 +252,9 @@ const CACHE_FROM = 5_000;
 /**
  * Reads the sort keys of every id from the control files `<prefix><id>` in
  * `dir`. For a deep queue (`cacheFrom` items or more) an item's keys come
- * from the sort key cache when its file was not replaced: by the folder's
- * inode numbers (dir-inodes.ts), or, without them or with `folderInodes`
- * false, by an lstat() of the file. The cache is written again when many
+ * from the sort key cache when its file was not replaced. The folder's inode
+ * numbers tell (dir-inodes.ts); without them, or with `folderInodes` false,
+ * an lstat() of the file does. The cache is written again when many
  * heads had to be read. The event loop gets a turn every YIELD_EVERY items.
  * When `parallelFrom` items or more are left to read or check, a worker
  * thread does the second half into the same shared arrays at the same time.
@@ -269,16 +269,7 @@ export async function collectSortKeys(
   const parallelFrom = opts.parallelFrom ?? PARALLEL_FROM;
   const keys = new SortKeys(ids, { shared: ids.length >= parallelFrom });
   const cached = ids.length >= (opts.cacheFrom ?? CACHE_FROM);
-  // The folder's inode numbers settle most items without a stat each
-  // (dir-inodes.ts). find runs in its own process while this one reads the cache.
-  const listing = cached && opts.folderInodes !== false && fs.existsSync(sortCachePath(dir, prefix)) ? listInodes(dir, prefix) : undefined;
-  const cache = cached ? loadSortCache(dir, prefix) : undefined;
-  let inodes: Map<string, number> | undefined;
-  if (cache !== undefined) {
-    fillFromCache(keys, cache);
-    inodes = await listing;
-    if (inodes !== undefined) checkInodes(keys, prefix, inodes);
-  }
+  const { cache, inodes } = cached ? await settleFromCache(dir, prefix, keys, opts.folderInodes !== false) : {};
 
   // A worker thread takes the second half when many heads are left to read or check.
   const parallel = keys.buffers.state instanceof SharedArrayBuffer && countUnsettled(keys) >= parallelFrom;
@@ -292,16 +283,40 @@ export async function collectSortKeys(
     for (let i = 0; i < ids.length; i++) keys.ino[i] = inodes.get(prefix + ids[i]) ?? keys.ino[i];
   }
 
-  // Rewritten when a twentieth of the heads had to be read, or the cache holds many items that are gone.
+  // Written again when a twentieth of the heads had to be read, or when the cache contains many items that are gone.
   if (cached && (cache === undefined || read * 20 >= ids.length || cache.index.size > 2 * ids.length)) {
-    // Written after the caller had its keys, so the first delivery or entry does not wait for it.
-    const written = new Promise<void>((resolve) => {
-      setImmediate(() => void writeSortCache(dir, prefix, ...cacheContents(keys)).then(() => resolve()));
-    });
-    cacheWrites.add(written);
-    void written.then(() => cacheWrites.delete(written));
+    scheduleCacheWrite(dir, prefix, keys);
   }
   return keys;
+}
+
+/**
+ * Loads the sort key cache into `keys` and, with `byInodes`, settles its
+ * items from the folder's inode numbers (dir-inodes.ts). find runs in its own
+ * process while this one reads the cache.
+ */
+async function settleFromCache(
+  dir: string,
+  prefix: string,
+  keys: SortKeys,
+  byInodes: boolean,
+): Promise<{ cache?: LoadedSortCache; inodes?: Map<string, number> }> {
+  const listing = byInodes && fs.existsSync(sortCachePath(dir, prefix)) ? listInodes(dir, prefix) : undefined;
+  const cache = loadSortCache(dir, prefix);
+  if (cache === undefined) return {};
+  fillFromCache(keys, cache);
+  const inodes = await listing;
+  if (inodes !== undefined) checkInodes(keys, prefix, inodes);
+  return { cache, inodes };
+}
+
+/** Writes the cache from `keys` after the caller has them, so that the first delivery or entry does not wait. */
+function scheduleCacheWrite(dir: string, prefix: string, keys: SortKeys): void {
+  const written = new Promise<void>((resolve) => {
+    setImmediate(() => void writeSortCache(dir, prefix, ...cacheContents(keys)).then(() => resolve()));
+  });
+  cacheWrites.add(written);
+  void written.then(() => cacheWrites.delete(written));
 }
 
 /** Sort key cache writes not finished yet. */
@@ -359,7 +374,7 @@ function fillFromCache(keys: SortKeys, cache: LoadedSortCache): void {
   }
 }
 
-/** The ids with good keys and their numbers, as writeSortCache() takes them. */
+/** Returns the ids with good keys and their numbers, as writeSortCache() takes them. */
 function cacheContents(keys: SortKeys): [string[], Float64Array] {
   const ids: string[] = [];
   const fields: number[] = [];

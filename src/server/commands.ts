@@ -41,7 +41,7 @@ const HANDLERS: Record<string, Handler> = {
   ETRN: handleEtrn,
   VERB: handleVerb,
   AUTH: (s) => s.send(reply(503, '5.3.3', 'AUTH not available')),
-  // sendmail knows the verb and never implements it (RFC 821's TURN).
+  // sendmail recognizes the verb and never implements it (RFC 821's TURN).
   TURN: (s, _arg, line) => s.badCommand(reply(502, '5.5.1', `Command not implemented: "${echoableCommandLine(line)}"`)),
 };
 
@@ -202,7 +202,7 @@ async function handleVrfy(session: Session, arg: string, line: string): Promise<
   const rest = await slowDownVerify(session, 'VRFY');
   if (rest === false) return;
 
-  // As in sendmail, novrfy answers 252 before the needvrfyhelo and argument checks.
+  // As in sendmail, novrfy replies 252 before the needvrfyhelo and argument checks.
   const novrfy = privacy(session, 'novrfy');
   if (novrfy) {
     session.send(vrfyReply(session.ctx.config, arg, true));

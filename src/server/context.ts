@@ -14,9 +14,9 @@ export interface ServerContext {
   store: QueueStore;
   chain: CheckpointChain;
   /**
-   * Whether an accepted message of `priority` is delivered at once
-   * (DeliveryMode background or interactive, and sendmail's shouldqueue()
-   * under QueueLA and QueueFactor); the commit then takes its lock.
+   * Whether an accepted message of `priority` is delivered at once:
+   * DeliveryMode background or interactive, and not queued by sendmail's
+   * shouldqueue() under QueueLA and QueueFactor. The commit then takes its lock.
    */
   deliversAtOnce?(priority?: number): boolean;
   /** Hands an accepted message on; `locked` when its commit took the lock. */

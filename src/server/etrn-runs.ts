@@ -1,4 +1,4 @@
-// The queue runs that ETRN asks for, one at a time per process. sendmail
+// The queue runs that ETRN requests, one at a time per process. sendmail
 // forks a runner for each ETRN; here each would list the queue and read every
 // control file at the same time, so a client repeating ETRN could make the
 // daemon hold thousands of runs. Instead, requests that arrive while a run is

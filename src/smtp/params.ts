@@ -60,7 +60,7 @@ function shown(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?');
 }
 
-/** Longest keyword a reply echoes, so that the reply line stays within RFC 5321's 512 octets. */
+/** Maximum keyword length a reply echoes, so that the reply line stays within RFC 5321's 512 octets. */
 const MAX_ECHOED_KEYWORD = 200;
 
 function unrecognized(key: string): ParamError {

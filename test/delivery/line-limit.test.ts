@@ -57,7 +57,7 @@ test('esmtp limit matches sendmail for 2100 bytes', () => {
 });
 
 test('a later piece starting with a dot keeps one dot', () => {
-  // sendmail 8.17 writes ".." here, mid-line, where the recipient sees both; posthorn does not copy that.
+  // sendmail 8.17 writes ".." here, mid-line, and the recipient gets both dots. posthorn does not copy that.
   const long = line(2047) + '.' + line(2100, 'b');
   const output = limit(Buffer.from(long + '\r\n'), 2040).toString('latin1');
   assert.equal(output.split('\r\n')[1], ' ' + line(8) + '.' + line(2038, 'b') + '!');

@@ -372,7 +372,8 @@ test('reply parsing', () => {
   });
 });
 
-test('a body of short dot lines goes out whole, with and without a line limit', async () => {
+test('body of dot lines sent whole', async () => {
+  // With and without a line limit.
   // 1 MiB of ".\r\n": each 256 KiB block splits into about 175,000 pieces,
   // more than one call may take as arguments.
   const body = Buffer.from('.\r\n'.repeat(350_000));

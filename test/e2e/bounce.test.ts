@@ -54,7 +54,8 @@ test('5xx for one recipient bounces to sender', async (t) => {
   assert.match(logs, new RegExp(`${quoteRe(qid)}: to=<good@remote\\.example>, .*dsn=2\\.0\\.0, stat=Sent`));
 });
 
-test('a SMART_HOST that points back at posthorn bounces at once: mail loops back to me', async (t) => {
+test('SMART_HOST loop bounces at once', async (t) => {
+  // sendmail's "mail loops back to me": the next hop greets with this host's name.
   // The daemon relays to its own port, so the next hop greets with its own name.
   const ph = await startPosthorn({
     mc: baseMc({ extra: ["define(`SMART_HOST', `[127.0.0.1]')", "define(`RELAY_MAILER_ARGS', `TCP $h @PORT@')"] }),

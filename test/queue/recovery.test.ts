@@ -92,7 +92,8 @@ test('recovery sets aside qf without df', async () => {
   removeDir(dir);
 });
 
-test('recovery removes an orphan df when it is old or its receiver is gone', async () => {
+test('recovery removes old or dead orphan df', async () => {
+  // An orphan df goes when it is old or its receiving process is gone.
   const dir = makeTempDir();
   // The id ends with the pid of the receiving process.
   const live = `k5KCE4Kf${String(process.ppid).padStart(6, '0')}`;

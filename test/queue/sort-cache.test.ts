@@ -16,7 +16,7 @@ import { captureLogger, makeTempDir, removeDir, sampleItem } from './helpers';
 
 const KEY_ARRAYS = ['state', 'priority', 'created', 'lastAttempt', 'attempts', 'quarantined'] as const;
 
-/** A queue of `n` items with distinct priorities; the fifth item's control file is damaged. */
+/** Builds a queue of `n` items with distinct priorities, the fifth with a damaged control file. */
 async function smallQueue(dir: string, n = 40): Promise<{ store: QueueStore; items: QueueItem[] }> {
   const store = new QueueStore({ dir, superSafe: 'false', logger: captureLogger().logger });
   await store.init({ recover: false });
@@ -94,7 +94,7 @@ test('an item changed after the cache was written is read again', async () => {
   // An edit in place: same inode, new size and time.
   const edited = { ...items[1], priority: -555_555 };
   fs.writeFileSync(path.join(dir, `qf${edited.id}`), serializeControlFile(edited));
-  // An edit in place with the same size: the time tells.
+  // An edit in place with the same size: only the time differs.
   const sameSize = { ...items[2], priority: items[2].priority + 1 };
   const file = path.join(dir, `qf${sameSize.id}`);
   const before = fs.statSync(file);
@@ -116,7 +116,7 @@ test('an item changed after the cache was written is read again', async () => {
   assert.equal(fromInodes.state[at(items[6].id)], HeadState.Unreadable);
   assert.equal(fromInodes.fromCache[at(edited.id)], 1);
   assert.equal(fromInodes.priority[at(edited.id)], items[1].priority, 'kept from the cache');
-  // Whatever that run wrote, the lstat() check below sees the edits in place.
+  // Whatever that run wrote, the lstat() check below detects the edits in place.
   await sortCacheWritten();
 
   const keys = await collectSortKeys(dir, 'qf', now, cached);

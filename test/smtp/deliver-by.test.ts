@@ -74,7 +74,7 @@ test('outbound BY= with the time left', () => {
   assert.equal(byParameter({ seconds: 600, mode: 'R', trace: false }, 10, 0), ' BY=590;R');
   assert.equal(byParameter({ seconds: 600, mode: 'N', trace: true }, 10, 0), ' BY=590;NT');
   assert.equal(byParameter({ seconds: 5, mode: 'N', trace: false }, 10, 0), ' BY=-5;N');
-  // An R request without time left asks for the next hop's minimum, or 1.
+  // An R request without time left requests the next hop's minimum, or 1.
   assert.equal(byParameter({ seconds: 5, mode: 'R', trace: false }, 10, 0), ' BY=1;R');
   assert.equal(byParameter({ seconds: 5, mode: 'R', trace: true }, 10, 30), ' BY=30;RT');
   assert.equal(nextHopMinimum(''), 0);
