@@ -3,6 +3,7 @@
 // Each file is read from its text form and read again when it changes.
 
 import * as fs from 'node:fs';
+import { readListFileSync } from './regular-file';
 
 import type { Config } from '../config/types';
 import { parseAliases, type ParsedAliases } from './parse';
@@ -88,7 +89,15 @@ export class AliasDatabase {
       this.files.delete(file);
       return undefined;
     }
-    const parsed = parseAliases(fs.readFileSync(file, 'latin1'), file);
+    let text: string;
+    try {
+      text = readListFileSync(file);
+    } catch (err) {
+      this.onError(`alias file ${file} not used: ${(err as Error).message}`);
+      this.files.delete(file);
+      return undefined;
+    }
+    const parsed = parseAliases(text, file);
     for (const e of parsed.errors) this.onError(e);
     this.files.set(file, { stamp, parsed });
     return parsed;

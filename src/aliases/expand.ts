@@ -4,7 +4,6 @@
 // owner- aliases, duplicate suppression and loop detection. The result for one
 // recipient is a list of final targets or an error for the recipient.
 
-import * as fs from 'node:fs';
 
 import type { Config } from '../config/types';
 import { forwardCandidates } from '../delivery/forward';
@@ -15,6 +14,7 @@ import { AliasDatabase } from './database';
 import { splitAddressList } from './parse';
 import { userByName, userByUid } from './passwd';
 import { checkIncludeFile, dontBlameSendmail } from './safety';
+import { readListFileSync } from './regular-file';
 
 export type Target =
   | { kind: 'local'; user: string }
@@ -59,6 +59,8 @@ interface Walk {
   targets: ExpandedTarget[];
   seen: Set<string>;
   error?: ExpandError;
+  /** Failures below the top level (a list member, an :include: file), in order. */
+  nested: ExpandError[];
   trace: string[];
   changed: boolean;
 }
@@ -100,9 +102,17 @@ export class AliasExpander {
 
   /** Expands one envelope recipient. */
   expand(address: string): Expansion {
-    const walk: Walk = { targets: [], seen: new Set(), trace: [], changed: false };
+    const walk: Walk = { targets: [], seen: new Set(), nested: [], trace: [], changed: false };
     this.visit(address, 0, [], { unsafe: false }, walk, undefined);
     if (walk.error !== undefined) return { targets: [], error: walk.error, changed: true, trace: walk.trace };
+    // A temporary failure anywhere defers the whole recipient: delivering the
+    // other members now would deliver them twice at the retry.
+    const transient = walk.nested.find((e) => e.status === 'tempfail');
+    if (transient !== undefined) return { targets: [], error: transient, changed: true, trace: walk.trace };
+    // NOTE: a member that fails for good while others expand is only logged; sendmail also bounces it.
+    if (walk.targets.length === 0 && walk.nested.length > 0) {
+      return { targets: [], error: walk.nested[0], changed: true, trace: walk.trace };
+    }
     if (walk.targets.length === 0) {
       const reply = '554 5.4.6 aliasing/forwarding loop broken';
       return { targets: [], error: { status: 'permfail', dsn: '5.4.6', reply }, changed: true, trace: walk.trace };
@@ -123,6 +133,7 @@ export class AliasExpander {
     else {
       this.log(`${origin.parent}: ${error.reply}`);
       walk.trace.push(`${error.reply}`);
+      walk.nested.push(error);
     }
   }
 
@@ -272,31 +283,42 @@ export class AliasExpander {
       walk.changed = true;
       walk.trace.push(`forwarding to the list in ${candidate.path}`);
       const childOrigin: Origin = { parent: name, unsafe: check.unsafe, ctladdr: user };
-      const before = walk.targets.length;
-      const beforeError = walk.error;
-      this.readList(candidate.path, level, [...ancestry, name], childOrigin, walk, owner);
+      const members = this.readList(candidate.path, level, [...ancestry, name], childOrigin, walk, owner);
       // An empty .forward delivers to the mailbox, as sendmail does when include() adds no address.
-      if (walk.targets.length === before && walk.error === beforeError && fs.statSync(candidate.path).size === 0) {
-        this.add(walk, { kind: 'local', user: name }, owner);
-      }
+      if (members === 0) this.add(walk, { kind: 'local', user: name }, owner);
       return true;
     }
     return false;
   }
 
-  /** Reads an :include: or .forward file: each line is a comma-separated list, "#" starts a comment line. */
-  private readList(file: string, level: number, ancestry: string[], origin: Origin, walk: Walk, owner: string | undefined): void {
+  /**
+   * Reads an :include: or .forward file: each line is a comma-separated list,
+   * "#" starts a comment line. Returns the number of members, or undefined when
+   * the file could not be read.
+   */
+  private readList(file: string, level: number, ancestry: string[], origin: Origin, walk: Walk, owner: string | undefined): number | undefined {
     let text: string;
     try {
-      text = fs.readFileSync(file, 'latin1');
+      text = readListFileSync(file);
     } catch (err) {
-      const reply = `451 4.2.4 Cannot open ${file}: ${(err as Error).message}`;
-      return this.fail(walk, origin, { status: 'tempfail', dsn: '4.2.4', reply });
+      const { code, message } = err as NodeJS.ErrnoException;
+      // A FIFO or an oversized file stays so; any other read error may pass.
+      if (code === 'ENOTREG' || code === 'EFBIG') {
+        this.fail(walk, origin, { status: 'permfail', dsn: '5.2.4', reply: `550 5.2.4 Cannot open ${file}: ${message}` });
+      } else {
+        this.fail(walk, origin, { status: 'tempfail', dsn: '4.2.4', reply: `451 4.2.4 Cannot open ${file}: ${errnoText(message)}` });
+      }
+      return undefined;
     }
+    let members = 0;
     for (const raw of text.split('\n')) {
       const line = raw.replace(/\r$/, '');
       if (line.trim() === '' || line.startsWith('#')) continue;
-      for (const member of splitAddressList(line)) this.visit(member, level + 1, ancestry, origin, walk, owner);
+      for (const member of splitAddressList(line)) {
+        members += 1;
+        this.visit(member, level + 1, ancestry, origin, walk, owner);
+      }
     }
+    return members;
   }
 }

@@ -4,9 +4,9 @@
 // read), as sendmail rebuilds aliases.db. Posthorn's delivery reads the text
 // file itself, so the compiled form is for tools that look for aliases.db.
 
-import * as fs from 'node:fs';
 
 import { aliasSources } from '../aliases/database';
+import { readListFileSync } from '../aliases/regular-file';
 import { parseAliases } from '../aliases/parse';
 import { aliasFileProblem, dontBlameSendmail } from '../aliases/safety';
 import type { Config } from '../config/types';
@@ -28,7 +28,7 @@ export function runNewaliases(config: Config, io: NewaliasesOutput): number {
   for (const source of aliasSources(config)) {
     let text: string;
     try {
-      text = fs.readFileSync(source.path, 'latin1');
+      text = readListFileSync(source.path);
     } catch (err) {
       io.err(`newaliases: cannot open ${source.path}: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`);
       status = EX_OSFILE;
@@ -41,7 +41,8 @@ export function runNewaliases(config: Config, io: NewaliasesOutput): number {
       continue;
     }
     const parsed = parseAliases(text, source.path);
-    for (const e of parsed.errors) io.err(e);
+    // A damaged file's bytes could drive the terminal: control bytes show as '?'.
+    for (const e of parsed.errors) io.err(e.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?'));
     if (COMPILED_ALIAS_TYPES.has(source.type)) {
       const entries: Array<[Buffer, Buffer]> = [...parsed.entries].map(([k, v]) => [Buffer.from(k, 'latin1'), Buffer.from(v, 'latin1')]);
       // sendmail adds the "@" entry last so that readers know the rebuild finished.

@@ -87,6 +87,33 @@ test('expand include in unsafe directory refused', (t) => {
   assert.ok(logged.some((l) => l.includes(`550 5.2.4 Cannot open ${dir}/open/list.txt: World writable directory`)), logged.join('\n'));
 });
 
+test('expand include FIFO refused without waiting', async (t) => {
+  const { dir, config } = setup(t, 'list: :include:@DIR@/list.fifo, carol\nonly: :include:@DIR@/list.fifo\n');
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('mkfifo', ['-m', '644', path.join(dir, 'list.fifo')]);
+  const expander = new AliasExpander(config);
+  // The other member still gets the message; a list of nothing else bounces with the reason.
+  assert.deepEqual(shown(expander.expand('list')), ['local:carol']);
+  const alone = expander.expand('only');
+  assert.equal(alone.error?.status, 'permfail');
+  assert.match(alone.error?.reply ?? '', /^550 5\.2\.4 Cannot open .*list\.fifo: Not a regular file$/);
+});
+
+test('expand include read error defers the whole recipient', (t) => {
+  // Reading /proc/self/mem from its start fails with EIO: a failure that may pass.
+  const { config } = setup(t, 'list: carol, :include:/proc/self/mem\n');
+  const e = new AliasExpander(config).expand('list');
+  assert.deepEqual(shown(e), []);
+  assert.equal(e.error?.status, 'tempfail');
+  assert.match(e.error?.reply ?? '', /^451 4\.2\.4 Cannot open \/proc\/self\/mem: /);
+});
+
+test('expand missing include bounces with its reason', (t) => {
+  const { dir, config } = setup(t, 'list: :include:@DIR@/gone.txt\n');
+  const e = new AliasExpander(config).expand('list');
+  assert.equal(e.error?.reply, `550 5.2.4 Cannot open ${dir}/gone.txt: No such file or directory`);
+});
+
 test('expand writable include marks programs unsafe', (t) => {
   const { dir, config } = setup(t, 'list: :include:@DIR@/list.txt\n');
   const file = path.join(dir, 'list.txt');
