@@ -11,7 +11,7 @@ import { buildDsn, DsnRecipient } from './dsn';
 import { openReadStreamNoFollow } from '../queue/no-follow';
 
 /** Persistent macro that marks a DSN sent to the postmaster about a bounce. */
-export const DOUBLE_BOUNCE_MACRO = 'double_bounce';
+export const DOUBLE_BOUNCE_MACRO = '{double_bounce}';
 
 export interface BounceContext {
   config: Config;

@@ -99,9 +99,14 @@ function flagsWithRet(flags: string, ret: QueueItem['ret']): string {
   return out;
 }
 
+/**
+ * Writes a macro as sendmail does: `$r` for a one-character name, and
+ * `${daemon_name}` for a long one, which Posthorn keeps as `{daemon_name}`.
+ */
 function macroLine(name: string, value: string): string {
   if (name.length === 1 && /^[^\s{\\]$/.test(name)) return `$${name}${escapeField(value)}`;
-  return `\${${escapeField(name, '}')}}${escapeField(value)}`;
+  const bare = /^\{[^{}]+\}$/.test(name) ? name.slice(1, -1) : name;
+  return `\${${escapeField(bare, '}')}}${escapeField(value)}`;
 }
 
 function recipientLines(rcpt: QueueRecipient): string[] {
@@ -317,7 +322,9 @@ class ControlFileParser {
 
     const close = rest.indexOf('}');
     if (close < 0) this.fail('macro name without "}"');
-    const name = this.text(rest.slice(1, close));
+    const inner = this.text(rest.slice(1, close));
+    // `${x}` is the macro x; older Posthorn files wrote `${{name\u007d}` for {name}.
+    const name = inner.length === 1 || inner.startsWith('{') ? inner : `{${inner}}`;
     this.item.macros.set(name, this.text(rest.slice(close + 1)));
   }
 

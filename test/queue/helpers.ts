@@ -43,7 +43,7 @@ export function sampleItem(id: string): QueueItem {
     macros: new Map([
       ['r', 'ESMTP'],
       ['_', 'client.example [127.0.0.1]'],
-      ['client_addr', '127.0.0.1'],
+      ['{client_addr}', '127.0.0.1'],
     ]),
     sender: 'alice@example.org',
     envid: 'QQ314159',

@@ -156,6 +156,12 @@ const recipient: fc.Arbitrary<QueueRecipient> = fc.record(
   { requiredKeys: ['address', 'state'] },
 ).map((rcpt) => ({ ...rcpt }));
 
+/** Macro names as Posthorn keeps them: one character, or a long name in braces. */
+const macroName = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 1 }).filter((c) => /^[^\s{\\]$/.test(c)),
+  oddText.filter((text) => text.length > 1 && !/[{}]/.test(text)).map((text) => `{${text}}`),
+);
+
 const item: fc.Arbitrary<QueueItem> = fc
   .record(
     {
@@ -168,7 +174,7 @@ const item: fc.Arbitrary<QueueItem> = fc
       statusMessage: oddText,
       flagLetters: fc.subarray(['w', 'r', '8', 'b', 's']),
       ret: fc.constantFrom('FULL' as const, 'HDRS' as const),
-      macros: fc.uniqueArray(fc.tuple(oddText, oddText), { selector: (m) => m[0], maxLength: 5 }),
+      macros: fc.uniqueArray(fc.tuple(macroName, oddText), { selector: (m) => m[0], maxLength: 5 }),
       sender: oddText,
       envid: oddText,
       recipients: fc.array(recipient, { maxLength: 4 }),
