@@ -2,6 +2,7 @@
 // or persistently (-qp), and quarantine or release selected items (-Q).
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { Config } from '../config/types';
 import type { CliArgs } from './args';
 import { Logger, openSink } from '../log/logger';
@@ -12,6 +13,8 @@ import { streamMailq } from '../queue/mailq-stream';
 import { sortCacheWritten } from '../queue/sort-keys';
 import { sortWork, tooYoung, type WorkEntry } from '../queue/sort';
 import { createServices } from '../daemon/services';
+import type { DeliveryRunner } from '../daemon/runner';
+import { SHUTDOWN_GRACE_MS } from '../daemon/signals';
 import { connectionCache } from '../delivery/connection-cache';
 import { queueRunPolicy } from '../daemon/queue-policy';
 import { PidFile, expandPidFilePath } from '../daemon/pidfile';
@@ -162,6 +165,7 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
   const interval = args.queueInterval ?? 0;
   if (args.queuePersistent) return runPersistent(config, args, once, interval);
 
+  if (interval <= 0) stopRunOnSignal(services.runner, logger);
   await once();
   await services.store.recovered();
   if (interval <= 0) return EX_OK;
@@ -176,6 +180,24 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+}
+
+/**
+ * Stops a one-time queue run on SIGTERM or SIGINT as the daemon stops: no new
+ * delivery starts, and the running ones get SHUTDOWN_GRACE_MS to finish. A
+ * delivery cut off after its final dot would be sent again by the next run.
+ * The exit status is the one a shell shows for the signal (143 or 130).
+ */
+function stopRunOnSignal(runner: DeliveryRunner, logger: Logger): void {
+  const stop = (signal: 'SIGTERM' | 'SIGINT') => {
+    logger.info(`stopping queue run, reason=${signal}`);
+    void runner.stop(SHUTDOWN_GRACE_MS).then(() => {
+      connectionCache.flush();
+      process.exit(128 + os.constants.signals[signal]);
+    });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
 }
 
 /**
