@@ -89,8 +89,11 @@ export async function startPosthornBench(opts: PosthornBenchOptions): Promise<Be
 
   const bin = path.resolve(__dirname, '..', '..', 'bin', 'posthorn');
   const started = process.hrtime.bigint();
+  // BENCH_DAEMON_STDOUT names a file for the daemon's stdout, e.g. for
+  // BENCH_NODE_ARGS=--trace-gc.
+  const stdoutFile = process.env.BENCH_DAEMON_STDOUT;
   const daemon = spawn(process.execPath, [...(opts.nodeArgs ?? []), bin, '-bD', '-C', path.join(dir, 'sendmail.mc'), ...(opts.daemonArgs ?? [])], {
-    stdio: 'ignore',
+    stdio: stdoutFile ? ['ignore', fs.openSync(stdoutFile, 'w'), 'ignore'] : 'ignore',
     cwd: dir,
   });
   const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
