@@ -3,6 +3,8 @@
 
 import { ExitError, EX_USAGE } from './sysexits';
 import { parseDuration } from '../config/duration';
+import { optionByShort } from '../config/options';
+import { applyBodyFlag, applyEnvidFlag, applyNotifyFlag, applyRetFlag, type DsnFlags } from './dsn-flags';
 
 export type Mode =
   | 'deliver' // -bm, the default: read a message from stdin
@@ -57,10 +59,8 @@ export interface CliArgs {
   /** -X file: append an SMTP transcript to this file. */
   transcriptFile?: string;
   verbose: boolean;
-  bodyType?: string;
-  dsnNotify?: string;
-  dsnRet?: string;
-  envid?: string;
+  /** -N, -R, -V and -B: the DSN and BODY values of a submission. */
+  dsn: DsnFlags;
   recipients: string[];
 }
 
@@ -91,6 +91,7 @@ export function parseArgs(argv: readonly string[], invokedAs: string): CliArgs {
     queueRun: false,
     queueSelectors: [],
     verbose: false,
+    dsn: {},
     recipients: [],
   };
   let modeGiven = false;
@@ -143,7 +144,7 @@ function applyFlag(args: CliArgs, flag: string, value: string): void {
       args.overrides.push(splitOption(value));
       return;
     case 'o':
-      if (value === '') throw new ExitError('option -o requires a letter and a value', EX_USAGE);
+      checkShortOption(value);
       if (value[0] === 'i') args.ignoreDots = value.length === 1 || /^[tTyY]/.test(value.slice(1));
       args.shortOptions.push({ letter: value[0], value: value.slice(1) });
       return;
@@ -180,16 +181,16 @@ function applyFlag(args: CliArgs, flag: string, value: string): void {
       args.verbose = true;
       return;
     case 'B':
-      args.bodyType = value.toUpperCase();
+      applyBodyFlag(args.dsn, value);
       return;
     case 'N':
-      args.dsnNotify = value;
+      applyNotifyFlag(args.dsn, value);
       return;
     case 'R':
-      args.dsnRet = value;
+      applyRetFlag(args.dsn, value);
       return;
     case 'V':
-      args.envid = value;
+      applyEnvidFlag(args.dsn, value);
       return;
     // Accepted for compatibility and ignored: debug flags, hop count, tag, and
     // historical flags that sendmail 8 also ignores.
@@ -209,6 +210,22 @@ function applyFlag(args: CliArgs, flag: string, value: string): void {
     default:
       throw new ExitError(`unknown option -${flag}; see posthorn --help`, EX_USAGE);
   }
+}
+
+/**
+ * Rejects -o without a letter, or with a letter that names no option. sendmail
+ * 8.17 prints "readcf: unknown option name 0x21" for -o!x and exits 70
+ * (EX_SOFTWARE), but the mistake is in the command line, so this exits 64.
+ */
+function checkShortOption(value: string): void {
+  if (value === '') throw new ExitError('option -o requires a letter and a value', EX_USAGE);
+
+  const letter = value[0];
+  if (optionByShort(letter) !== undefined) return;
+  const printable = /^[\x21-\x7e]$/.test(letter) ? letter : `0x${letter.charCodeAt(0).toString(16)}`;
+  // NOTE: sendmail's letters M (define a macro) and g (default group) are not supported either.
+  const word = `-o${value}`.replace(/[^\x20-\x7e]/g, '?');
+  throw new ExitError(`unknown option letter ${printable} in ${word}. Options without a letter are set with -O Name=value.`, EX_USAGE);
 }
 
 function splitOption(text: string): { name: string; value: string } {
@@ -275,6 +292,10 @@ Flags:
   -i, -oi       a line with a single "." does not end the message
   -f <addr>     envelope sender (also -r)
   -F <name>     full name of the sender for From:
+  -N <list>     DSN NOTIFY of every recipient: never, or some of success,failure,delay
+  -R full|hdrs  DSN RET: return the whole message or only its headers in a bounce
+  -V <envid>    DSN ENVID, in xtext form
+  -B 7BIT|8BITMIME  body type, as BODY= over SMTP
   -v            verbose
   -d<flags>     debug output, e.g. -d0.1 (written to stdout, or to the -D file)
   -D <file>     append debug output to <file>; must come before -d

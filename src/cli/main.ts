@@ -14,6 +14,7 @@ import { loadConfig, parseShortOption } from '../config/load';
 import type { Config } from '../config/types';
 import { VERSION } from '../version';
 import { applyDebugFlags, openTranscript } from './debug-flags';
+import { checkQueueDirectory } from './queue-directory';
 
 const DEFAULT_CONFIG_FILES = ['/etc/mail/sendmail.mc', '/etc/mail/sendmail.cf'];
 
@@ -192,6 +193,7 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
     ignoreDots: args.ignoreDots || config.options.get('IgnoreDots') === true,
     sender: args.sender,
     fullName: args.fullName,
+    dsn: args.dsn,
     quarantine: args.quarantine,
   });
 
@@ -232,6 +234,9 @@ function exitOnBrokenPipe(): void {
 /** The exit code once the command has finished and only its output is flushed. */
 let exitingWith: number | undefined;
 
+/** Modes that read or write the queue directory. */
+const QUEUE_MODES = new Set<CliArgs['mode']>(['daemon', 'daemon-foreground', 'smtp', 'print-queue', 'queue-run', 'deliver']);
+
 async function run(args: CliArgs): Promise<number> {
   // In daemon modes stdout is not the product, and in -bs it is the SMTP channel, which the session watches.
   if (args.mode !== 'daemon' && args.mode !== 'daemon-foreground' && args.mode !== 'smtp') exitOnBrokenPipe();
@@ -249,6 +254,7 @@ async function run(args: CliArgs): Promise<number> {
   if (args.quarantine !== undefined) (await import('./queue-commands')).checkQuarantineMode(args);
   applyDebugFlags(args, VERSION);
   const config = readConfig(args);
+  if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory);
   switch (args.mode) {
     case 'print-config':
       process.stdout.write((await import('../config/print')).printConfig(config));

@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import * as os from 'node:os';
 import type { Config } from '../config/types';
 import type { QueueStore } from '../queue/store';
+import type { DataFileWriter } from '../queue/data-file';
 import type { QueueItem } from '../queue/types';
 import type { Logger } from '../log/logger';
 import { initialPriority, precedenceClass } from '../queue/priority';
@@ -18,6 +19,8 @@ import { addMissingHeaders, headerValue, messageSize, receivedHeader } from '../
 import { ExitError, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE } from './sysexits';
 import { VERSION } from '../version';
 import { SubmissionReader } from './submission-reader';
+import { guardSubmission } from './submission-signals';
+import type { DsnFlags } from './dsn-flags';
 
 export interface SubmitOptions {
   config: Config;
@@ -28,7 +31,10 @@ export interface SubmitOptions {
   readRecipients: boolean;
   ignoreDots: boolean;
   sender?: string;
+  /** -F: the sender's full name for a From: header that the message lacks. */
   fullName?: string;
+  /** -N, -R, -V and -B. */
+  dsn?: DsnFlags;
   /** -Q<reason>: the message is queued quarantined (hf file) with this reason. */
   quarantine?: string;
 }
@@ -68,10 +74,41 @@ function headerRecipients(headers: string[]): string[] {
 /** Reads, checks and queues one message; returns its queue id. */
 export async function submitMessage(opts: SubmitOptions): Promise<string> {
   const { config, store } = opts;
-  const id = store.newId();
-  const writer = await store.openDataFile(id);
-  const reader = new SubmissionReader(opts.ignoreDots, config.maxHeadersLength);
+  // A rejected -f ends the command before any queue file exists.
+  const user = userName();
+  const sender = opts.sender !== undefined ? checkSender(opts.sender) : `${user}@${config.hostName}`;
 
+  const id = store.newId();
+  const opened = store.openDataFile(id);
+  // The guard waits for the open, so a signal during it cannot leave a df behind.
+  const guard = guardSubmission(async () => {
+    await opened.catch(() => undefined);
+    await store.abort(id);
+  });
+  try {
+    const writer = await opened;
+    const reader = await readMessage(opts, id, writer);
+    const recipients = await messageRecipients(opts, id, reader.headers);
+
+    const fields = { id, config, sender, recipients, headers: reader.headers, user, size: writer.size };
+    const item = buildItem({ ...fields, fullName: opts.fullName, dsn: opts.dsn ?? {} });
+    if (opts.quarantine) item.quarantine = opts.quarantine.replace(/[\r\n]/g, '');
+
+    // After a signal the guard removes the files and ends the process, so this
+    // submission must neither commit nor return.
+    if (!guard.beginCommit()) return await new Promise<never>(() => undefined);
+    await commitItem(opts, item);
+    logSubmission(opts.logger, item, user);
+    return id;
+  } finally {
+    guard.release();
+  }
+}
+
+/** Copies standard input to the data file and checks the header and message size limits. */
+async function readMessage(opts: SubmitOptions, id: string, writer: DataFileWriter): Promise<SubmissionReader> {
+  const { config, store } = opts;
+  const reader = new SubmissionReader(opts.ignoreDots, config.maxHeadersLength);
   try {
     for await (const chunk of opts.input) {
       for (const body of reader.push(chunk as Buffer)) await writer.write(body);
@@ -84,7 +121,6 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
     throw new ExitError(`cannot write data file: ${(err as Error).message}`, EX_TEMPFAIL);
   }
 
-  const headers = reader.headers;
   if (reader.headersTooLong) {
     await store.abort(id);
     throw new ExitError(`Headers too large (${config.maxHeadersLength} max)`, EX_DATAERR);
@@ -94,41 +130,42 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
     await store.abort(id);
     throw new ExitError(`Message exceeds maximum fixed size (${maxSize})`, EX_DATAERR);
   }
+  return reader;
+}
 
+/** Returns the checked recipients of the command line or, with -t, of the headers. */
+async function messageRecipients(opts: SubmitOptions, id: string, headers: string[]): Promise<string[]> {
   let recipients: string[];
   try {
     recipients = opts.readRecipients
       ? headerRecipients(headers).map(checkAddress).filter((r) => !opts.recipients.includes(r))
       : opts.recipients.map(checkAddress);
   } catch (err) {
-    await store.abort(id);
+    await opts.store.abort(id);
     throw err;
   }
   recipients = [...new Set(recipients)];
   if (recipients.length === 0) {
-    await store.abort(id);
+    await opts.store.abort(id);
     // sendmail 8.17 prints this and exits 0 for -t (checked against Debian's
     // 8.17.1.9); without -t it is a usage error.
     if (opts.readRecipients) throw new ExitError('No recipient addresses found in header', EX_OK);
     throw new ExitError('Recipient names must be specified', EX_USAGE);
   }
+  return recipients;
+}
 
-  const user = userName();
-  const sender = opts.sender !== undefined ? checkSender(opts.sender) : `${user}@${config.hostName}`;
-  const item = buildItem({ id, config, sender, recipients, headers, user, fullName: opts.fullName, size: writer.size });
-  if (opts.quarantine) item.quarantine = opts.quarantine.replace(/[\r\n]/g, '');
-
+async function commitItem(opts: SubmitOptions, item: QueueItem): Promise<void> {
+  const { config, store } = opts;
   // DeliveryMode=interactive: the caller delivers at once, under the lock the
   // commit takes; with SuperSafe=Interactive it syncs only what is left after.
   const interactive = config.deliveryMode === 'interactive';
   try {
     await store.commit(item, { lock: interactive, syncLater: interactive && config.superSafe === 'interactive' });
   } catch (err) {
-    await store.abort(id);
+    await store.abort(item.id);
     throw new ExitError(`cannot queue message: ${(err as Error).message}`, EX_TEMPFAIL);
   }
-  logSubmission(opts.logger, item, user);
-  return id;
 }
 
 function checkSender(sender: string): string {
@@ -144,6 +181,7 @@ interface ItemFields {
   headers: string[];
   user: string;
   fullName?: string;
+  dsn: DsnFlags;
   size: number;
 }
 
@@ -157,7 +195,8 @@ function buildItem(f: ItemFields): QueueItem {
   ]);
   const headers = [receivedHeader(macros, { id: f.id, recipients: f.recipients.map((address) => ({ address })) }, now)];
   headers.push(...f.headers);
-  addMissingHeaders(headers, { sender: f.sender, hostName: f.config.hostName, id: f.id, now, fullName: f.fullName });
+  const fullName = f.fullName === undefined ? undefined : displayName(f.fullName);
+  addMissingHeaders(headers, { sender: f.sender, hostName: f.config.hostName, id: f.id, now, fullName });
 
   const size = messageSize(headers, f.size);
   const klass = precedenceClass(headerValue(headers, 'precedence') ?? '');
@@ -167,13 +206,37 @@ function buildItem(f: ItemFields): QueueItem {
     lastAttempt: 0,
     attempts: 0,
     priority: initialPriority(size, f.recipients.length, klass),
-    flags: '',
+    bodyType: f.dsn.bodyType,
+    flags: retFlags(f.dsn.ret),
     macros: new Map([['_', `${f.user}@localhost`]]),
     sender: f.sender,
-    recipients: f.recipients.map((address) => ({ address, state: 'pending' as const })),
+    envid: f.dsn.envid,
+    ret: f.dsn.ret,
+    recipients: f.recipients.map((address) => ({ address, notify: f.dsn.notify, state: 'pending' as const })),
     headers,
     bodySize: f.size,
   };
+}
+
+/** Returns the F-line letters for -R, as for RET= over SMTP: "d" when given, plus "n" for hdrs. */
+function retFlags(ret: DsnFlags['ret']): string {
+  if (ret === undefined) return '';
+  return ret === 'HDRS' ? 'dn' : 'd';
+}
+
+/** RFC 5322 specials, which a display name may only contain inside quotes. */
+const SPECIALS = /[()<>[\]:;@\\,."]/;
+const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/;
+
+/**
+ * Turns a -F value into the display name of a From: header. Each run of CR
+ * and LF becomes one space, as sendmail 8.17 does, so the value cannot start
+ * a header line of its own. A name with specials is quoted, as sendmail does.
+ */
+export function displayName(fullName: string): string {
+  const name = fullName.replace(/[\r\n]+/g, ' ');
+  if (QUOTED_STRING.test(name) || !SPECIALS.test(name)) return name;
+  return `"${name.replace(/["\\]/g, '\\$&')}"`;
 }
 
 function logSubmission(logger: Logger, item: QueueItem, user: string): void {

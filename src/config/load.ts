@@ -71,6 +71,7 @@ export function isMcFile(file: string, text: string): boolean {
 function buildConfig(builder: ConfigBuilder, sourceFile: string): Config {
   fillDefaults(builder);
   checkMailFilters(builder);
+  checkQueueDirectoryName(builder);
   const options = builder.values;
   const hostName = findHostName(builder);
 
@@ -148,6 +149,14 @@ function checkMailFilters(builder: ConfigBuilder): void {
       }
     }
   }
+}
+
+// sendmail 8.17 takes an empty QueueDirectory as "mqueue" below its working
+// directory and then fails to chdir there. Posthorn rejects it at once.
+function checkQueueDirectoryName(builder: ConfigBuilder): void {
+  if (builder.values.get('QueueDirectory') !== '') return;
+  throw new ConfigError(parseOrigin(builder.origins.get('QueueDirectory')), 'QueueDirectory',
+    'QueueDirectory is empty. Set it to the queue directory, e.g. /var/spool/mqueue.');
 }
 
 function parseOrigin(origin: string | undefined): Location {

@@ -21,6 +21,13 @@ export const PRIVACY_WORDS = [
  */
 export const GOAWAY_WORDS = ['needmailhelo', 'needexpnhelo', 'needvrfyhelo', 'noexpn', 'novrfy', 'authwarnings', 'noverb'];
 
+/**
+ * Upper bound of Workers. Each worker is a whole Node process with its own
+ * heap, so a typing mistake such as 100000 must not fork that many. The value
+ * is a chosen limit, not a measured one.
+ */
+export const MAX_WORKERS = 64;
+
 export const OPTIONS_M_TO_Z: OptionDef[] = [
   { name: 'MailboxDatabase', m4: 'confMAILBOX_DATABASE', type: 'string', default: 'pw',
     description: 'Where to look up local mailboxes; `pw` is the password database.' },
@@ -167,8 +174,9 @@ export const OPTIONS_M_TO_Z: OptionDef[] = [
     description: 'User database files for address rewriting.' },
   { name: 'Verbose', short: 'v', type: 'boolean', default: false,
     description: 'Report each delivery step on the terminal (same as -v).' },
-  { name: 'Workers', m4: 'confWORKERS', type: 'number', default: 1,
+  { name: 'Workers', m4: 'confWORKERS', type: 'number', default: 1, range: { min: 1, max: MAX_WORKERS },
     description: '(Posthorn) Daemon worker processes that share the listening sockets and the queue; 1 runs the daemon in one process. '
+      + `Values outside 1 to ${MAX_WORKERS} are a configuration error. `
       + 'The counters of FEATURE(`conncontrol\'), FEATURE(`ratecontrol\'), MaxDaemonChildren and ConnectionRateThrottle are kept by the primary '
       + 'process for all workers; a worker that gets no reply within 1 s uses its own counts.',
     status: 'implemented' },

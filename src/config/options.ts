@@ -29,6 +29,8 @@ export interface OptionDef {
   unit?: 's' | 'm' | 'h' | 'd';
   /** A duration that may start with "-", which negates it (convtime allows it; DeliverByMin uses it). */
   signed?: boolean;
+  /** Smallest and largest accepted value of a number option. Other values are a configuration error. */
+  range?: { min: number; max: number };
   /** Allowed values of an enum, or known words of a list. */
   values?: string[];
   default?: OptionValue;

@@ -36,13 +36,15 @@ function invalid(def: OptionDef, text: string, expected: string): Error {
 
 // An empty number is 0, as atoi() makes it in sendmail.
 function parseNumber(def: OptionDef, text: string): number {
-  if (text === '') {
-    return 0;
-  }
-  if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+  if (text !== '' && (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text)))) {
     throw invalid(def, text, 'a whole number');
   }
-  return Number(text);
+  const value = Number(text);
+  const range = def.range;
+  if (range !== undefined && (value < range.min || value > range.max)) {
+    throw invalid(def, text, `a whole number from ${range.min} to ${range.max}`);
+  }
+  return value;
 }
 
 /** Bytes, with an optional k, m or g suffix (powers of 1024; a Posthorn extension). */

@@ -13,6 +13,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/types';
 import type { Logger } from '../log/logger';
+import { MAX_WORKERS } from '../config/options-m-z';
 
 /** A worker that died is restarted at most this often per RESTART_WINDOW_MS. */
 export const MAX_RESTARTS = 5;
@@ -33,11 +34,14 @@ export function isWorker(): boolean {
 
 /**
  * Returns the number of worker processes to run, where 1 means no workers.
- * The logger argument is unused and kept for existing callers.
+ * The configuration reader rejects values outside 1 to MAX_WORKERS, and a
+ * Config built without it still gets at most MAX_WORKERS. The logger argument is
+ * unused and kept for existing callers.
  */
 export function workerCount(config: Config, _logger?: Logger): number {
   const value = config.options.get('Workers');
-  return typeof value === 'number' && Number.isInteger(value) && value > 1 ? value : 1;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 1) return 1;
+  return Math.min(value, MAX_WORKERS);
 }
 
 /** Tells the primary that this worker listens. */
