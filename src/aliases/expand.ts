@@ -33,6 +33,8 @@ export interface ExpandError {
   dsn: string;
   /** The reply sendmail gives, e.g. "550 5.7.1 Cannot mail directly to programs". */
   reply: string;
+  /** The address that failed, when it is not the recipient itself, e.g. ":include:/etc/mail/list". */
+  address?: string;
 }
 
 export interface Expansion {
@@ -43,6 +45,10 @@ export interface Expansion {
   changed: boolean;
   /** One line per step, for -bv and the log: "aliased to ...", "forwarding to ...". */
   trace: string[];
+  /** Every final target as the walk met it, duplicates included (for EXPN's order). */
+  occurrences: Target[];
+  /** Failures below the top level, in the order met. */
+  nested: ExpandError[];
 }
 
 /** Source of an address: the top level (the envelope), an alias, or a file. */
@@ -61,6 +67,7 @@ interface Walk {
   error?: ExpandError;
   /** Failures below the top level (a list member, an :include: file), in order. */
   nested: ExpandError[];
+  occurrences: Target[];
   trace: string[];
   changed: boolean;
 }
@@ -102,25 +109,25 @@ export class AliasExpander {
 
   /** Expands one envelope recipient. */
   expand(address: string): Expansion {
-    const walk: Walk = { targets: [], seen: new Set(), nested: [], trace: [], changed: false };
+    const walk: Walk = { targets: [], seen: new Set(), nested: [], occurrences: [], trace: [], changed: false };
     this.visit(address, 0, [], { unsafe: false }, walk, undefined);
-    if (walk.error !== undefined) return { targets: [], error: walk.error, changed: true, trace: walk.trace };
+    const { trace, occurrences, nested } = walk;
+    const failed = (error: ExpandError): Expansion => ({ targets: [], error, changed: true, trace, occurrences, nested });
+    if (walk.error !== undefined) return failed(walk.error);
     // A temporary failure anywhere defers the whole recipient: delivering the
     // other members now would deliver them twice at the retry.
-    const transient = walk.nested.find((e) => e.status === 'tempfail');
-    if (transient !== undefined) return { targets: [], error: transient, changed: true, trace: walk.trace };
+    const transient = nested.find((e) => e.status === 'tempfail');
+    if (transient !== undefined) return failed(transient);
     // NOTE: a member that fails for good while others expand is only logged; sendmail also bounces it.
-    if (walk.targets.length === 0 && walk.nested.length > 0) {
-      return { targets: [], error: walk.nested[0], changed: true, trace: walk.trace };
-    }
+    if (walk.targets.length === 0 && nested.length > 0) return failed(nested[0]);
     if (walk.targets.length === 0) {
-      const reply = '554 5.4.6 aliasing/forwarding loop broken';
-      return { targets: [], error: { status: 'permfail', dsn: '5.4.6', reply }, changed: true, trace: walk.trace };
+      return failed({ status: 'permfail', dsn: '5.4.6', reply: '554 5.4.6 aliasing/forwarding loop broken' });
     }
-    return { targets: walk.targets, changed: walk.changed, trace: walk.trace };
+    return { targets: walk.targets, changed: walk.changed, trace, occurrences, nested };
   }
 
   private add(walk: Walk, target: Target, owner: string | undefined): void {
+    walk.occurrences.push(target);
     const key = targetKey(target);
     if (walk.seen.has(key)) return;
     walk.seen.add(key);
@@ -230,7 +237,8 @@ export class AliasExpander {
 
   private program(command: string, origin: Origin, walk: Walk, owner: string | undefined): void {
     if (origin.parent === undefined) {
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply: '550 5.7.1 Cannot mail directly to programs' });
+      const reply = '550 5.7.1 Cannot mail directly to programs';
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `|${command}` });
     }
     if (origin.unsafe) {
       const reply = `550 5.7.1 Address ${origin.parent} is unsafe for mailing to programs`;
@@ -242,7 +250,8 @@ export class AliasExpander {
 
   private file(path: string, origin: Origin, walk: Walk, owner: string | undefined): void {
     if (origin.parent === undefined) {
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply: '550 5.7.1 Cannot mail directly to files' });
+      const reply = '550 5.7.1 Cannot mail directly to files';
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: path });
     }
     if (origin.unsafe) {
       const reply = `550 5.7.1 Address ${origin.parent} is unsafe for mailing to files`;
@@ -254,15 +263,16 @@ export class AliasExpander {
 
   private include(file: string, level: number, ancestry: string[], origin: Origin, walk: Walk, owner: string | undefined): void {
     if (origin.parent === undefined) {
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply: '550 5.7.1 Cannot mail directly to :include:s' });
+      const reply = '550 5.7.1 Cannot mail directly to :include:s';
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `:include:${file}` });
     }
     walk.changed = true;
     const check = checkIncludeFile(file, { forwarding: false, dbs: this.dbs });
     if (check.refused !== undefined) {
       const text = errnoText(check.refused);
       const error: ExpandError = check.transient
-        ? { status: 'tempfail', dsn: '4.2.4', reply: `451 4.2.4 Cannot open ${file}: ${text}` }
-        : { status: 'permfail', dsn: '5.2.4', reply: `550 5.2.4 Cannot open ${file}: ${text}` };
+        ? { status: 'tempfail', dsn: '4.2.4', reply: `451 4.2.4 Cannot open ${file}: ${text}`, address: `:include:${file}` }
+        : { status: 'permfail', dsn: '5.2.4', reply: `550 5.2.4 Cannot open ${file}: ${text}`, address: `:include:${file}` };
       return this.fail(walk, origin, error);
     }
     if (check.unsafe) this.log(`${file}: ${check.unsafeReason}, marked unsafe`);

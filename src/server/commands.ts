@@ -1,5 +1,6 @@
 // Verb dispatch and the connection verbs: EHLO, HELO, NOOP, RSET, QUIT, HELP,
-// VRFY, EXPN. Replies follow sendmail's texts. ETRN and VERB are in etrn.ts.
+// VRFY, EXPN. Replies follow sendmail's texts. ETRN and VERB are in etrn.ts,
+// the expansion of EXPN in expn.ts.
 
 import { reply, type Reply } from '../smtp/reply';
 import { echoableCommandLine } from '../smtp/command';
@@ -8,6 +9,7 @@ import { deliverByMinSeconds, handleMail, handleRcpt } from './envelope';
 import { deliverByKeyword } from '../smtp/deliver-by';
 import { handleData } from './data';
 import { vrfyReply } from './vrfy';
+import { expnOffered, expnReply, verbOffered } from './expn';
 import { handleStarttls, starttlsOffered } from './starttls';
 import { milterUnknown } from '../milter/session-hooks';
 import { filterEhloKeywords } from './srv-features';
@@ -148,7 +150,10 @@ function ehloReply(session: Session, greeting: string): Reply {
   if (session.nullServerReply) return reply(250, undefined, greeting, 'ENHANCEDSTATUSCODES');
 
   const max = session.ctx.config.maxMessageSize;
-  const lines = filterEhloKeywords(session, [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN']);
+  const lines = filterEhloKeywords(session, [greeting, 'ENHANCEDSTATUSCODES', 'PIPELINING']);
+  if (expnOffered(session)) lines.push('EXPN');
+  if (verbOffered(session)) lines.push('VERB');
+  lines.push(...filterEhloKeywords(session, ['8BITMIME', max > 0 ? `SIZE ${max}` : 'SIZE', 'DSN']));
   // sendmail 8.17 lists ETRN after DSN and before AUTH and STARTTLS, then DELIVERBY.
   if (etrnOffered(session)) lines.push('ETRN');
   if (starttlsOffered(session)) lines.push('STARTTLS');
@@ -231,12 +236,28 @@ function logVerify(session: Session, line: string, rejected: boolean): void {
   session.log.info(`${client}: ${echoableCommandLine(line)}${rejected ? ' [rejected]' : ''}`, 6);
 }
 
-async function handleExpn(session: Session, _arg: string, line: string): Promise<void> {
+async function handleExpn(session: Session, arg: string, line: string): Promise<void> {
   session.didWork = true;
-  // EXPN is never offered, so sendmail waits only the first part of the delay.
-  if ((await slowDownVerify(session, 'EXPN')) === false) return;
+  const rest = await slowDownVerify(session, 'EXPN');
+  if (rest === false) return;
 
-  // As sendmail with noexpn: the 502 comes before the needexpnhelo and argument checks.
-  session.send(reply(502, '5.7.0', 'Sorry, we do not allow this operation'));
-  logVerify(session, line, true);
+  // As in sendmail, the 502 comes before the needexpnhelo and argument checks.
+  if (!expnOffered(session)) {
+    session.send(reply(502, '5.7.0', 'Sorry, we do not allow this operation'));
+    logVerify(session, line, true);
+    return;
+  }
+  if (privacy(session, 'needexpnhelo') && !session.heloName) {
+    session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
+    return;
+  }
+  logVerify(session, line, false);
+  if (arg.trim() === '') {
+    if (!(await pause(session, rest))) return;
+    session.send(reply(501, '5.5.2', 'Argument required'));
+    return;
+  }
+  const answer = expnReply(session.ctx.config, arg);
+  if (!(await pause(session, rest))) return;
+  session.send(answer);
 }

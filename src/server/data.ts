@@ -226,9 +226,9 @@ export class DataPhase {
     const config = session.ctx.config;
     const lock = session.ctx.deliversAtOnce?.(item.priority) === true;
     const keepBody = lock && config.mailFilters.length === 0;
-    // DeliveryMode=interactive delivers before the 250; with SuperSafe=Interactive
+    // DeliveryMode=interactive (or VERB) delivers before the 250; with SuperSafe=Interactive
     // the files are synced only if the message is still queued after that.
-    const interactive = lock && config.deliveryMode === 'interactive' && session.ctx.deliverNow !== undefined;
+    const interactive = lock && (config.deliveryMode === 'interactive' || session.verbose) && session.ctx.deliverNow !== undefined;
     const syncLater = interactive && config.superSafe === 'interactive';
     try {
       await session.ctx.store.commit(item, { lock, keepBody, syncLater });

@@ -18,6 +18,7 @@ import type { Session } from './session';
 import { srvFeature } from './srv-features';
 import { etrnRuns } from './etrn-runs';
 import { slowDown } from './smtp-attack';
+import { verbOffered } from './expn';
 
 /** The name of sendmail's default queue group, the only one Posthorn has. */
 const DEFAULT_QUEUE_GROUP = 'mqueue';
@@ -110,11 +111,18 @@ function startQueueRun(session: Session, parameter: string, selectors: QueueSele
 }
 
 /**
- * Rejects VERB. sendmail offers it only together with EXPN, because verbose
- * delivery would show what EXPN shows. Posthorn never offers EXPN, so it
- * replies as sendmail does with PrivacyOptions=noexpn, whatever noverb is.
- * sendmail counts VERB with NOOP only where it offers VERB, so it is not counted.
+ * VERB: sendmail offers it only with EXPN, because verbose delivery shows
+ * what EXPN shows. It is counted with NOOP, and delivers the session's
+ * messages before the reply to DATA, as DeliveryMode=interactive does.
+ * NOTE: sendmail also copies the delivery's dialogue to the client as 050
+ * lines; Posthorn does not.
  */
-export function handleVerb(session: Session): void {
-  session.send(reply(502, '5.7.0', 'Verbose unavailable'));
+export async function handleVerb(session: Session): Promise<void> {
+  if (!verbOffered(session)) {
+    session.send(reply(502, '5.7.0', 'Verbose unavailable'));
+    return;
+  }
+  if (!(await slowDown(session, 'noop', 'VERB'))) return;
+  session.verbose = true;
+  session.send(reply(250, '2.0.0', 'Verbose mode'));
 }

@@ -43,6 +43,8 @@ export class Session {
   badCommands = 0;
   /** Whether the session issued MAIL, EXPN, VRFY or ETRN (for the "did not issue" line). */
   didWork = false;
+  /** Set by VERB: messages are delivered before the reply to DATA. */
+  verbose = false;
   /** The reply a null server sends to every command but QUIT/HELO/EHLO/NOOP/RSET. */
   nullServerReply?: Reply;
   /** The client pipelined commands behind HELO/EHLO; the next command gets 554. */

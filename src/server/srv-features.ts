@@ -7,6 +7,7 @@
 //   S/s  offer STARTTLS          V/v  ask the client for a certificate
 //   P/p  offer PIPELINING        D/d  offer DSN
 //   E/e  offer ETRN (see etrn.ts)
+//   X/x  offer EXPN              B/b  offer VERB (see expn.ts)
 // The value `temp` (what `$#temp` becomes) makes the session a null server
 // that answers 450 4.3.0.
 
@@ -15,7 +16,7 @@ import { lookupHost } from '../policy/tls-rulesets';
 import { tlsAccessMap } from '../tls/access';
 import type { Session } from './session';
 
-/** Letters Posthorn acts on; sendmail's others (A, B, C, L, X) have no feature to switch here. */
+/** Letters Posthorn knows; A, C and L (AUTH) have no feature to switch here. */
 const KNOWN_LETTERS = new Set(['s', 'v', 'p', 'd', 'a', 'b', 'c', 'e', 'l', 'x']);
 
 /** The per-session switches: letter (lower case) → true for on, false for off. */

@@ -27,6 +27,8 @@ const EHLO_REPLY = [
   '250-mx.posthorn.test Hello localhost [127.0.0.1], pleased to meet you',
   '250-ENHANCEDSTATUSCODES',
   '250-PIPELINING',
+  '250-EXPN',
+  '250-VERB',
   '250-8BITMIME',
   '250-SIZE',
   '250-DSN',
@@ -94,11 +96,15 @@ test('ETRN session logs no "did not issue" line', async (t) => {
 test('VERB and ONEX replies', async (t) => {
   const ph = await startDaemon(t);
   const replies = await rawSmtp(ph.port, ['EHLO client.example', 'VERB', 'VERB on', 'ONEX', 'QUIT']);
-  assert.deepEqual(replies.slice(2, 5), [
-    '502 5.7.0 Verbose unavailable',
-    '502 5.7.0 Verbose unavailable',
-    '500 5.5.1 Command unrecognized: "ONEX"',
-  ]);
+  assert.deepEqual(replies.slice(2, 5), ['250 2.0.0 Verbose mode', '250 2.0.0 Verbose mode', '500 5.5.1 Command unrecognized: "ONEX"']);
+
+  // VERB goes with EXPN: noexpn or noverb turns it off.
+  for (const privacy of ['noexpn', 'noverb']) {
+    const closed = await startDaemon(t, [`PrivacyOptions=${privacy}`]);
+    const refused = await rawSmtp(closed.port, ['EHLO client.example', 'VERB', 'QUIT']);
+    assert.equal(refused[2], '502 5.7.0 Verbose unavailable', privacy);
+    assert.doesNotMatch(refused[1], /250-VERB/, privacy);
+  }
 });
 
 test('null server answers ONEX and ETRN', async (t) => {
@@ -130,7 +136,8 @@ test('PrivacyOptions=noetrn refuses ETRN', async (t) => {
 test('PrivacyOptions=goaway keeps ETRN', async (t) => {
   const ph = await startDaemon(t, ['PrivacyOptions=goaway']);
   const replies = await rawSmtp(ph.port, ['EHLO client.example', 'ETRN remote.example', 'VERB', 'QUIT']);
-  assert.equal(replies[1], EHLO_REPLY);
+  // goaway includes noexpn and noverb.
+  assert.equal(replies[1], EHLO_REPLY.replace('250-EXPN\n250-VERB\n', ''));
   assert.equal(replies[2], '250 2.0.0 Queuing for node remote.example started');
   assert.equal(replies[3], '502 5.7.0 Verbose unavailable');
 });
@@ -155,9 +162,8 @@ test('etrnOffered follows options and modifiers', () => {
   assert.equal(etrnOffered(fakeSession({ runner: false })), false);
 });
 
-// The comparison with sendmail 8.17. Posthorn never offers EXPN, so sendmail
-// runs with noexpn added. AUTH is left out of its EHLO reply because Posthorn
-// does not implement it.
+// The comparison with sendmail 8.17. AUTH is left out of its EHLO reply
+// because Posthorn does not implement it.
 
 const COMPARED = [
   'EHLO client.example',
@@ -192,8 +198,10 @@ test('replies match sendmail 8.17', async (t) => {
   t.after(() => sendmail.stop());
 
   const cases: Array<[posthorn: string[], sendmail: string]> = [
-    [[], 'noexpn'],
-    [['PrivacyOptions=noetrn'], 'noetrn,noexpn'],
+    [[], 'public'],
+    [['PrivacyOptions=noexpn'], 'noexpn'],
+    [['PrivacyOptions=noverb'], 'noverb'],
+    [['PrivacyOptions=noetrn'], 'noetrn'],
     [['PrivacyOptions=goaway'], 'goaway'],
   ];
   for (const [posthornOptions, privacy] of cases) {
