@@ -3,8 +3,9 @@
 //
 // Input lines end with LF (a CR before the LF is dropped). Unless -i/-oi is
 // given, a line with a single "." ends the message. With -t the recipients come
-// from To:, Cc: and Bcc:, Bcc: is removed, and recipients named on the command
-// line are left out, as sendmail 8 does.
+// from To:, Cc: and Bcc: (Resent-To:, Resent-Cc: and Resent-Bcc: when the
+// message has Resent- headers), the Bcc: headers are removed, and recipients
+// named on the command line are left out, as sendmail 8 does.
 
 import type { Readable } from 'node:stream';
 import * as os from 'node:os';
@@ -56,17 +57,22 @@ function checkAddress(address: string): string {
   return parsed.address;
 }
 
-/** Collects -t recipients and removes Bcc: from the headers. */
+/**
+ * Collects -t recipients and removes Bcc: and Resent-Bcc: from the headers.
+ * As in sendmail, a message with any Resent- header is being resent, and
+ * only Resent-To:, Resent-Cc: and Resent-Bcc: name its recipients.
+ * NOTE: sendmail also adds Resent-Date: and Resent-Message-Id: then; Posthorn does not.
+ */
 function headerRecipients(headers: string[]): string[] {
+  const names = headers.map((header) => header.slice(0, Math.max(header.indexOf(':'), 0)).trim().toLowerCase());
+  const resent = names.some((name) => name.startsWith('resent-'));
+  const wanted = resent ? RECIPIENT_HEADERS.map((name) => `resent-${name}`) : RECIPIENT_HEADERS;
   const found: string[] = [];
-  for (const header of headers) {
-    const colon = header.indexOf(':');
-    const name = header.slice(0, colon).trim().toLowerCase();
-    if (!RECIPIENT_HEADERS.includes(name)) continue;
-    found.push(...parseHeaderAddresses(header.slice(colon + 1).replace(/\r\n/g, '')));
-  }
+  headers.forEach((header, i) => {
+    if (wanted.includes(names[i])) found.push(...parseHeaderAddresses(header.slice(header.indexOf(':') + 1).replace(/\r\n/g, '')));
+  });
   for (let i = headers.length - 1; i >= 0; i--) {
-    if (/^bcc\s*:/i.test(headers[i])) headers.splice(i, 1);
+    if (names[i] === 'bcc' || names[i] === 'resent-bcc') headers.splice(i, 1);
   }
   return found;
 }

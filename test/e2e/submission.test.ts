@@ -66,3 +66,30 @@ test('-t without recipients reports error', async (t) => {
     assert.equal(ph.mailbox(user), '', `nothing may be delivered to ${user}`);
   }
 });
+
+test('-t with Resent- headers uses only those', async (t) => {
+  const ph = await startPosthorn({ mc: baseMc() });
+  t.after(() => ph.stop());
+
+  const input = [
+    'From: alice@posthorn.test',
+    'To: alice@posthorn.test',
+    'Resent-From: alice@posthorn.test',
+    'Resent-To: bob@posthorn.test',
+    'Resent-Bcc: carol@posthorn.test',
+    'Subject: passed on',
+    '',
+    'Resent to bob and carol.',
+    '',
+  ].join('\n');
+  const result = await ph.run(['-t', '-i', '-odi'], input);
+  assert.equal(result.code, 0, `exit ${result.code}: ${result.stderr}`);
+
+  for (const user of ['bob', 'carol']) {
+    const headers = headerSection(await ph.waitForMailbox(user, 'Resent to bob and carol.'));
+    assert.match(headers, /^Resent-To: bob@posthorn\.test$/m, user);
+    assert.doesNotMatch(headers, /^Resent-Bcc:/im, user);
+  }
+  // To: names the original recipient, who is not sent the message again.
+  assert.equal(ph.mailbox('alice'), '');
+});
