@@ -96,9 +96,9 @@ export function serverContext(services: Services): ServerContext {
     deliversAtOnce(priority?: number): boolean {
       return (config.deliveryMode === 'background' || config.deliveryMode === 'interactive') && !queuedForLoad(config, priority);
     },
-    async deliverNow(id: string, locked: boolean): Promise<void> {
+    async deliverNow(id: string, locked: boolean, verbose?: (line: string) => void): Promise<void> {
       try {
-        await services.deliverer.deliver(id, { force: true, locked });
+        await services.deliverer.deliver(id, { force: true, locked, verbose });
       } catch (err) {
         // Logged as the runner logs it; the item stays queued for the next run.
         const system = (err as NodeJS.ErrnoException).code !== undefined;

@@ -33,6 +33,16 @@ export interface DelivererContext {
 
 export type DeliverOutcome = 'done' | 'deferred' | 'locked' | 'skipped';
 
+export interface DeliverOptions {
+  /** Deliver even before the item's retry time. */
+  force?: boolean;
+  quarantined?: boolean;
+  /** The commit took the item's lock for this delivery (see QueueStore.commit). */
+  locked?: boolean;
+  /** Receives sendmail's verbose lines (SMTP VERB): the dialogue with the next hop and each status. */
+  verbose?: (line: string) => void;
+}
+
 interface RouteResult {
   route: Route;
   results: RecipientResult[];
@@ -46,6 +56,24 @@ function statText(r: RecipientResult): string {
   if (r.status === 'sent') return r.text === '' ? 'Sent' : `Sent (${r.text})`;
   if (r.status === 'tempfail') return `Deferred: ${r.text}`;
   return r.text;
+}
+
+/**
+ * Returns the lines sendmail shows in verbose mode for one route: where it
+ * connects, the next hop's dialogue ("<<< " dropped from its replies), and
+ * each recipient's status.
+ */
+function verboseLines(rr: RouteResult): string[] {
+  const recipients = rr.results.map((r) => `<${r.address}>`).join(',');
+  // The relay is logged as "name [address]"; an address literal needs no second copy.
+  const host = (rr.relay ?? rr.route.destination).replace(/^(\[[^\]]*\]) \1$/, '$1');
+  const lines: string[] = [];
+  if (recipients !== '') lines.push(`${recipients}... Connecting to ${host} via ${rr.route.mailer}...`);
+  for (const line of rr.transcript) {
+    if (line !== '>>> (message)') lines.push(line.startsWith('<<< ') ? line.slice(4) : line);
+  }
+  for (const r of rr.results) lines.push(`<${r.address}>... ${statText(r)}`);
+  return lines;
 }
 
 /** sendmail logs successes at LogLevel 8 and up, deferrals at 9, bounces at 7. */
@@ -83,7 +111,7 @@ export class Deliverer {
    * and the item is removed, and 'deferred' when it stays queued. A
    * quarantined item is delivered only with `quarantined` (a -qQ queue run).
    */
-  async deliver(id: string, opts: { force?: boolean; quarantined?: boolean; locked?: boolean } = {}): Promise<DeliverOutcome> {
+  async deliver(id: string, opts: DeliverOptions = {}): Promise<DeliverOutcome> {
     // `locked`: the commit took the lock for this delivery (see QueueStore.commit).
     const locked = opts.locked === true && this.ctx.store.holdsLock(id);
     if (!locked && !(await this.ctx.store.lock(id))) return 'locked';
@@ -101,7 +129,7 @@ export class Deliverer {
       }
       if (!opts.force && nextRetryTime(item) > nowSeconds) return 'skipped';
 
-      const attempt = await this.attempt(item);
+      const attempt = await this.attempt(item, opts.verbose);
       bounceId = attempt.bounceId;
       noticeIds = attempt.noticeIds;
       removed = attempt.removed;
@@ -141,7 +169,7 @@ export class Deliverer {
     return item;
   }
 
-  private async attempt(item: QueueItem): Promise<{ removed: boolean; bounceId?: string; noticeIds: string[] }> {
+  private async attempt(item: QueueItem, verbose?: (line: string) => void): Promise<{ removed: boolean; bounceId?: string; noticeIds: string[] }> {
     const started = Date.now();
     const firstAttempt = item.attempts === 0;
     // As sendmail's sendenvelope(), no delivery is tried once a BY=...;R time has run out.
@@ -152,6 +180,7 @@ export class Deliverer {
     for (const rr of results) {
       this.apply(rr, newlyBounced);
       this.logRoute(item, rr, started);
+      if (verbose !== undefined) for (const line of verboseLines(rr)) verbose(line);
     }
     if (returnDue) newlyBounced.push(...this.expireDeliverBy(item));
     newlyBounced.push(...this.expireDeferred(item, started));

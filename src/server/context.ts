@@ -26,7 +26,7 @@ export interface ServerContext {
    * to its DATA, as sendmail does, and resolves when the attempt is over
    * (delivered, deferred or bounced). `locked` when its commit took the lock.
    */
-  deliverNow?(id: string, locked: boolean): Promise<void>;
+  deliverNow?(id: string, locked: boolean, verbose?: (line: string) => void): Promise<void>;
   /**
    * Starts a queue run that ignores retry times, over the items `select`
    * accepts (ETRN), even while another run is in progress, and resolves with the number of items it scheduled once

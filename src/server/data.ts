@@ -259,7 +259,9 @@ export class DataPhase {
    */
   private async deliverFirst(id: string, locked: boolean, syncLater: boolean): Promise<boolean> {
     const session = this.session;
-    await session.ctx.deliverNow!(id, locked);
+    // After VERB the client sees the delivery as sendmail's 050 lines before the reply.
+    const verbose = session.verbose ? (line: string) => session.sendVerbose(line) : undefined;
+    await session.ctx.deliverNow!(id, locked, verbose);
     if (!syncLater) return true;
     try {
       await session.ctx.store.syncItem(id);

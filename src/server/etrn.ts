@@ -111,11 +111,12 @@ function startQueueRun(session: Session, parameter: string, selectors: QueueSele
 }
 
 /**
- * VERB: sendmail offers it only with EXPN, because verbose delivery shows
- * what EXPN shows. It is counted with NOOP, and delivers the session's
- * messages before the reply to DATA, as DeliveryMode=interactive does.
- * NOTE: sendmail also copies the delivery's dialogue to the client as 050
- * lines; Posthorn does not.
+ * Handles VERB. sendmail offers it only with EXPN, because verbose delivery
+ * shows what EXPN shows, and counts it with NOOP. After it, the session's
+ * messages are delivered before the reply to DATA, as with
+ * DeliveryMode=interactive, and the delivery shows as 050 lines.
+ * NOTE: the 050 lines come when the attempt is over, where sendmail writes
+ * each as it happens.
  */
 export async function handleVerb(session: Session): Promise<void> {
   if (!verbOffered(session)) {

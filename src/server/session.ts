@@ -109,6 +109,11 @@ export class Session {
     if (r.close) this.state = 'closed';
   }
 
+  /** Queues one verbose line (after VERB) as "050 <line>", with control bytes shown as '?'. */
+  sendVerbose(line: string): void {
+    this.output += `050 ${line.replace(/[\x00-\x1f\x7f]/g, '?')}\r\n`;
+  }
+
   flush(): void {
     if (this.output.length === 0) return;
     this.transport.write(this.output);
