@@ -34,12 +34,13 @@ export interface DelivererContext {
 export type DeliverOutcome = 'done' | 'deferred' | 'locked' | 'skipped';
 
 export interface DeliverOptions {
-  /** Deliver even before the item's retry time. */
+  /** Whether to deliver before the item's retry time. */
   force?: boolean;
+  /** Whether a quarantined item (an hf file) is delivered too. */
   quarantined?: boolean;
-  /** The commit took the item's lock for this delivery (see QueueStore.commit). */
+  /** Whether the commit took the item's lock for this delivery (see QueueStore.commit). */
   locked?: boolean;
-  /** Receives sendmail's verbose lines (SMTP VERB): the dialogue with the next hop and each status. */
+  /** A receiver of sendmail's verbose lines (SMTP VERB): the dialogue with the next hop and each status. */
   verbose?: (line: string) => void;
 }
 
