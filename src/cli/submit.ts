@@ -61,7 +61,6 @@ function checkAddress(address: string): string {
  * Collects -t recipients and removes Bcc: and Resent-Bcc: from the headers.
  * As in sendmail, a message with any Resent- header is being resent, and
  * only Resent-To:, Resent-Cc: and Resent-Bcc: name its recipients.
- * NOTE: sendmail also adds Resent-Date: and Resent-Message-Id: then; Posthorn does not.
  */
 function headerRecipients(headers: string[]): string[] {
   const names = headers.map((header) => header.slice(0, Math.max(header.indexOf(':'), 0)).trim().toLowerCase());

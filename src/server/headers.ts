@@ -78,4 +78,23 @@ export function addMissingHeaders(headers: string[], f: AddedHeaderFields): void
     const address = f.sender === '' ? `MAILER-DAEMON@${f.hostName}` : f.sender;
     headers.push(f.fullName ? `From: ${f.fullName} <${address}>` : `From: ${address}`);
   }
+
+  // A message with a Resent- header is being resent: sendmail adds the Resent- forms too.
+  if (headers.some(isResentHeader)) addMissingResentHeaders(headers, f);
+}
+
+function isResentHeader(header: string): boolean {
+  return (header.charCodeAt(0) | 0x20) === 0x72 && /^resent-/i.test(header);
+}
+
+function addMissingResentHeaders(headers: string[], f: AddedHeaderFields): void {
+  if (!hasHeader(headers, 'resent-date')) headers.push(`Resent-Date: ${rfc822Date(f.now)}`);
+  if (!hasHeader(headers, 'resent-message-id')) {
+    const stamp = f.now.toISOString().replace(/[-:TZ.]/g, '').slice(0, 14);
+    headers.push(`Resent-Message-Id: <${stamp}.${f.id}@${f.hostName}>`);
+  }
+  if (!hasHeader(headers, 'resent-from')) {
+    const address = f.sender === '' ? `MAILER-DAEMON@${f.hostName}` : f.sender;
+    headers.push(f.fullName ? `Resent-From: ${f.fullName} <${address}>` : `Resent-From: ${address}`);
+  }
 }

@@ -89,6 +89,9 @@ test('-t with Resent- headers uses only those', async (t) => {
     const headers = headerSection(await ph.waitForMailbox(user, 'Resent to bob and carol.'));
     assert.match(headers, /^Resent-To: bob@posthorn\.test$/m, user);
     assert.doesNotMatch(headers, /^Resent-Bcc:/im, user);
+    // As sendmail, the Resent- forms of Date: and Message-Id: are added.
+    assert.match(headers, /^Resent-Date: /m, user);
+    assert.match(headers, /^Resent-Message-Id: <\S+@mx\.posthorn\.test>$/m, user);
   }
   // To: names the original recipient, who is not sent the message again.
   assert.equal(ph.mailbox('alice'), '');
