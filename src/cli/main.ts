@@ -236,6 +236,8 @@ let exitingWith: number | undefined;
 
 /** Modes that read or write the queue directory. */
 const QUEUE_MODES = new Set<CliArgs['mode']>(['daemon', 'daemon-foreground', 'smtp', 'print-queue', 'queue-run', 'deliver']);
+/** Modes that read an existing queue and do not create its folder. */
+const READ_QUEUE_MODES = new Set<CliArgs['mode']>(['print-queue', 'queue-run']);
 
 async function run(args: CliArgs): Promise<number> {
   // In daemon modes stdout is not the product, and in -bs it is the SMTP channel, which the session watches.
@@ -254,7 +256,7 @@ async function run(args: CliArgs): Promise<number> {
   if (args.quarantine !== undefined) (await import('./queue-commands')).checkQuarantineMode(args);
   applyDebugFlags(args, VERSION);
   const config = readConfig(args);
-  if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory);
+  if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory, !READ_QUEUE_MODES.has(args.mode));
   switch (args.mode) {
     case 'print-config':
       process.stdout.write((await import('../config/print')).printConfig(config));

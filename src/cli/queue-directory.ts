@@ -9,16 +9,19 @@ import { ExitError, EX_CONFIG } from './sysexits';
 /**
  * Throws an ExitError with EX_CONFIG (78, as sendmail 8.17 exits when it
  * cannot chdir to the queue) when `dir` exists but is not a directory, or
- * when a part of its path is a file. A missing directory passes, because
- * the queue store creates it.
+ * when a part of its path is a file. A missing directory passes when
+ * `create` is set, because the queue store then creates it (daemon and
+ * submission modes). Printing or running the queue needs it to exist, and
+ * fails with sendmail's message.
  */
-export function checkQueueDirectory(dir: string): void {
+export function checkQueueDirectory(dir: string, create: boolean): void {
   let stats: fs.Stats;
   try {
     stats = fs.statSync(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
+    if (code === 'ENOENT' && create) return;
+    if (code === 'ENOENT') throw new ExitError(`can not chdir(${dir}/): No such file or directory`, EX_CONFIG);
     if (code === 'ENOTDIR') {
       throw queueDirError(`QueueDirectory ${dir} is invalid because ${fileInPath(dir)} is a file, not a directory.`);
     }

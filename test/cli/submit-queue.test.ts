@@ -122,3 +122,22 @@ test('QueueDirectory that is a file rejected', { timeout: 60_000 }, async (t) =>
   }
   assert.equal(fs.readFileSync(file, 'utf8'), 'not a queue\n');
 });
+
+test('missing QueueDirectory fails -bp and -q', { timeout: 60_000 }, async (t) => {
+  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=deferred'] });
+  t.after(() => ph.stop());
+  const missing = path.join(ph.dir, 'no-such-queue');
+
+  // As sendmail 8.17: "can not chdir(<dir>/): No such file or directory", exit 78.
+  for (const args of [['-bp'], ['-q']]) {
+    const result = await ph.run(['-O', `QueueDirectory=${missing}`, ...args]);
+    assert.equal(result.code, 78, `${args.join(' ')}: ${result.stderr}`);
+    assert.equal(result.stderr, `posthorn: can not chdir(${missing}/): No such file or directory\n`);
+  }
+  assert.equal(fs.existsSync(missing), false, 'not created');
+
+  // A submission creates it, as the daemon does.
+  const queued = await ph.run(['-O', `QueueDirectory=${missing}`, '-odq', 'alice@posthorn.test'], 'Subject: hi\n\nHello.\n');
+  assert.equal(queued.code, 0, queued.stderr);
+  assert.equal(fs.existsSync(missing), true);
+});

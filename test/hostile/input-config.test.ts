@@ -18,6 +18,8 @@ async function runMc(name: string, text: string | Buffer, common = true): Promis
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-input-config-'));
   try {
     const file = path.join(dir, `${name}.mc`);
+    // -bp needs an existing queue folder, as sendmail's does.
+    fs.mkdirSync(path.join(dir, 'mqueue'));
     const head = common ? `define(\`QUEUE_DIR', \`${dir}/mqueue')\n` : '';
     fs.writeFileSync(file, Buffer.concat([Buffer.from(head), Buffer.from(text)]));
     return await runCommand(process.execPath, [posthornBin, '-C', file, '-bp'], { cwd: dir, timeoutMs: 30_000 });
