@@ -16,7 +16,7 @@ function stripReply(reply: string): string {
 }
 
 /** Describes where a target goes: mailer, host and user, as sendmail's -bv prints them. */
-export function describeTarget(target: Target, config: Config): string {
+export function describeTarget(target: Target, config: Config, shown?: string): string {
   switch (target.kind) {
     case 'program':
       return `|${target.command}... deliverable: mailer prog, user |${target.command}`;
@@ -25,7 +25,7 @@ export function describeTarget(target: Target, config: Config): string {
     case 'local': {
       const mailer = localMailer(config);
       const name = mailer.kind === 'lmtp-ipc' ? mailer.name : 'local';
-      return `${target.user}... deliverable: mailer ${name}, user ${target.user}`;
+      return `${shown ?? target.user}... deliverable: mailer ${name}, user ${target.user}`;
     }
     case 'remote': {
       const at = target.address.lastIndexOf('@');
@@ -40,7 +40,9 @@ export function describeTarget(target: Target, config: Config): string {
         const host = m ? m[2] : config.smartHost;
         return `${target.address}... deliverable: mailer ${mailer}, host ${host}, user ${target.address}`;
       }
-      return `${target.address}... deliverable: mailer esmtp, host ${domain}., user ${target.address}`;
+      // A host name gets the trailing dot of a canonical name; an address literal does not.
+      const host = domain.startsWith('[') ? domain : `${domain}.`;
+      return `${target.address}... deliverable: mailer esmtp, host ${host}, user ${target.address}`;
     }
   }
 }
@@ -56,7 +58,9 @@ export function runVerify(config: Config, addresses: string[], out: (line: strin
       status = EX_NOUSER;
       continue;
     }
-    for (const { target } of expansion.targets) out(describeTarget(target, config));
+    // An address that no alias or table changed is shown as it was given, as sendmail shows it.
+    const shown = expansion.changed ? undefined : bare;
+    for (const { target } of expansion.targets) out(describeTarget(target, config, shown));
   }
   return status;
 }

@@ -8,6 +8,7 @@ import { QueueStore } from '../queue/store';
 import { shouldQueue } from '../queue/sort';
 import { MailResolver } from '../dns/resolver';
 import { Deliverer } from '../delivery/deliver';
+import { isOwnAddressLiteral } from '../delivery/interfaces';
 import { configureConnectionCache } from '../delivery/connection-cache';
 import { DeliveryRunner } from './runner';
 import { queueRunPolicy } from './queue-policy';
@@ -76,7 +77,11 @@ export function createChain(config: Config, logger: Logger): CheckpointChain {
     tlsClientCheckpoint(() => tlsAccessMap(config, (message) => logger.error(message))),
     // The access map's From:, To: and Connect: entries, before the relay decision they can allow.
     ...accessCheckpoints(config, (message) => logger.error(message)),
-    relayCheckpoint({ localDomains: config.localDomains, relayDomains: config.relayDomains }),
+    relayCheckpoint({
+      localDomains: config.localDomains,
+      relayDomains: config.relayDomains,
+      ownLiteral: (domain) => isOwnAddressLiteral(domain, config),
+    }),
   ]);
   // The input mail filters come after the rulesets, as in sendmail.
   chain.add(milterCheckpoint(config, logger));

@@ -6,6 +6,7 @@ import type { MailResolver } from '../dns/resolver';
 import { parseAddressLiteral } from '../dns/resolver';
 import type { QueueItem, QueueRecipient } from '../queue/types';
 import { tableRoute } from './mailertable';
+import { isOwnAddressLiteral } from './interfaces';
 
 /** 'local', 'esmtp' and 'relay', or another mailer that mailertable names (smtp, cyrusv2, ...). */
 export type MailerName = 'local' | 'esmtp' | 'relay' | (string & {});
@@ -51,7 +52,7 @@ export function isOwnName(name: string, config: Config): boolean {
   const bare = name.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
   if (bare === config.hostName.toLowerCase()) return true;
   for (const local of config.localDomains) if (local.toLowerCase() === bare) return true;
-  return false;
+  return isOwnAddressLiteral(name, config);
 }
 
 /**

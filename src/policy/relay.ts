@@ -58,6 +58,8 @@ export function hasRoutingLocalPart(local: string): boolean {
 export interface RelayPolicy {
   localDomains: ReadonlySet<string>;
   relayDomains: ReadonlySet<string>;
+  /** Tests whether an address literal is one of the host's own addresses (class w in sendmail). */
+  ownLiteral?: (domain: string) => boolean;
 }
 
 /** Decides one recipient; returns the 550 reply when relaying is denied. */
@@ -70,7 +72,7 @@ export function checkRelay(
   if (relayAllowed) return CONTINUE;
 
   const { local, domain } = splitDomain(address);
-  const ours = domain === '' || domainInClass(domain, policy.localDomains);
+  const ours = domain === '' || domainInClass(domain, policy.localDomains) || policy.ownLiteral?.(domain) === true;
   const relayed = domain !== '' && domainInClass(domain, policy.relayDomains);
 
   if ((ours || relayed) && !hasRoutingLocalPart(local)) return CONTINUE;
