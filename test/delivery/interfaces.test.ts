@@ -1,5 +1,5 @@
 // Address literals of the host's own interfaces count as local, as sendmail
-// adds them to class w unless DontProbeInterfaces says otherwise.
+// adds them to class w unless DontProbeInterfaces is True or Loopback.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
