@@ -21,9 +21,8 @@ import type { Session } from './session';
  * The counted command classes with sendmail's limits: MAXNOOPCOMMANDS (NOOP,
  * and VERB where VERB is offered), MAXHELOCOMMANDS (HELO and EHLO, valid or
  * not), MAXVRFYCOMMANDS (VRFY and EXPN together) and MAXETRNCOMMANDS.
- * RSET, HELP and QUIT are not counted.
- * NOTE: sendmail 8.17 reads the NOOP limit from its MaxNOOPCommands option;
- * Posthorn has no such option and always uses 20.
+ * RSET, HELP and QUIT are not counted. The NOOP limit is the MaxNOOPCommands
+ * option (20 by default, 0 for no limit), as in sendmail 8.17.
  */
 export const ATTACK_LIMITS = { noop: 20, helo: 3, vrfy: 6, etrn: 8 } as const;
 
@@ -130,15 +129,21 @@ export function resetHeloCount(session: Session): void {
   if (state) state.counts.helo = 0;
 }
 
+function noopLimit(session: Session): number {
+  const value = session.ctx.config.options.get('MaxNOOPCommands');
+  return typeof value === 'number' ? value : ATTACK_LIMITS.noop;
+}
+
 /**
  * Counts one command and logs the "possible SMTP attack" line when the count
  * reaches the limit. `name` is the command as logged: NOOP, HELO/EHLO,
  * VRFY, EXPN or ETRN. Returns the delay, if any.
  */
 function countCommand(session: Session, cls: CommandClass, name: string): Slowdown | undefined {
+  const limit = cls === 'noop' ? noopLimit(session) : ATTACK_LIMITS[cls];
+  if (limit <= 0) return undefined;
   const state = stateOf(session);
   const count = ++state.counts[cls];
-  const limit = ATTACK_LIMITS[cls];
 
   if (count === limit) {
     const client = session.macros.get('_') ?? '';

@@ -173,6 +173,24 @@ test('22 NOOPs: one log line, growing delays', async (t) => {
   assert.deepEqual(sleeps, [1, 2, 4]);
 });
 
+test('MaxNOOPCommands sets the NOOP limit', async (t) => {
+  // sendmail 8.17 with MaxNOOPCommands=2 answers four NOOPs after 1, 2 and 4 s, and with 0 at once.
+  const sleeps = recordSleeps(t);
+  const two = openSession({ MaxNOOPCommands: '2' });
+  t.after(() => two.session.close());
+  two.transport.send('NOOP\r\n'.repeat(4));
+  assert.equal((await repliesAfter(two.transport, 5)).length, 5);
+  assert.match(attackLines(two.logs)[0]?.line ?? '', /possible SMTP attack: command=NOOP, count=2$/);
+  assert.deepEqual(sleeps, [1, 2, 4]);
+
+  const none = openSession({ MaxNOOPCommands: '0' });
+  t.after(() => none.session.close());
+  none.transport.send('NOOP\r\n'.repeat(25));
+  assert.equal((await repliesAfter(none.transport, 26)).length, 26);
+  assert.deepEqual(attackLines(none.logs), []);
+  assert.deepEqual(sleeps, [1, 2, 4], 'no more waits');
+});
+
 test('HELO/EHLO counts invalid ones too', async (t) => {
   const sleeps = recordSleeps(t);
   const { session, transport, logs } = openSession();
