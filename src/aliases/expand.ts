@@ -118,7 +118,7 @@ export class AliasExpander {
     // other members now would deliver them twice at the retry.
     const transient = nested.find((e) => e.status === 'tempfail');
     if (transient !== undefined) return failed(transient);
-    // NOTE: a member that fails for good while others expand is only logged; sendmail also bounces it.
+    // A member that fails for good while others expand is in `nested`; queue-expand.ts bounces it.
     if (walk.targets.length === 0 && nested.length > 0) return failed(nested[0]);
     if (walk.targets.length === 0) {
       return failed({ status: 'permfail', dsn: '5.4.6', reply: '554 5.4.6 aliasing/forwarding loop broken' });
@@ -168,7 +168,7 @@ export class AliasExpander {
     if (virtual !== undefined) {
       walk.changed = true;
       if (virtual.kind === 'error') {
-        return this.fail(walk, origin, { status: virtual.status, dsn: virtual.dsn, reply: virtual.reply });
+        return this.fail(walk, origin, { status: virtual.status, dsn: virtual.dsn, reply: virtual.reply, address });
       }
       walk.trace.push(`${address}... virtusertable ${virtual.key} => ${virtual.address}`);
       if (ancestry.includes(`virtual:${address.toLowerCase()}`)) return;
@@ -184,7 +184,7 @@ export class AliasExpander {
       const table = mailertableRoute(domain, this.config, this.log);
       if (table?.kind === 'error') {
         walk.changed = true;
-        return this.fail(walk, origin, { status: table.status, dsn: table.dsn, reply: table.reply });
+        return this.fail(walk, origin, { status: table.status, dsn: table.dsn, reply: table.reply, address });
       }
       if (table?.kind === 'local') {
         walk.changed = true;
@@ -242,7 +242,7 @@ export class AliasExpander {
     }
     if (origin.unsafe) {
       const reply = `550 5.7.1 Address ${origin.parent} is unsafe for mailing to programs`;
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply });
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `|${command}` });
     }
     walk.changed = true;
     this.add(walk, { kind: 'program', command, ctladdr: origin.ctladdr }, owner);
@@ -255,7 +255,7 @@ export class AliasExpander {
     }
     if (origin.unsafe) {
       const reply = `550 5.7.1 Address ${origin.parent} is unsafe for mailing to files`;
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply });
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: path });
     }
     walk.changed = true;
     this.add(walk, { kind: 'file', path, ctladdr: origin.ctladdr }, owner);

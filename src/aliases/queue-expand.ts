@@ -2,7 +2,8 @@
 // recipient that was given in the envelope is replaced by its targets. The
 // targets keep the original address as ORCPT (for DSNs) and in `parent`, so
 // they are never expanded again. A recipient whose expansion fails stays in
-// the item with the failure as its result.
+// the item with the failure as its result, and so does a list member that
+// failed for good (an :include: that cannot be read, an unsafe program).
 
 import type { QueueItem, QueueRecipient } from '../queue/types';
 import type { RecipientResult } from '../delivery/smtp-client';
@@ -63,6 +64,17 @@ export function expandQueueItem(item: QueueItem, expander: AliasExpander, log: (
     const expandedList = expansion.targets.map((t) => targetAddress(t.target)).join(', ');
     log(`alias ${rcpt.address} => ${expandedList}`);
     present.delete(rcpt.address.toLowerCase());
+    // As in sendmail, a list member that failed for good bounces on its own while the others get the message.
+    for (const error of expansion.nested) {
+      const address = error.address ?? rcpt.address;
+      if (error.status !== 'permfail' || present.has(address.toLowerCase())) continue;
+      present.add(address.toLowerCase());
+      const member: QueueRecipient = { address, state: 'pending', parent: rcpt.address, orcpt: rcpt.orcpt ?? `rfc822;${rcpt.address}` };
+      if (rcpt.notify !== undefined) member.notify = rcpt.notify;
+      const { dsn, text } = replyParts(error.reply);
+      failures.push({ recipient: member, result: { address, status: 'permfail', dsn, text } });
+      next.push(member);
+    }
     for (const { target, owner } of expansion.targets) {
       const address = targetAddress(target);
       if (present.has(address.toLowerCase())) continue;

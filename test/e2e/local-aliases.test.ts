@@ -123,3 +123,23 @@ test('verify prints deliverable targets', async (t) => {
   ].join('\n'));
   assert.equal(result.code, 67);
 });
+
+test('failed list member bounces alone', async (t) => {
+  const ph = await startWithAliases(t);
+  fs.appendFileSync(path.join(ph.dir, 'aliases'), `crew: frank, :include:${ph.dir}/lists/gone.txt\n`);
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'gina@posthorn.test',
+    to: ['crew@posthorn.test'],
+    data: makeMessage({ from: 'gina@posthorn.test', to: 'crew@posthorn.test', subject: 'crew news', body: 'To the crew.' }),
+  });
+  assert.notEqual(sent.queueId, '', sent.replies.join('\n'));
+
+  // frank gets the message; the sender gets a DSN for the list member that cannot be read.
+  await ph.waitForMailbox('frank', 'To the crew.');
+  const dsn = await ph.waitForMailbox('gina', 'Cannot open');
+  assert.match(dsn, new RegExp(`Final-Recipient: RFC822; :include:${quoteRe(ph.dir)}/lists/gone\\.txt`));
+  assert.match(dsn, /Original-Recipient: rfc822;\s?crew@posthorn\.test/);
+  assert.match(dsn, /Status: 5\.2\.4/);
+  assert.doesNotMatch(ph.mailbox('frank'), /Cannot open/);
+});
