@@ -5,6 +5,7 @@
 // recipient is a list of final targets or an error for the recipient.
 
 
+import * as nodePath from 'node:path';
 import type { Config } from '../config/types';
 import { forwardCandidates } from '../delivery/forward';
 import { mailertableRoute } from '../delivery/mailertable';
@@ -68,6 +69,8 @@ interface Walk {
   /** Failures below the top level (a list member, an :include: file), in order. */
   nested: ExpandError[];
   occurrences: Target[];
+  /** Local names and :include: files already expanded in this walk; each is expanded once. */
+  expanded: Set<string>;
   trace: string[];
   changed: boolean;
 }
@@ -109,7 +112,7 @@ export class AliasExpander {
 
   /** Expands one envelope recipient. */
   expand(address: string): Expansion {
-    const walk: Walk = { targets: [], seen: new Set(), nested: [], occurrences: [], trace: [], changed: false };
+    const walk: Walk = { targets: [], seen: new Set(), nested: [], occurrences: [], expanded: new Set(), trace: [], changed: false };
     this.visit(address, 0, [], { unsafe: false }, walk, undefined);
     const { trace, occurrences, nested } = walk;
     const failed = (error: ExpandError): Expansion => ({ targets: [], error, changed: true, trace, occurrences, nested });
@@ -206,6 +209,11 @@ export class AliasExpander {
       if (account !== undefined) this.add(walk, { kind: 'local', user: account }, owner);
       return;
     }
+    // As sendmail drops a repeated address before expanding it: a name reached
+    // again (E1, "e1", e1@host) is not expanded again, so the work grows with
+    // the number of names and not with the number of paths to them.
+    if (walk.expanded.has(name)) return;
+    walk.expanded.add(name);
     const plus = name.indexOf('+');
     const user = plus >= 0 ? name.slice(0, plus) : name;
     const detail = plus >= 0 ? name.slice(plus + 1) : '';
@@ -267,6 +275,9 @@ export class AliasExpander {
       return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `:include:${file}` });
     }
     walk.changed = true;
+    const key = `:include:${nodePath.resolve(file)}`;
+    if (walk.expanded.has(key)) return;
+    walk.expanded.add(key);
     const check = checkIncludeFile(file, { forwarding: false, dbs: this.dbs });
     if (check.refused !== undefined) {
       const text = errnoText(check.refused);
@@ -284,7 +295,14 @@ export class AliasExpander {
 
   private forward(user: string, detail: string, name: string, level: number, ancestry: string[], origin: Origin, walk: Walk, owner: string | undefined): boolean {
     for (const candidate of forwardCandidates(user, detail, this.config)) {
-      const check = checkIncludeFile(candidate.path, { forwarding: true, dbs: this.dbs, userUid: candidate.userUid });
+      const check = checkIncludeFile(candidate.path, { forwarding: true, dbs: this.dbs, userUid: candidate.userUid, userGid: candidate.userGid });
+      if (check.refused !== undefined && check.transient) {
+        // A .forward that may be readable later defers the mail: delivering to
+        // the mailbox now would ignore where the user wants it.
+        const reply = `451 4.2.4 Cannot open ${candidate.path}: ${errnoText(check.refused)}`;
+        this.fail(walk, { ...origin, parent: origin.parent ?? name }, { status: 'tempfail', dsn: '4.2.4', reply });
+        return true;
+      }
       if (check.refused !== undefined) {
         if (!/no such file/i.test(check.refused)) this.log(`forward ${candidate.path}: ${errnoText(check.refused)}`);
         continue;

@@ -17,11 +17,27 @@ export function readListFileSync(file: string): string {
     if (!st.isFile()) {
       throw Object.assign(new Error('Not a regular file'), { code: 'ENOTREG' });
     }
-    if (st.size > MAX_LIST_FILE_BYTES) {
-      throw Object.assign(new Error(`File too large (${st.size} bytes, at most ${MAX_LIST_FILE_BYTES})`), { code: 'EFBIG' });
+    if (st.size > MAX_LIST_FILE_BYTES) throw tooLarge();
+    // A file in /proc or /sys has size 0 whatever it contains, so the read
+    // itself stops one byte past the limit.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      // The first read requests one byte more than the size, to reach the end at once.
+      const wanted = total === 0 && st.size > 0 ? st.size + 1 : 1 << 16;
+      const chunk = Buffer.allocUnsafe(Math.min(wanted, MAX_LIST_FILE_BYTES + 1 - total));
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > MAX_LIST_FILE_BYTES) throw tooLarge();
     }
-    return fs.readFileSync(fd).toString('latin1');
+    return Buffer.concat(chunks, total).toString('latin1');
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function tooLarge(): NodeJS.ErrnoException {
+  return Object.assign(new Error(`File too large (more than ${MAX_LIST_FILE_BYTES} bytes)`), { code: 'EFBIG' });
 }

@@ -63,6 +63,13 @@ export function unsafeDirectory(file: string, dbs: Set<string>): { dir: string; 
   return undefined;
 }
 
+/** Tests whether the mode bits let a user (uid, primary gid) read a file. */
+function readableBy(st: fs.Stats, uid: number, gid: number | undefined): boolean {
+  if (st.uid === uid) return (st.mode & 0o400) !== 0;
+  if (gid !== undefined && st.gid === gid) return (st.mode & 0o040) !== 0;
+  return (st.mode & 0o004) !== 0;
+}
+
 /**
  * Applies the checks for an :include: file (`forwarding` false) or a
  * .forward file (`forwarding` true, `userUid` the owner it must have unless
@@ -70,7 +77,7 @@ export function unsafeDirectory(file: string, dbs: Set<string>): { dir: string; 
  */
 export function checkIncludeFile(
   file: string,
-  opts: { forwarding: boolean; dbs: Set<string>; userUid?: number },
+  opts: { forwarding: boolean; dbs: Set<string>; userUid?: number; userGid?: number },
 ): IncludeCheck {
   const { forwarding, dbs } = opts;
   const kind = forwarding ? 'forward' : 'include';
@@ -92,6 +99,13 @@ export function checkIncludeFile(
   if (!st.isFile()) return { refused: 'Not a regular file', unsafe: true };
   if (forwarding && opts.userUid !== undefined && st.uid !== opts.userUid && st.uid !== 0) {
     return { refused: 'File not owned by user', unsafe: true };
+  }
+  // sendmail reads a .forward as its user. Posthorn reads it as root, so a
+  // file (or a link's target) that the user could not read is refused, or a
+  // link to /etc/shadow would show its lines in EXPN replies and bounces.
+  // NOTE: only the user's primary group is considered.
+  if (forwarding && opts.userUid !== undefined && opts.userUid !== 0 && !readableBy(st, opts.userUid, opts.userGid)) {
+    return { refused: 'Permission denied', unsafe: true };
   }
 
   const result: IncludeCheck = { unsafe: false, ownerUid: st.uid };

@@ -10,6 +10,8 @@ export interface ForwardCandidate {
   path: string;
   /** uid the file must belong to (besides root), when the user has an account. */
   userUid?: number;
+  /** The user's primary gid, for the check that the user may read the file. */
+  userGid?: number;
 }
 
 /**
@@ -26,7 +28,7 @@ export function forwardCandidates(user: string, detail: string, config: Config):
     if (account === undefined && /\$z|\$\{z\}/.test(entry)) continue;
     const macros: Record<string, string> = { z: account?.home ?? '', u: user, h: detail, j: config.hostName };
     const file = expandMacros(entry.trim(), (name) => macros[name] ?? config.macros.get(name));
-    if (file !== '') out.push({ path: file, userUid: account?.uid });
+    if (file !== '') out.push({ path: file, userUid: account?.uid, userGid: account?.gid });
   }
   return out;
 }

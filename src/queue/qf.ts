@@ -63,6 +63,7 @@ export function serializeControlFile(item: QueueItem): string {
 
   lines.push(`S<${escapeField(item.sender)}>`);
   if (item.envid !== undefined) lines.push(`Z${escapeField(item.envid)}`);
+  if (item.auth !== undefined) lines.push(`A${escapeField(item.auth)}`);
   if (item.deliverBy !== undefined) lines.push(deliverByLine(item.deliverBy));
 
   for (const rcpt of item.recipients) lines.push(...recipientLines(rcpt));
@@ -120,6 +121,7 @@ function recipientLines(rcpt: QueueRecipient): string[] {
   if (rcpt.ctladdr !== undefined) lines.push(`Xctladdr=${escapeField(rcpt.ctladdr)}`);
   if (rcpt.owner !== undefined) lines.push(`Xowner=${escapeField(rcpt.owner)}`);
   if (rcpt.orcpt !== undefined) lines.push(`Q${escapeField(rcpt.orcpt)}`);
+  if (rcpt.finalRcpt !== undefined) lines.push(`r${escapeField(rcpt.finalRcpt)}`);
 
   // NOTE: NOTIFY words other than SUCCESS, FAILURE, DELAY and NEVER are dropped.
   let flags = 'P';
@@ -246,6 +248,11 @@ class ControlFileParser {
         if (this.rcpt !== undefined) this.fail('Z line inside a recipient');
         this.item.envid = this.text(rest);
         break;
+      case 'A':
+        // The AUTH= parameter of MAIL, which sendmail writes after Z.
+        if (this.rcpt !== undefined) this.fail('A line inside a recipient');
+        this.item.auth = this.text(rest);
+        break;
       case '!':
         if (this.rcpt !== undefined) this.fail('! line inside a recipient');
         this.parseDeliverBy(rest);
@@ -255,6 +262,10 @@ class ControlFileParser {
         break;
       case 'Q':
         this.recipient().orcpt = this.text(rest);
+        break;
+      case 'r':
+        // sendmail's final recipient for DSNs; Posthorn keeps it for the next writer.
+        this.recipient().finalRcpt = this.text(rest);
         break;
       case 'R':
         this.parseRecipient(rest);

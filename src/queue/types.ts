@@ -9,6 +9,8 @@ export interface QueueRecipient {
   address: string;
   /** DSN ORCPT parameter, e.g. "rfc822;bob@example.com". */
   orcpt?: string;
+  /** The final recipient sendmail keeps for DSNs (its r line), kept as written. */
+  finalRcpt?: string;
   /** DSN NOTIFY words in upper case: SUCCESS, FAILURE, DELAY or NEVER. */
   notify?: string[];
   state: RecipientState;
@@ -54,6 +56,8 @@ export interface QueueItem {
   sender: string;
   /** DSN ENVID (Z line). */
   envid?: string;
+  /** The AUTH= parameter of MAIL (A line), kept as sendmail wrote it. */
+  auth?: string;
   /** DSN RET parameter. */
   ret?: 'FULL' | 'HDRS';
   /** DELIVERBY request from BY= (! line), counted from `created`. */

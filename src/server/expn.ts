@@ -38,8 +38,9 @@ const expanders = new WeakMap<Config, AliasExpander>();
 
 export function expnReply(config: Config, arg: string): Reply {
   const text = arg.trim();
-  if (/^[^>]*<[^>]*$/.test(text)) return reply(553, '5.0.0', `${text}... Unbalanced '<'`);
-  const members = splitAddressList(text);
+  const syntax = syntaxError(text);
+  if (syntax !== undefined) return syntax;
+  const members = splitAddressList(text).map((member) => member.replace(/^<+(.*?)>+$/, '$1'));
   if (members.length === 0) return reply(550, '5.1.1', `${text}... User unknown`);
 
   let expander = expanders.get(config);
@@ -57,7 +58,7 @@ export function expnReply(config: Config, arg: string): Reply {
     for (const target of expansion.occurrences) {
       if (target.kind === 'local' && targetLine(target, config) === undefined) errors.push(`550 5.1.1 ${target.user}... User unknown`);
     }
-    occurrences.push(...expansion.occurrences);
+    for (const target of expansion.occurrences) occurrences.push(target);
   }
   // sendmail reports the failure it meets first, and it walks the list backwards.
   const last = errors.at(-1);
@@ -65,6 +66,27 @@ export function expnReply(config: Config, arg: string): Reply {
   const lines = sendQueueOrder(occurrences, config).map((target) => targetLine(target, config) ?? '');
   if (lines.length === 0) return reply(554, '5.5.2', 'Nothing to EXPN');
   return reply(250, '2.1.5', ...lines);
+}
+
+/** Returns sendmail's reply to an argument it cannot parse, or undefined. */
+function syntaxError(text: string): Reply | undefined {
+  if (/[\x00-\x1f\x7f]/.test(text)) {
+    const shown = text.replace(/[\x00-\x1f\x7f]/g, '?');
+    return reply(501, '5.1.3', `Syntax error in mailbox address "${shown}" (non-printable character)`);
+  }
+  let quoted = false;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\\') i++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && c === '<') depth++;
+    else if (!quoted && c === '>' && --depth < 0) return reply(553, '5.0.0', `${text}... Unbalanced '>'`);
+  }
+  if (quoted) return reply(553, '5.0.0', `${text}... Unbalanced '"'`);
+  if (depth > 0) return reply(553, '5.0.0', `${text}... Unbalanced '<'`);
+  if (/:\s*;\s*$/.test(text)) return reply(553, '5.1.3', `${text}... List:; syntax illegal for recipient addresses`);
+  return undefined;
 }
 
 /** "550 5.2.4 Cannot open ..." becomes "550 5.2.4 <address>... Cannot open ...". */
@@ -81,7 +103,7 @@ function parsedReply(line: string): Reply {
 }
 
 /**
- * Orders the targets as sendmail's send queue holds them: the walk reversed,
+ * Orders the targets as sendmail's send queue keeps them: the walk reversed,
  * the first of repeated addresses kept, then a stable sort by host.
  */
 function sendQueueOrder(occurrences: Target[], config: Config): Target[] {
@@ -94,10 +116,12 @@ function sendQueueOrder(occurrences: Target[], config: Config): Target[] {
     kept.push(occurrences[i]);
   }
   const hosts = kept.map((target) => hostOf(target, config));
-  return kept
-    .map((target, index) => ({ target, index }))
-    .sort((a, b) => (hosts[a.index] < hosts[b.index] ? -1 : hosts[a.index] > hosts[b.index] ? 1 : a.index - b.index))
-    .map(({ target }) => target);
+  const order = kept.map((_, index) => index);
+  order.sort((a, b) => {
+    if (hosts[a] !== hosts[b]) return hosts[a] < hosts[b] ? -1 : 1;
+    return a - b;
+  });
+  return order.map((index) => kept[index]);
 }
 
 /** Local names compare in lower case; for other domains only the domain does. */

@@ -152,6 +152,7 @@ const recipient: fc.Arbitrary<QueueRecipient> = fc.record(
     dsnCode: oddText,
     diagnostic: oddText,
     remoteHost: oddText,
+    finalRcpt: oddText,
   },
   { requiredKeys: ['address', 'state'] },
 ).map((rcpt) => ({ ...rcpt }));
@@ -177,6 +178,7 @@ const item: fc.Arbitrary<QueueItem> = fc
       macros: fc.uniqueArray(fc.tuple(macroName, oddText), { selector: (m) => m[0], maxLength: 5 }),
       sender: oddText,
       envid: oddText,
+      auth: oddText,
       recipients: fc.array(recipient, { maxLength: 4 }),
       headers: fc.array(foldedHeader, { maxLength: 4 }),
       bodySize: fc.nat(),

@@ -43,6 +43,11 @@ const EXPNS = [
   'EXPN <>',
   'EXPN <',
   'EXPN',
+  'EXPN root>',
+  'EXPN ro"ot',
+  'EXPN <<root>>',
+  'EXPN undisclosed:;',
+  'EXPN \x1b[31mred',
 ];
 
 /** Sessions of five EXPNs: from the seventh on, both servers slow down (checksmtpattack). */
