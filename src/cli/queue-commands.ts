@@ -192,6 +192,8 @@ function stopRunOnSignal(runner: DeliveryRunner, logger: Logger): void {
   const stop = (signal: 'SIGTERM' | 'SIGINT') => {
     logger.info(`stopping queue run, reason=${signal}`);
     void runner.stop(SHUTDOWN_GRACE_MS).then(() => {
+      // These stay queued with a stale lock; the next run may send them again.
+      for (const id of runner.runningIds()) logger.info(`${id}: delivery cut off by ${signal}, left in the queue`);
       connectionCache.flush();
       process.exit(128 + os.constants.signals[signal]);
     });

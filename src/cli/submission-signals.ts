@@ -15,8 +15,12 @@ export interface SubmissionGuard {
    * the caller must not commit.
    */
   beginCommit(): boolean;
-  /** Removes the handlers. A signal that arrived during the commit ends the process now. */
-  release(): void;
+  /**
+   * Removes the handlers. A signal that arrived during the commit ends the
+   * process now: with status 0 when the message was queued (`queued`), since a
+   * caller that saw the signal's status would send the message again.
+   */
+  release(queued?: boolean): void;
 }
 
 /**
@@ -54,9 +58,13 @@ export function guardSubmission(abort: () => Promise<void>): SubmissionGuard {
       committing = true;
       return true;
     },
-    release() {
+    release(queued = false) {
       if (released) return;
       released = true;
+      if (committing && pending !== undefined && queued) {
+        removeHandlers();
+        process.exit(0);
+      }
       if (committing && pending !== undefined) {
         endBySignal(pending);
         return;

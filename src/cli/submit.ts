@@ -86,6 +86,7 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
   const id = store.newId();
   const opened = store.openDataFile(id);
   // The guard waits for the open, so a signal during it cannot leave a df behind.
+  let queued = false;
   const guard = guardSubmission(async () => {
     await opened.catch(() => undefined);
     await store.abort(id);
@@ -103,10 +104,11 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
     // submission must neither commit nor return.
     if (!guard.beginCommit()) return await new Promise<never>(() => undefined);
     await commitItem(opts, item);
+    queued = true;
     logSubmission(opts.logger, item, user);
     return id;
   } finally {
-    guard.release();
+    guard.release(queued);
   }
 }
 

@@ -85,6 +85,11 @@ export class DeliveryRunner {
     clearTimeout(timer);
   }
 
+  /** The ids of the deliveries running now. */
+  runningIds(): string[] {
+    return [...this.active];
+  }
+
   /** Schedules one item for delivery as soon as a slot is free. */
   schedule(id: string, force = true, locked = false): void {
     if (this.stopped) {
