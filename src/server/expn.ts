@@ -158,8 +158,10 @@ function targetLine(target: Target, config: Config): string | undefined {
       return `<${target.path}>`;
     case 'local': {
       const name = target.user;
-      const address = `${name}@${config.hostName}`;
-      const user = /\s/.test(name) ? undefined : userByName(name.split('+')[0]);
+      // The +detail goes to the mailer as $h; sendmail shows the user without it.
+      const base = name.split('+')[0];
+      const address = `${base}@${config.hostName}`;
+      const user = /\s/.test(name) ? undefined : userByName(base);
       if (user !== undefined) return user.fullName ? `${user.fullName} <${address}>` : `<${address}>`;
       // NOTE: with LocalUserCheck=any the mbox mailer takes any safe name, so EXPN shows it as VRFY does.
       if (localUserCheckMode(config) === 'passwd' || /\s/.test(name)) return undefined;

@@ -47,6 +47,7 @@ const EXPNS = [
   'EXPN ro"ot',
   'EXPN <<root>>',
   'EXPN undisclosed:;',
+  'EXPN daemon+foo',
   'EXPN \x1b[31mred',
 ];
 
