@@ -36,6 +36,8 @@ export interface ExpandError {
   reply: string;
   /** The address that failed, when it is not the recipient itself, e.g. ":include:/etc/mail/list". */
   address?: string;
+  /** The envelope sender from an owner- alias of the list the failed address is in. */
+  owner?: string;
 }
 
 export interface Expansion {
@@ -137,13 +139,14 @@ export class AliasExpander {
     walk.targets.push(owner === undefined ? { target } : { target, owner });
   }
 
-  private fail(walk: Walk, origin: Origin, error: ExpandError): void {
+  private fail(walk: Walk, origin: Origin, error: ExpandError, owner?: string): void {
     // An error below the top level is logged and the other list members are still delivered.
     if (origin.parent === undefined) walk.error ??= error;
     else {
       this.log(`${origin.parent}: ${error.reply}`);
       walk.trace.push(`${error.reply}`);
-      walk.nested.push(error);
+      // The list's owner gets the DSN of a member that fails, as other members' DSNs.
+      walk.nested.push(owner === undefined ? error : { ...error, owner });
     }
   }
 
@@ -171,7 +174,7 @@ export class AliasExpander {
     if (virtual !== undefined) {
       walk.changed = true;
       if (virtual.kind === 'error') {
-        return this.fail(walk, origin, { status: virtual.status, dsn: virtual.dsn, reply: virtual.reply, address });
+        return this.fail(walk, origin, { status: virtual.status, dsn: virtual.dsn, reply: virtual.reply, address }, owner);
       }
       walk.trace.push(`${address}... virtusertable ${virtual.key} => ${virtual.address}`);
       if (ancestry.includes(`virtual:${address.toLowerCase()}`)) return;
@@ -187,7 +190,7 @@ export class AliasExpander {
       const table = mailertableRoute(domain, this.config, this.log);
       if (table?.kind === 'error') {
         walk.changed = true;
-        return this.fail(walk, origin, { status: table.status, dsn: table.dsn, reply: table.reply, address });
+        return this.fail(walk, origin, { status: table.status, dsn: table.dsn, reply: table.reply, address }, owner);
       }
       if (table?.kind === 'local') {
         walk.changed = true;
@@ -246,11 +249,11 @@ export class AliasExpander {
   private program(command: string, origin: Origin, walk: Walk, owner: string | undefined): void {
     if (origin.parent === undefined) {
       const reply = '550 5.7.1 Cannot mail directly to programs';
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `|${command}` });
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `|${command}` }, owner);
     }
     if (origin.unsafe) {
       const reply = `550 5.7.1 Address ${origin.parent} is unsafe for mailing to programs`;
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `|${command}` });
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `|${command}` }, owner);
     }
     walk.changed = true;
     this.add(walk, { kind: 'program', command, ctladdr: origin.ctladdr }, owner);
@@ -259,11 +262,11 @@ export class AliasExpander {
   private file(path: string, origin: Origin, walk: Walk, owner: string | undefined): void {
     if (origin.parent === undefined) {
       const reply = '550 5.7.1 Cannot mail directly to files';
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: path });
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: path }, owner);
     }
     if (origin.unsafe) {
       const reply = `550 5.7.1 Address ${origin.parent} is unsafe for mailing to files`;
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: path });
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: path }, owner);
     }
     walk.changed = true;
     this.add(walk, { kind: 'file', path, ctladdr: origin.ctladdr }, owner);
@@ -272,7 +275,7 @@ export class AliasExpander {
   private include(file: string, level: number, ancestry: string[], origin: Origin, walk: Walk, owner: string | undefined): void {
     if (origin.parent === undefined) {
       const reply = '550 5.7.1 Cannot mail directly to :include:s';
-      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `:include:${file}` });
+      return this.fail(walk, origin, { status: 'permfail', dsn: '5.7.1', reply, address: `:include:${file}` }, owner);
     }
     walk.changed = true;
     const key = `:include:${nodePath.resolve(file)}`;
@@ -284,7 +287,7 @@ export class AliasExpander {
       const error: ExpandError = check.transient
         ? { status: 'tempfail', dsn: '4.2.4', reply: `451 4.2.4 Cannot open ${file}: ${text}`, address: `:include:${file}` }
         : { status: 'permfail', dsn: '5.2.4', reply: `550 5.2.4 Cannot open ${file}: ${text}`, address: `:include:${file}` };
-      return this.fail(walk, origin, error);
+      return this.fail(walk, origin, error, owner);
     }
     if (check.unsafe) this.log(`${file}: ${check.unsafeReason}, marked unsafe`);
     walk.trace.push(`including file ${file}`);
@@ -295,12 +298,12 @@ export class AliasExpander {
 
   private forward(user: string, detail: string, name: string, level: number, ancestry: string[], origin: Origin, walk: Walk, owner: string | undefined): boolean {
     for (const candidate of forwardCandidates(user, detail, this.config)) {
-      const check = checkIncludeFile(candidate.path, { forwarding: true, dbs: this.dbs, userUid: candidate.userUid, userGid: candidate.userGid });
+      const check = checkIncludeFile(candidate.path, { forwarding: true, dbs: this.dbs, userUid: candidate.userUid, userGids: candidate.userGids });
       if (check.refused !== undefined && check.transient) {
         // A .forward that may be readable later defers the mail: delivering to
         // the mailbox now would ignore where the user wants it.
         const reply = `451 4.2.4 Cannot open ${candidate.path}: ${errnoText(check.refused)}`;
-        this.fail(walk, { ...origin, parent: origin.parent ?? name }, { status: 'tempfail', dsn: '4.2.4', reply });
+        this.fail(walk, { ...origin, parent: origin.parent ?? name }, { status: 'tempfail', dsn: '4.2.4', reply }, owner);
         return true;
       }
       if (check.refused !== undefined) {
@@ -332,9 +335,9 @@ export class AliasExpander {
       const { code, message } = err as NodeJS.ErrnoException;
       // A FIFO or an oversized file stays so; any other read error may pass.
       if (code === 'ENOTREG' || code === 'EFBIG') {
-        this.fail(walk, origin, { status: 'permfail', dsn: '5.2.4', reply: `550 5.2.4 Cannot open ${file}: ${message}` });
+        this.fail(walk, origin, { status: 'permfail', dsn: '5.2.4', reply: `550 5.2.4 Cannot open ${file}: ${message}` }, owner);
       } else {
-        this.fail(walk, origin, { status: 'tempfail', dsn: '4.2.4', reply: `451 4.2.4 Cannot open ${file}: ${errnoText(message)}` });
+        this.fail(walk, origin, { status: 'tempfail', dsn: '4.2.4', reply: `451 4.2.4 Cannot open ${file}: ${errnoText(message)}` }, owner);
       }
       return undefined;
     }

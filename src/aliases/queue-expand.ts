@@ -71,6 +71,7 @@ export function expandQueueItem(item: QueueItem, expander: AliasExpander, log: (
       present.add(address.toLowerCase());
       const member: QueueRecipient = { address, state: 'pending', parent: rcpt.address, orcpt: rcpt.orcpt ?? `rfc822;${rcpt.address}` };
       if (rcpt.notify !== undefined) member.notify = rcpt.notify;
+      if (error.owner !== undefined) member.owner = error.owner;
       const { dsn, text } = replyParts(error.reply);
       failures.push({ recipient: member, result: { address, status: 'permfail', dsn, text } });
       next.push(member);

@@ -63,11 +63,35 @@ export function unsafeDirectory(file: string, dbs: Set<string>): { dir: string; 
   return undefined;
 }
 
-/** Tests whether the mode bits let a user (uid, primary gid) read a file. */
-function readableBy(st: fs.Stats, uid: number, gid: number | undefined): boolean {
-  if (st.uid === uid) return (st.mode & 0o400) !== 0;
-  if (gid !== undefined && st.gid === gid) return (st.mode & 0o040) !== 0;
-  return (st.mode & 0o004) !== 0;
+/** Tests whether the mode bits give a user (uid and gids) the access `bit` (4 read, 1 search). */
+function allows(st: fs.Stats, uid: number, gids: number[], bit: number): boolean {
+  if (st.uid === uid) return (st.mode & (bit << 6)) !== 0;
+  if (gids.includes(st.gid)) return (st.mode & (bit << 3)) !== 0;
+  return (st.mode & bit) !== 0;
+}
+
+/**
+ * Tests whether a user could open a file for reading: read permission on it
+ * (after links) and search permission on every folder above it.
+ */
+function userCanOpen(file: string, st: fs.Stats, uid: number, gids: number[]): boolean {
+  if (!allows(st, uid, gids, 4)) return false;
+  let dir: string;
+  try {
+    dir = path.dirname(fs.realpathSync(file));
+  } catch {
+    return false;
+  }
+  for (;;) {
+    try {
+      if (!allows(fs.statSync(dir), uid, gids, 1)) return false;
+    } catch {
+      return false;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return true;
+    dir = parent;
+  }
 }
 
 /**
@@ -77,7 +101,7 @@ function readableBy(st: fs.Stats, uid: number, gid: number | undefined): boolean
  */
 export function checkIncludeFile(
   file: string,
-  opts: { forwarding: boolean; dbs: Set<string>; userUid?: number; userGid?: number },
+  opts: { forwarding: boolean; dbs: Set<string>; userUid?: number; userGids?: number[] },
 ): IncludeCheck {
   const { forwarding, dbs } = opts;
   const kind = forwarding ? 'forward' : 'include';
@@ -101,10 +125,9 @@ export function checkIncludeFile(
     return { refused: 'File not owned by user', unsafe: true };
   }
   // sendmail reads a .forward as its user. Posthorn reads it as root, so a
-  // file (or a link's target) that the user could not read is refused, or a
+  // file (or a link's target) that the user could not open is refused, or a
   // link to /etc/shadow would show its lines in EXPN replies and bounces.
-  // NOTE: only the user's primary group is considered.
-  if (forwarding && opts.userUid !== undefined && opts.userUid !== 0 && !readableBy(st, opts.userUid, opts.userGid)) {
+  if (forwarding && opts.userUid !== undefined && opts.userUid !== 0 && !userCanOpen(file, st, opts.userUid, opts.userGids ?? [])) {
     return { refused: 'Permission denied', unsafe: true };
   }
 

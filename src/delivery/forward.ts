@@ -5,13 +5,14 @@
 import { expandMacros } from '../config/macros';
 import type { Config } from '../config/types';
 import { userByName } from '../aliases/passwd';
+import { supplementaryGroups } from '../aliases/groups';
 
 export interface ForwardCandidate {
   path: string;
   /** uid the file must belong to (besides root), when the user has an account. */
   userUid?: number;
-  /** The user's primary gid, for the check that the user may read the file. */
-  userGid?: number;
+  /** The user's primary and supplementary gids, for the check that the user may read the file. */
+  userGids?: number[];
 }
 
 /**
@@ -28,7 +29,8 @@ export function forwardCandidates(user: string, detail: string, config: Config):
     if (account === undefined && /\$z|\$\{z\}/.test(entry)) continue;
     const macros: Record<string, string> = { z: account?.home ?? '', u: user, h: detail, j: config.hostName };
     const file = expandMacros(entry.trim(), (name) => macros[name] ?? config.macros.get(name));
-    if (file !== '') out.push({ path: file, userUid: account?.uid, userGid: account?.gid });
+    const userGids = account === undefined ? undefined : [account.gid, ...supplementaryGroups(account.name)];
+    if (file !== '') out.push({ path: file, userUid: account?.uid, userGids });
   }
   return out;
 }

@@ -148,7 +148,11 @@ export function parseControlFile(text: string, id: string): QueueItem {
 
   if (lines[0] !== 'V8') throw new QueueFileError(1, `expected "V8", found "${clip(lines[0])}"`);
 
-  const parser = new ControlFileParser(id);
+  // Posthorn writes Xsize= among the first lines and escapes backslashes in its
+  // fields; sendmail writes neither, and a backslash in its files is literal
+  // ("a\ b"@example.com).
+  const ours = lines.slice(1, 12).some((line) => line.startsWith('Xsize='));
+  const parser = new ControlFileParser(id, !ours);
   for (let i = 1; i < lines.length; i++) {
     parser.lineNumber = i + 1;
     if (lines[i] === '.') {
@@ -170,7 +174,11 @@ class ControlFileParser {
   /** Lines of the header being read; continuation lines are added to it. */
   private header: string[] | undefined;
 
-  constructor(id: string) {
+  constructor(
+    id: string,
+    /** Fields are taken as written, without Posthorn's escapes (a file from sendmail). */
+    private readonly literal = false,
+  ) {
     this.item = emptyQueueItem(id);
   }
 
@@ -387,6 +395,7 @@ class ControlFileParser {
   }
 
   private text(escaped: string): string {
+    if (this.literal) return escaped;
     const value = unescapeField(escaped);
     if (value === undefined) this.fail('invalid backslash escape');
     return value;
