@@ -38,6 +38,8 @@ export interface ExpandError {
   address?: string;
   /** The envelope sender from an owner- alias of the list the failed address is in. */
   owner?: string;
+  /** Set for a name on an alias loop without an account: it bounces only beside other targets. */
+  loop?: boolean;
 }
 
 export interface Expansion {
@@ -124,7 +126,8 @@ export class AliasExpander {
     const transient = nested.find((e) => e.status === 'tempfail');
     if (transient !== undefined) return failed(transient);
     // A member that fails for good while others expand is in `nested`; queue-expand.ts bounces it.
-    if (walk.targets.length === 0 && nested.length > 0) return failed(nested[0]);
+    const lasting = nested.filter((e) => e.loop !== true);
+    if (walk.targets.length === 0 && lasting.length > 0) return failed(lasting[0]);
     if (walk.targets.length === 0) {
       return failed({ status: 'permfail', dsn: '5.4.6', reply: '554 5.4.6 aliasing/forwarding loop broken' });
     }
@@ -210,6 +213,8 @@ export class AliasExpander {
       const loop = ancestry.slice(ancestry.indexOf(name));
       const account = loop.find((n) => userByName(n.split('+')[0]) !== undefined);
       if (account !== undefined) this.add(walk, { kind: 'local', user: account }, owner);
+      // A loop without an account (self: self, root) has no mailbox: sendmail bounces the name.
+      else this.fail(walk, { ...origin, parent: origin.parent ?? name }, { status: 'permfail', dsn: '5.1.1', reply: '550 5.1.1 User unknown', address: name, loop: true }, owner);
       return;
     }
     // As sendmail drops a repeated address before expanding it: a name reached

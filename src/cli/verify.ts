@@ -9,7 +9,7 @@ import { AliasExpander, type Target } from '../aliases/expand';
 import type { Config } from '../config/types';
 import { localMailer } from '../delivery/local-lmtp';
 import { mailertableRoute } from '../delivery/mailertable';
-import { EX_NOUSER, EX_OK } from './sysexits';
+import { EX_NOUSER, EX_OK, EX_USAGE } from './sysexits';
 
 function stripReply(reply: string): string {
   return reply.replace(/^\d{3} (\d\.\d{1,3}\.\d{1,3} )?/, '');
@@ -57,6 +57,11 @@ export function runVerify(config: Config, addresses: string[], out: (line: strin
       out(`${bare}... ${stripReply(expansion.error.reply)}`);
       status = EX_NOUSER;
       continue;
+    }
+    // A list member that failed is shown first, as sendmail shows it.
+    for (const error of expansion.nested) {
+      out(`${error.address ?? bare}... ${stripReply(error.reply)}`);
+      status = / User unknown$/.test(error.reply) ? EX_NOUSER : EX_USAGE;
     }
     // An address that no alias or table changed is shown as it was given, as sendmail shows it.
     const shown = expansion.changed ? undefined : bare;

@@ -230,3 +230,26 @@ test('queue item expansion failure reported', (t) => {
   assert.equal(failures.length, 1);
   assert.deepEqual(failures[0].result, { address: 'ping@posthorn.test', status: 'permfail', dsn: '5.4.6', text: 'aliasing/forwarding loop broken' });
 });
+
+test('expand self loop bounces the name', (t) => {
+  // sendmail: "self: self, root" without an account self delivers to root and bounces self as User unknown.
+  const { config } = setup(t, 'self: self, root\n');
+  const e = new AliasExpander(config).expand('self');
+  assert.deepEqual(shown(e), ['local:root']);
+  assert.equal(e.nested.length, 1);
+  assert.equal(e.nested[0].address, 'self');
+  assert.equal(e.nested[0].reply, '550 5.1.1 User unknown');
+});
+
+test('verify shows a failed list member', async (t) => {
+  const { dir, config } = setup(t, 'crew: root, :include:@DIR@/gone.txt\n');
+  const { runVerify } = await import('../../src/cli/verify');
+  const lines: string[] = [];
+  const status = runVerify(config, ['crew'], (line) => lines.push(line));
+  // As sendmail 8.17 -bv: the member's error first, then the deliverable ones, exit 64.
+  assert.deepEqual(lines, [
+    `:include:${dir}/gone.txt... Cannot open ${dir}/gone.txt: No such file or directory`,
+    'root... deliverable: mailer local, user root',
+  ]);
+  assert.equal(status, 64);
+});
