@@ -37,8 +37,8 @@ const HANDLERS: Record<string, Handler> = {
   NOOP: handleNoop,
   QUIT: handleQuit,
   HELP: handleHelp,
-  VRFY: handleVrfy,
-  EXPN: handleExpn,
+  VRFY: (s, arg, line) => handleVerify(s, arg, line, VRFY_COMMAND),
+  EXPN: (s, arg, line) => handleVerify(s, arg, line, EXPN_COMMAND),
   STARTTLS: handleStarttls,
   ETRN: handleEtrn,
   VERB: handleVerb,
@@ -202,19 +202,43 @@ function privacy(session: Session, word: string): boolean {
   return p.has(word) || p.has('goaway');
 }
 
-async function handleVrfy(session: Session, arg: string, line: string): Promise<void> {
+/** VRFY and EXPN go through the same steps, as in sendmail's srvrsmtp.c. */
+interface VerifyCommand {
+  name: 'VRFY' | 'EXPN';
+  /** The reply when the command is turned off, or undefined when it is on. */
+  refusal(session: Session, arg: string): Reply | undefined;
+  /** The PrivacyOptions word that asks for HELO first. */
+  needHelo: string;
+  answer(session: Session, arg: string): Reply;
+}
+
+const VRFY_COMMAND: VerifyCommand = {
+  name: 'VRFY',
+  refusal: (session, arg) => (privacy(session, 'novrfy') ? vrfyReply(session.ctx.config, arg, true) : undefined),
+  needHelo: 'needvrfyhelo',
+  answer: (session, arg) => vrfyReply(session.ctx.config, arg, false),
+};
+
+const EXPN_COMMAND: VerifyCommand = {
+  name: 'EXPN',
+  refusal: (session) => (expnOffered(session) ? undefined : reply(502, '5.7.0', 'Sorry, we do not allow this operation')),
+  needHelo: 'needexpnhelo',
+  answer: (session, arg) => expnReply(session.ctx.config, arg),
+};
+
+async function handleVerify(session: Session, arg: string, line: string, command: VerifyCommand): Promise<void> {
   session.didWork = true;
-  const rest = await slowDownVerify(session, 'VRFY');
+  const rest = await slowDownVerify(session, command.name);
   if (rest === false) return;
 
-  // As in sendmail, novrfy replies 252 before the needvrfyhelo and argument checks.
-  const novrfy = privacy(session, 'novrfy');
-  if (novrfy) {
-    session.send(vrfyReply(session.ctx.config, arg, true));
+  // As in sendmail, novrfy (252) and an EXPN not offered (502) reply before the HELO and argument checks.
+  const refusal = command.refusal(session, arg);
+  if (refusal !== undefined) {
+    session.send(refusal);
     logVerify(session, line, true);
     return;
   }
-  if (privacy(session, 'needvrfyhelo') && !session.heloName) {
+  if (privacy(session, command.needHelo) && !session.heloName) {
     session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
     return;
   }
@@ -224,7 +248,7 @@ async function handleVrfy(session: Session, arg: string, line: string): Promise<
     session.send(reply(501, '5.5.2', 'Argument required'));
     return;
   }
-  const answer = vrfyReply(session.ctx.config, arg, false);
+  const answer = command.answer(session, arg);
   // sendmail waits the rest of the delay only for a looked-up address.
   if (!(await pause(session, rest))) return;
   session.send(answer);
@@ -236,28 +260,3 @@ function logVerify(session: Session, line: string, rejected: boolean): void {
   session.log.info(`${client}: ${echoableCommandLine(line)}${rejected ? ' [rejected]' : ''}`, 6);
 }
 
-async function handleExpn(session: Session, arg: string, line: string): Promise<void> {
-  session.didWork = true;
-  const rest = await slowDownVerify(session, 'EXPN');
-  if (rest === false) return;
-
-  // As in sendmail, the 502 comes before the needexpnhelo and argument checks.
-  if (!expnOffered(session)) {
-    session.send(reply(502, '5.7.0', 'Sorry, we do not allow this operation'));
-    logVerify(session, line, true);
-    return;
-  }
-  if (privacy(session, 'needexpnhelo') && !session.heloName) {
-    session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
-    return;
-  }
-  logVerify(session, line, false);
-  if (arg.trim() === '') {
-    if (!(await pause(session, rest))) return;
-    session.send(reply(501, '5.5.2', 'Argument required'));
-    return;
-  }
-  const answer = expnReply(session.ctx.config, arg);
-  if (!(await pause(session, rest))) return;
-  session.send(answer);
-}
