@@ -207,7 +207,7 @@ interface VerifyCommand {
   name: 'VRFY' | 'EXPN';
   /** The reply when the command is turned off, or undefined when it is on. */
   refusal(session: Session, arg: string): Reply | undefined;
-  /** The PrivacyOptions word that asks for HELO first. */
+  /** The PrivacyOptions word that requires HELO first. */
   needHelo: string;
   answer(session: Session, arg: string): Reply;
 }
