@@ -1,8 +1,8 @@
 // Reads of alias files, :include: lists and .forward files. Each is opened
-// without waiting and must be a regular file. A FIFO put in place of one (by
-// its owner, or swapped in after the safety checks) would otherwise make the
-// read wait for ever; in the daemon, every session would wait with it. The
-// size is bounded too, so that a huge list cannot take the process's memory.
+// without waiting and must be a regular file. Otherwise a FIFO put in place
+// of one, by its owner or after the safety checks, would make the read wait
+// for ever, and in the daemon every session would wait with it. The size is
+// bounded too, so that a huge list cannot take the process's memory.
 
 import * as fs from 'node:fs';
 

@@ -85,7 +85,7 @@ export class DeliveryRunner {
     clearTimeout(timer);
   }
 
-  /** The ids of the deliveries running now. */
+  /** Returns the ids of the deliveries running now. */
   runningIds(): string[] {
     return [...this.active];
   }

@@ -1,6 +1,6 @@
 // EXPN (RFC 5321 3.5.2) with sendmail 8.17's replies. The argument is an
-// address list; each member is expanded through the aliases, :include: and
-// .forward files to its final addresses, one "250-2.1.5" line each:
+// address list. Each member is expanded through the aliases, :include: and
+// .forward files to its final addresses, and each gets one "250-2.1.5" line:
 //   local user      "250-2.1.5 Full Name <user@$j>" (the passwd name field)
 //   program, file   "250-2.1.5 <|/usr/bin/prog>", "250-2.1.5 </var/log/list>"
 //   other domains   "250 2.1.5 <user@example.com>"
@@ -140,14 +140,14 @@ function sameAddressKey(target: Target): string {
   }
 }
 
-/** The host sendmail sorts by: none for local delivery, the smart host or the domain otherwise. */
+/** Returns the host sendmail sorts by: none for local delivery, the smart host or the domain otherwise. */
 function hostOf(target: Target, config: Config): string {
   if (target.kind !== 'remote') return '';
   if (config.smartHost) return config.smartHost.toLowerCase();
   return target.address.slice(target.address.lastIndexOf('@') + 1).toLowerCase();
 }
 
-/** The text of one reply line, or undefined for a local user that does not exist. */
+/** Returns the text of one reply line, or undefined for a local user that does not exist. */
 function targetLine(target: Target, config: Config): string | undefined {
   switch (target.kind) {
     case 'remote':

@@ -16,7 +16,7 @@ import { lookupHost } from '../policy/tls-rulesets';
 import { tlsAccessMap } from '../tls/access';
 import type { Session } from './session';
 
-/** Letters Posthorn knows; A, C and L (AUTH) have no feature to switch here. */
+/** Letters Posthorn accepts. A, C and L (AUTH) switch no feature here. */
 const KNOWN_LETTERS = new Set(['s', 'v', 'p', 'd', 'a', 'b', 'c', 'e', 'l', 'x']);
 
 /** The per-session switches: letter (lower case) → true for on, false for off. */

@@ -9,7 +9,7 @@ import { baseMc, posthornBin, startPosthorn } from '../helpers/posthorn';
 import { fillQueue } from '../helpers/queue-fill';
 import { runCommand, waitFor } from '../helpers/process';
 
-/** A next hop that answers the final dot after `delayMs`, and counts each Subject it accepted. */
+/** Starts a next hop that replies to the final dot after `delayMs` and records each Subject it accepted. */
 async function slowNextHop(delayMs: number): Promise<{ port: number; subjects: string[]; dots: () => number; close(): void }> {
   const subjects: string[] = [];
   let dots = 0;

@@ -174,7 +174,7 @@ test('22 NOOPs: one log line, growing delays', async (t) => {
 });
 
 test('MaxNOOPCommands sets the NOOP limit', async (t) => {
-  // sendmail 8.17 with MaxNOOPCommands=2 answers four NOOPs after 1, 2 and 4 s, and with 0 at once.
+  // sendmail 8.17 with MaxNOOPCommands=2 replies to four NOOPs after 1, 2 and 4 s, and with 0 at once.
   const sleeps = recordSleeps(t);
   const two = openSession({ MaxNOOPCommands: '2' });
   t.after(() => two.session.close());
