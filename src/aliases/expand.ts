@@ -4,7 +4,6 @@
 // owner- aliases, duplicate suppression and loop detection. The result for one
 // recipient is a list of final targets or an error for the recipient.
 
-
 import * as nodePath from 'node:path';
 import type { Config } from '../config/types';
 import { forwardCandidates } from '../delivery/forward';
@@ -50,7 +49,7 @@ export interface Expansion {
   changed: boolean;
   /** One line per step, for -bv and the log: "aliased to ...", "forwarding to ...". */
   trace: string[];
-  /** Every final target as the walk met it, duplicates included (for EXPN's order). */
+  /** Every final target as the walk met it, duplicates included; filled only for EXPN's order. */
   occurrences: Target[];
   /** Failures below the top level, in the order met. */
   nested: ExpandError[];
@@ -72,7 +71,8 @@ interface Walk {
   error?: ExpandError;
   /** Failures below the top level (a list member, an :include: file), in order. */
   nested: ExpandError[];
-  occurrences: Target[];
+  /** Every target met, duplicates included, when the caller requests them (EXPN). */
+  occurrences?: Target[];
   /** Local names and :include: files already expanded in this walk; each is expanded once. */
   expanded: Set<string>;
   trace: string[];
@@ -114,11 +114,16 @@ export class AliasExpander {
     this.dbs = dontBlameSendmail(config);
   }
 
-  /** Expands one envelope recipient. */
-  expand(address: string): Expansion {
-    const walk: Walk = { targets: [], seen: new Set(), nested: [], occurrences: [], expanded: new Set(), trace: [], changed: false };
+  /**
+   * Expands one envelope recipient. `withOccurrences` also lists every target
+   * as met, repeats included, for EXPN's order; a delivery does not need it.
+   */
+  expand(address: string, withOccurrences = false): Expansion {
+    const walk: Walk = { targets: [], seen: new Set(), nested: [], expanded: new Set(), trace: [], changed: false };
+    if (withOccurrences) walk.occurrences = [];
     this.visit(address, 0, [], { unsafe: false }, walk, undefined);
-    const { trace, occurrences, nested } = walk;
+    const { trace, nested } = walk;
+    const occurrences = walk.occurrences ?? [];
     const failed = (error: ExpandError): Expansion => ({ targets: [], error, changed: true, trace, occurrences, nested });
     if (walk.error !== undefined) return failed(walk.error);
     // A temporary failure anywhere defers the whole recipient: delivering the
@@ -135,7 +140,7 @@ export class AliasExpander {
   }
 
   private add(walk: Walk, target: Target, owner: string | undefined): void {
-    walk.occurrences.push(target);
+    walk.occurrences?.push(target);
     const key = targetKey(target);
     if (walk.seen.has(key)) return;
     walk.seen.add(key);
@@ -212,9 +217,14 @@ export class AliasExpander {
       // the first account on the loop, as sendmail's self_reference() does.
       const loop = ancestry.slice(ancestry.indexOf(name));
       const account = loop.find((n) => userByName(n.split('+')[0]) !== undefined);
-      if (account !== undefined) this.add(walk, { kind: 'local', user: account }, owner);
-      // A loop without an account (self: self, root) has no mailbox: sendmail bounces the name.
-      else this.fail(walk, { ...origin, parent: origin.parent ?? name }, { status: 'permfail', dsn: '5.1.1', reply: '550 5.1.1 User unknown', address: name, loop: true }, owner);
+      if (account !== undefined) {
+        this.add(walk, { kind: 'local', user: account }, owner);
+        return;
+      }
+
+      // A loop without an account (self: self, root) has no mailbox, so sendmail bounces the name.
+      const unknown: ExpandError = { status: 'permfail', dsn: '5.1.1', reply: '550 5.1.1 User unknown', address: name, loop: true };
+      this.fail(walk, { ...origin, parent: origin.parent ?? name }, unknown, owner);
       return;
     }
     // As sendmail drops a repeated address before expanding it: a name reached

@@ -24,8 +24,8 @@ export function readListFileSync(file: string): string {
     let total = 0;
     for (;;) {
       // The first read requests one byte more than the size, to reach the end at once.
-      const wanted = total === 0 && st.size > 0 ? st.size + 1 : 1 << 16;
-      const chunk = Buffer.allocUnsafe(Math.min(wanted, MAX_LIST_FILE_BYTES + 1 - total));
+      const length = total === 0 && st.size > 0 ? st.size + 1 : 1 << 16;
+      const chunk = Buffer.allocUnsafe(Math.min(length, MAX_LIST_FILE_BYTES + 1 - total));
       const n = fs.readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));

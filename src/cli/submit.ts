@@ -65,10 +65,12 @@ function checkAddress(address: string): string {
 function headerRecipients(headers: string[]): string[] {
   const names = headers.map((header) => header.slice(0, Math.max(header.indexOf(':'), 0)).trim().toLowerCase());
   const resent = names.some((name) => name.startsWith('resent-'));
-  const wanted = resent ? RECIPIENT_HEADERS.map((name) => `resent-${name}`) : RECIPIENT_HEADERS;
+  const recipientHeaders = resent ? RECIPIENT_HEADERS.map((name) => `resent-${name}`) : RECIPIENT_HEADERS;
   const found: string[] = [];
   headers.forEach((header, i) => {
-    if (wanted.includes(names[i])) found.push(...parseHeaderAddresses(header.slice(header.indexOf(':') + 1).replace(/\r\n/g, '')));
+    if (!recipientHeaders.includes(names[i])) return;
+    // A loop, not push(...list): a header with MaxHeadersLength=0 can hold a hundred thousand addresses.
+    for (const address of parseHeaderAddresses(header.slice(header.indexOf(':') + 1).replace(/\r\n/g, ''))) found.push(address);
   });
   for (let i = headers.length - 1; i >= 0; i--) {
     if (names[i] === 'bcc' || names[i] === 'resent-bcc') headers.splice(i, 1);

@@ -16,7 +16,7 @@ function stripReply(reply: string): string {
 }
 
 /** Describes where a target goes: mailer, host and user, as sendmail's -bv prints them. */
-export function describeTarget(target: Target, config: Config, shown?: string): string {
+export function describeTarget(target: Target, config: Config, given?: string): string {
   switch (target.kind) {
     case 'program':
       return `|${target.command}... deliverable: mailer prog, user |${target.command}`;
@@ -25,7 +25,7 @@ export function describeTarget(target: Target, config: Config, shown?: string): 
     case 'local': {
       const mailer = localMailer(config);
       const name = mailer.kind === 'lmtp-ipc' ? mailer.name : 'local';
-      return `${shown ?? target.user}... deliverable: mailer ${name}, user ${target.user}`;
+      return `${given ?? target.user}... deliverable: mailer ${name}, user ${target.user}`;
     }
     case 'remote': {
       const at = target.address.lastIndexOf('@');
@@ -64,8 +64,8 @@ export function runVerify(config: Config, addresses: string[], out: (line: strin
       status = / User unknown$/.test(error.reply) ? EX_NOUSER : EX_USAGE;
     }
     // An address that no alias or table changed is shown as it was given, as sendmail shows it.
-    const shown = expansion.changed ? undefined : bare;
-    for (const { target } of expansion.targets) out(describeTarget(target, config, shown));
+    const given = expansion.changed ? undefined : bare;
+    for (const { target } of expansion.targets) out(describeTarget(target, config, given));
   }
   return status;
 }

@@ -51,13 +51,13 @@ export class ConfigBuilder {
 
   /** Set an option already looked up, e.g. by its m4 name. */
   setOptionDef(def: OptionDef, raw: string, where: Location): void {
-    refuseLineBreak(def.name, raw, where);
+    rejectLineBreak(def.name, raw, where);
     atLocation(where, def.name, () => this.apply(def, raw, where));
   }
 
   /** Define a sendmail macro; `S` (the smart host) also sets SmartHost. */
   defineMacro(name: string, value: string, where: Location): void {
-    refuseLineBreak(`macro ${name}`, value, where);
+    rejectLineBreak(`macro ${name}`, value, where);
     this.macros.set(name, value);
     if (name === 'S') {
       this.storeValue('SmartHost', value, originOf(where));
@@ -199,10 +199,9 @@ export function originOf(where: Location): string {
 }
 
 /**
- * Refuses a value with a CR or LF. In a sendmail.cf it would end the line;
- * here it would reach replies and headers ($j in the greeting) as a line of
- * its own.
+ * Rejects a value with a CR or LF. In a sendmail.cf it would end the line.
+ * Here it would reach replies and headers ($j in the greeting) as a line of its own.
  */
-function refuseLineBreak(what: string, value: string, where: Location): void {
-  if (/[\r\n]/.test(value)) throw new ConfigError(where, what, `${what}: the value contains a line break`);
+function rejectLineBreak(label: string, value: string, where: Location): void {
+  if (/[\r\n]/.test(value)) throw new ConfigError(where, label, `${label}: invalid value, it contains a line break`);
 }

@@ -151,7 +151,8 @@ export function parseControlFile(text: string, id: string): QueueItem {
   // Posthorn writes Xsize= among the first lines and escapes backslashes in its
   // fields; sendmail writes neither, and a backslash in its files is literal
   // ("a\ b"@example.com).
-  const ours = lines.slice(1, 12).some((line) => line.startsWith('Xsize='));
+  let ours = false;
+  for (let i = 1; i < 12 && i < lines.length && !ours; i++) ours = lines[i].startsWith('Xsize=');
   const parser = new ControlFileParser(id, !ours);
   for (let i = 1; i < lines.length; i++) {
     parser.lineNumber = i + 1;

@@ -12,7 +12,7 @@ import { vrfyReply } from './vrfy';
 import { expnOffered, expnReply, verbOffered } from './expn';
 import { handleStarttls, starttlsOffered } from './starttls';
 import { milterUnknown } from '../milter/session-hooks';
-import { filterEhloKeywords } from './srv-features';
+import { filterEhloKeywords, privacyOption } from './srv-features';
 import { etrnOffered, handleEtrn, handleVerb } from './etrn';
 import { pause, slowDown, slowDownVerify } from './smtp-attack';
 
@@ -197,16 +197,12 @@ function handleHelp(session: Session, arg: string): void {
   session.send(reply(214, '2.0.0', ...lines));
 }
 
-function privacy(session: Session, word: string): boolean {
-  const p = session.ctx.config.privacyOptions;
-  return p.has(word) || p.has('goaway');
-}
 
 /** VRFY and EXPN go through the same steps, as in sendmail's srvrsmtp.c. */
 interface VerifyCommand {
   name: 'VRFY' | 'EXPN';
   /** The reply when the command is turned off, or undefined when it is on. */
-  refusal(session: Session, arg: string): Reply | undefined;
+  disabledReply(session: Session, arg: string): Reply | undefined;
   /** The PrivacyOptions word that requires HELO first. */
   needHelo: string;
   answer(session: Session, arg: string): Reply;
@@ -214,14 +210,14 @@ interface VerifyCommand {
 
 const VRFY_COMMAND: VerifyCommand = {
   name: 'VRFY',
-  refusal: (session, arg) => (privacy(session, 'novrfy') ? vrfyReply(session.ctx.config, arg, true) : undefined),
+  disabledReply: (session, arg) => (privacyOption(session, 'novrfy') ? vrfyReply(session.ctx.config, arg, true) : undefined),
   needHelo: 'needvrfyhelo',
   answer: (session, arg) => vrfyReply(session.ctx.config, arg, false),
 };
 
 const EXPN_COMMAND: VerifyCommand = {
   name: 'EXPN',
-  refusal: (session) => (expnOffered(session) ? undefined : reply(502, '5.7.0', 'Sorry, we do not allow this operation')),
+  disabledReply: (session) => (expnOffered(session) ? undefined : reply(502, '5.7.0', 'Sorry, we do not allow this operation')),
   needHelo: 'needexpnhelo',
   answer: (session, arg) => expnReply(session.ctx.config, arg),
 };
@@ -232,13 +228,13 @@ async function handleVerify(session: Session, arg: string, line: string, command
   if (rest === false) return;
 
   // As in sendmail, novrfy (252) and an EXPN not offered (502) reply before the HELO and argument checks.
-  const refusal = command.refusal(session, arg);
-  if (refusal !== undefined) {
-    session.send(refusal);
+  const disabled = command.disabledReply(session, arg);
+  if (disabled !== undefined) {
+    session.send(disabled);
     logVerify(session, line, true);
     return;
   }
-  if (privacy(session, command.needHelo) && !session.heloName) {
+  if (privacyOption(session, command.needHelo) && !session.heloName) {
     session.send(reply(503, '5.0.0', 'I demand that you introduce yourself first'));
     return;
   }

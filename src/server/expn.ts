@@ -16,21 +16,16 @@ import { userByName } from '../aliases/passwd';
 import type { Config } from '../config/types';
 import { localUserCheckMode } from './local-user-check';
 import type { Session } from './session';
-import { srvFeature } from './srv-features';
-
-function privacy(session: Session, word: string): boolean {
-  const p = session.ctx.config.privacyOptions;
-  return p.has(word) || p.has('goaway');
-}
+import { privacyOption, srvFeature } from './srv-features';
 
 /** EXPN is offered unless PrivacyOptions=noexpn; a Srv_Features: X or x overrides that. */
 export function expnOffered(session: Session): boolean {
-  return srvFeature(session, 'x') ?? !privacy(session, 'noexpn');
+  return srvFeature(session, 'x') ?? !privacyOption(session, 'noexpn');
 }
 
 /** VERB is offered with EXPN, unless PrivacyOptions=noverb; a Srv_Features: B or b overrides that. */
 export function verbOffered(session: Session): boolean {
-  return expnOffered(session) && (srvFeature(session, 'b') ?? !privacy(session, 'noverb'));
+  return expnOffered(session) && (srvFeature(session, 'b') ?? !privacyOption(session, 'noverb'));
 }
 
 /** Expanders by configuration, so that the alias files are parsed once. */
@@ -51,7 +46,7 @@ export function expnReply(config: Config, arg: string): Reply {
   const errors: string[] = [];
   const occurrences: Target[] = [];
   for (const member of members) {
-    const expansion = expander.expand(member);
+    const expansion = expander.expand(member, true);
     if (expansion.error !== undefined) errors.push(errorLine(member, expansion.error));
     for (const nested of expansion.nested) errors.push(errorLine(member, nested));
     if (expansion.error !== undefined) continue;
@@ -71,8 +66,8 @@ export function expnReply(config: Config, arg: string): Reply {
 /** Returns sendmail's reply to an argument it cannot parse, or undefined. */
 function syntaxError(text: string): Reply | undefined {
   if (/[\x00-\x1f\x7f]/.test(text)) {
-    const shown = text.replace(/[\x00-\x1f\x7f]/g, '?');
-    return reply(501, '5.1.3', `Syntax error in mailbox address "${shown}" (non-printable character)`);
+    const printable = text.replace(/[\x00-\x1f\x7f]/g, '?');
+    return reply(501, '5.1.3', `Syntax error in mailbox address "${printable}" (non-printable character)`);
   }
   let quoted = false;
   let depth = 0;
@@ -108,20 +103,20 @@ function parsedReply(line: string): Reply {
  */
 function sendQueueOrder(occurrences: Target[], config: Config): Target[] {
   const seen = new Set<string>();
-  const kept: Target[] = [];
+  const unique: Target[] = [];
   for (let i = occurrences.length - 1; i >= 0; i--) {
     const key = sameAddressKey(occurrences[i]);
     if (seen.has(key)) continue;
     seen.add(key);
-    kept.push(occurrences[i]);
+    unique.push(occurrences[i]);
   }
-  const hosts = kept.map((target) => hostOf(target, config));
-  const order = kept.map((_, index) => index);
+  const hosts = unique.map((target) => hostOf(target, config));
+  const order = unique.map((_, index) => index);
   order.sort((a, b) => {
     if (hosts[a] !== hosts[b]) return hosts[a] < hosts[b] ? -1 : 1;
     return a - b;
   });
-  return order.map((index) => kept[index]);
+  return order.map((index) => unique[index]);
 }
 
 /** Local names compare in lower case; for other domains only the domain does. */

@@ -12,6 +12,7 @@
 // that answers 450 4.3.0.
 
 import { reply } from '../smtp/reply';
+import { GOAWAY_WORDS } from '../config/options-m-z';
 import { lookupHost } from '../policy/tls-rulesets';
 import { tlsAccessMap } from '../tls/access';
 import type { Session } from './session';
@@ -55,6 +56,12 @@ export function applySrvFeatures(session: Session): void {
   }
   const switches = parseSrvFeatures(value, (word) => session.log.info(`srv_features: unknown feature ${word}`, 10));
   featuresBySession.set(session, switches);
+}
+
+/** Tests whether PrivacyOptions has `word`, named or set by goaway. */
+export function privacyOption(session: Session, word: string): boolean {
+  const options = session.ctx.config.privacyOptions;
+  return options.has(word) || (options.has('goaway') && GOAWAY_WORDS.includes(word));
 }
 
 /** The session's switch for a feature letter (any case): true on, false off, undefined when Srv_Features: did not name it. */

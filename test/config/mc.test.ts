@@ -301,7 +301,7 @@ test('-O wins over the mc', () => {
 
 test('mc value with a line break refused', () => {
   const macro = mcError("define(`confDOMAIN_NAME', `mx.example\r\n250 injected')\n");
-  assert.match(macro.message, /macro j: the value contains a line break/);
+  assert.match(macro.message, /macro j: invalid value, it contains a line break/);
   const option = mcError("define(`confSMTP_LOGIN_MSG', `$j ready\n554 injected')\n");
-  assert.match(option.message, /SmtpGreetingMessage: the value contains a line break/);
+  assert.match(option.message, /SmtpGreetingMessage: invalid value, it contains a line break/);
 });

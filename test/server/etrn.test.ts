@@ -101,9 +101,9 @@ test('VERB and ONEX replies', async (t) => {
   // VERB goes with EXPN: noexpn or noverb turns it off.
   for (const privacy of ['noexpn', 'noverb']) {
     const closed = await startDaemon(t, [`PrivacyOptions=${privacy}`]);
-    const refused = await rawSmtp(closed.port, ['EHLO client.example', 'VERB', 'QUIT']);
-    assert.equal(refused[2], '502 5.7.0 Verbose unavailable', privacy);
-    assert.doesNotMatch(refused[1], /250-VERB/, privacy);
+    const replies = await rawSmtp(closed.port, ['EHLO client.example', 'VERB', 'QUIT']);
+    assert.equal(replies[2], '502 5.7.0 Verbose unavailable', privacy);
+    assert.doesNotMatch(replies[1], /250-VERB/, privacy);
   }
 });
 
