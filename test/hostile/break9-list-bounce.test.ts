@@ -6,21 +6,33 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
+import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { makeMessage, sendRaw } from '../helpers/e2e-setup';
+import { freePort } from '../helpers/process';
 
-test('failed member DSN goes to owner-list', { timeout: 90_000 }, async (t) => {
+/**
+ * Starts a daemon whose aliases are `lines` (@DIR@ is its folder). Other
+ * domains go to a smart host on a closed loopback port, so they stay deferred
+ * and no DNS query is made.
+ */
+async function startWithList(t: { after(fn: () => Promise<void>): void }, lines: string[], args: string[] = []): Promise<Posthorn> {
+  const closedPort = await freePort();
   const mc = baseMc({
     extra: [
       "define(`ALIAS_FILE', `@DIR@/aliases')",
       "define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')",
+      "define(`SMART_HOST', `[127.0.0.1]')",
+      `define(\`RELAY_MAILER_ARGS', \`TCP $h ${closedPort}')`,
     ],
   });
-  const ph = await startPosthorn({ mc });
+  const ph = await startPosthorn({ mc, args });
   t.after(() => ph.stop());
-  const aliases = [`crew: frank, :include:${ph.dir}/gone.txt`, 'owner-crew: listmaster', ''].join('\n');
-  fs.writeFileSync(path.join(ph.dir, 'aliases'), aliases);
+  fs.writeFileSync(path.join(ph.dir, 'aliases'), lines.map((line) => line.replace(/@DIR@/g, ph.dir)).join('\n') + '\n');
+  return ph;
+}
 
+/** Sends one message from gina to the crew list. */
+async function sendToCrew(ph: Posthorn): Promise<void> {
   const sent = await sendRaw({
     port: ph.port,
     from: 'gina@posthorn.test',
@@ -28,6 +40,11 @@ test('failed member DSN goes to owner-list', { timeout: 90_000 }, async (t) => {
     data: makeMessage({ from: 'gina@posthorn.test', to: 'crew@posthorn.test', subject: 'crew news', body: 'To the crew.' }),
   });
   assert.notEqual(sent.queueId, '', sent.replies.join('\n'));
+}
+
+test('failed member DSN goes to owner-list', { timeout: 90_000 }, async (t) => {
+  const ph = await startWithList(t, ['crew: frank, :include:@DIR@/gone.txt', 'owner-crew: listmaster']);
+  await sendToCrew(ph);
   await ph.waitForMailbox('frank', 'To the crew.');
 
   // The list has an owner, so the owner gets the DSN for the unreadable :include: file.
@@ -37,30 +54,16 @@ test('failed member DSN goes to owner-list', { timeout: 90_000 }, async (t) => {
 });
 
 test('failed member bounces once across runs', { timeout: 90_000 }, async (t) => {
-  const mc = baseMc({
-    extra: [
-      "define(`ALIAS_FILE', `@DIR@/aliases')",
-      "define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')",
-    ],
-  });
-  const ph = await startPosthorn({ mc, args: ['-O', 'DeliveryMode=queueonly'] });
-  t.after(() => ph.stop());
-  // far@127.0.0.1.invalid cannot be resolved and stays deferred, so the message stays in the queue for a second run.
-  const aliases = [`crew: frank, :include:${ph.dir}/gone.txt, far@127.0.0.1.invalid`, ''].join('\n');
-  fs.writeFileSync(path.join(ph.dir, 'aliases'), aliases);
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'gina@posthorn.test',
-    to: ['crew@posthorn.test'],
-    data: makeMessage({ from: 'gina@posthorn.test', to: 'crew@posthorn.test', subject: 'crew news', body: 'To the crew.' }),
-  });
-  assert.notEqual(sent.queueId, '', sent.replies.join('\n'));
+  // far@remote.example goes to a closed port and stays deferred, so the message stays queued for more runs.
+  const ph = await startWithList(t, ['crew: frank, :include:@DIR@/gone.txt, far@remote.example'], ['-O', 'DeliveryMode=queueonly']);
+  await sendToCrew(ph);
 
   for (let run = 0; run < 3; run++) {
-    const result = await ph.run(['-q']);
+    const result = await ph.run(['-qf']);
     assert.equal(result.code, 0, result.stdout + result.stderr);
   }
   const bounces = ph.mailbox('gina').match(/Status: 5\.2\.4/g) ?? [];
   assert.equal(bounces.length, 1, ph.mailbox('gina'));
   assert.equal((ph.mailbox('frank').match(/To the crew\./g) ?? []).length, 1);
+  assert.ok(ph.queueFiles().some((name) => name.startsWith('qf')), 'still queued for far@remote.example');
 });
