@@ -67,6 +67,9 @@ async function tryHost(
 
   let failure = '';
   let relay: string | undefined;
+  // A host that rejected the session (5xx greeting or HELO) is passed over
+  // like one that could not be reached. Its rejection counts only if it came last.
+  let refused: HostAttempt | undefined;
   for (const address of addrs.addresses) {
     relay = `${name} [${address}]`;
     const result = await runSession(
@@ -82,10 +85,15 @@ async function tryHost(
       },
       tx,
     );
-    if (result.kind !== 'unreachable') return { result, relay };
+    if (result.kind === 'transaction') return { result, relay };
+    if (result.kind === 'rejected') {
+      refused = { result, relay };
+      continue;
+    }
+    refused = undefined;
     failure = result.text;
   }
-  return { failure, relay };
+  return refused ?? { failure, relay };
 }
 
 function outcomeOf(result: SessionResult, tx: Transaction, relay: string | undefined, host: RelayHost): RemoteOutcome {
@@ -113,17 +121,31 @@ export async function deliverRemote(destination: string, tx: Transaction, ctx: R
     // RFC 7505 section 4.2: a null MX domain accepts no mail, so bounce at once.
     return { recipients: everyone(tx, 'permfail', '5.1.10', 'Domain does not accept mail (null MX)'), transcript: [] };
   }
+  if (list.kind === 'mxloop') {
+    ctx.logger?.error(list.text);
+    const recipients = everyone(tx, 'permfail', '5.3.5', 'Local configuration error');
+    for (const r of recipients) r.diagnostic = list.text;
+    return { recipients, transcript: [] };
+  }
 
   let lastFailure: string;
   let lastDsn = '4.4.1';
   let lastRelay: string | undefined;
   let allUnknown = false;
+  // sendmail goes on to the next MX whenever a host did not open a session,
+  // whatever the reason, and reports the last host's failure.
+  let refused: RemoteOutcome | undefined;
   if (list.kind === 'hosts') {
     allUnknown = true;
     lastFailure = '';
     for (const host of list.hosts) {
       const tried = await tryHost(host, tx, ctx);
-      if (tried.result) return outcomeOf(tried.result, tx, tried.relay, host);
+      if (tried.result?.kind === 'transaction') return outcomeOf(tried.result, tx, tried.relay, host);
+      refused = tried.result ? outcomeOf(tried.result, tx, tried.relay, host) : undefined;
+      if (refused) {
+        allUnknown = false;
+        continue;
+      }
       lastFailure = tried.failure ?? lastFailure;
       lastDsn = tried.dnsFailed ? '4.4.3' : '4.4.1';
       lastRelay = tried.relay ?? lastRelay;
@@ -143,6 +165,7 @@ export async function deliverRemote(destination: string, tx: Transaction, ctx: R
     const dsn = tried.dnsFailed ? '4.4.3' : '4.4.1';
     return { recipients: everyone(tx, 'tempfail', dsn, tried.failure ?? lastFailure), relay: tried.relay, transcript: [] };
   }
+  if (refused) return refused;
   if (allUnknown) {
     return { recipients: everyone(tx, 'permfail', '5.1.2', lastFailure), transcript: [] };
   }

@@ -62,7 +62,15 @@ export class ReplyReader {
   private readonly waiters: Waiter[] = [];
   private failure: Error | undefined;
 
-  constructor(private readonly socket: net.Socket) {
+  constructor(
+    private readonly socket: net.Socket,
+    /**
+     * Replies owed: the greeting on a new connection, then one per command
+     * sent (commandsSent). A reply beyond them is a protocol error, so a next
+     * hop cannot fill memory with replies to no command.
+     */
+    private owed = 1,
+  ) {
     socket.setEncoding('latin1');
     socket.on('data', (text: string) => this.onData(text));
     socket.on('error', (err) => this.fail(new SmtpClientError('closed', err.message)));
@@ -72,6 +80,11 @@ export class ReplyReader {
   /** Whether bytes arrived beyond the replies already taken, e.g. data a server sent after its 220 to STARTTLS. */
   hasPendingInput(): boolean {
     return this.buffered.length > 0 || this.ready.length > 0;
+  }
+
+  /** Counts `n` more replies as owed, once their commands (or the final dot) are sent. */
+  commandsSent(n: number): void {
+    this.owed += n;
   }
 
   /** Waits for the next reply; rejects after `timeoutMs` with a timeout error. */
@@ -120,6 +133,8 @@ export class ReplyReader {
   }
 
   private deliver(reply: Reply): void {
+    if (this.owed === 0) return this.protocolError(`reply without a command: ${reply.code}`);
+    this.owed -= 1;
     const waiter = this.waiters.shift();
     if (!waiter) {
       this.ready.push(reply);

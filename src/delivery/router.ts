@@ -35,6 +35,8 @@ export interface RelayHost {
 export type HostListResult =
   | { kind: 'hosts'; hosts: RelayHost[]; fallback?: RelayHost }
   | { kind: 'nullmx' }
+  /** The best MX left is this host itself (getmxrr's "MX list ... points back to"). */
+  | { kind: 'mxloop'; text: string }
   | { kind: 'nxdomain'; fallback?: RelayHost }
   | { kind: 'tempfail'; reason: string; fallback?: RelayHost };
 
@@ -110,6 +112,7 @@ async function resolveSpec(
   spec: string,
   port: number,
   resolver: MailResolver,
+  config: Config,
 ): Promise<HostListResult> {
   const bracketed = /^\[([^\]]+)\]$/.exec(spec);
   if (bracketed && parseAddressLiteral(spec) === undefined) {
@@ -117,7 +120,28 @@ async function resolveSpec(
   }
   const mx = await resolver.resolveMxHosts(spec);
   if (mx.kind !== 'hosts') return mx;
-  return { kind: 'hosts', hosts: mx.hosts.map((h) => ({ name: h.name, port, preference: h.preference })) };
+  const hosts = mx.hosts.map((h) => ({ name: h.name, port, preference: h.preference }));
+  return dropOwnMx(spec, hosts, config);
+}
+
+/**
+ * As sendmail's getmxrr(): an MX host that is this host (class w) ends the
+ * list, together with every host of the same or a worse preference, since
+ * this host would only pass the mail on to them. With nothing left, the mail
+ * goes to the domain's own address when TryNullMXList is set, and otherwise
+ * fails as a configuration error.
+ */
+function dropOwnMx(domain: string, hosts: RelayHost[], config: Config): HostListResult {
+  const own = hosts.find((h) => isOwnName(h.name, config));
+  // A domain without MX records is its own host (preference 0): nothing to drop there.
+  if (own === undefined || (hosts.length === 1 && own.name === domain)) return { kind: 'hosts', hosts };
+  const better = hosts.filter((h) => h.preference < own.preference);
+  if (better.length > 0) return { kind: 'hosts', hosts: better };
+  if (config.options.get('TryNullMXList') === true) {
+    return { kind: 'hosts', hosts: [{ name: domain, port: own.port, preference: 0 }] };
+  }
+  const bare = domain.replace(/\.$/, '');
+  return { kind: 'mxloop', text: `MX list for ${bare}. points back to ${config.hostName}` };
 }
 
 /** Returns the FallBackSmartHost as a relay host, unless unset or one of our own names. */
@@ -144,11 +168,11 @@ export async function hostList(
   if (config.smartHost) {
     const spec = splitMailerPrefix(config.smartHost, 'relay');
     mailer = spec.mailer;
-    result = await resolveSpec(spec.host, mailerPort(config, mailer), resolver);
+    result = await resolveSpec(spec.host, mailerPort(config, mailer), resolver, config);
   } else {
-    result = await resolveSpec(domain, mailerPort(config, mailer), resolver);
+    result = await resolveSpec(domain, mailerPort(config, mailer), resolver, config);
   }
-  if (result.kind === 'nullmx') return result;
+  if (result.kind === 'nullmx' || result.kind === 'mxloop') return result;
 
   const fallback = fallbackHost(config, mailer);
   if (!fallback) return result;

@@ -90,6 +90,8 @@ export interface RecipientResult {
   diagnostic?: string;
   /** Whether the next hop offered DSN, so that success notices pass to it; absent for local delivery. */
   nextHopDsn?: boolean;
+  /** LMTP: the next hop gave this recipient its reply to the final dot, so a later break changes nothing. */
+  final?: boolean;
 }
 
 /**
@@ -109,10 +111,20 @@ export type SessionResult = (
 
 const MAX_TRANSCRIPT_LINES = 200;
 
+/**
+ * A next hop's reply text goes into status fields, the log and DSN lines.
+ * Longer text is cut, so that no bounce line passes RFC 5322's 998 octets.
+ */
+const MAX_REPLY_TEXT = 800;
+
+function clipText(text: string): string {
+  return text.length > MAX_REPLY_TEXT ? text.slice(0, MAX_REPLY_TEXT) + '...' : text;
+}
+
 /** Renders a reply as one line: "550 5.1.1 User unknown". */
 export function replyLine(reply: Reply): string {
   const enhanced = reply.enhanced ? ` ${reply.enhanced}` : '';
-  return `${reply.code}${enhanced} ${reply.lines.join(' ')}`.trimEnd();
+  return clipText(`${reply.code}${enhanced} ${reply.lines.join(' ')}`.trimEnd());
 }
 
 function dsnOf(reply: Reply): string {
@@ -124,12 +136,30 @@ function permanentText(dsn: string): string {
   return dsn.startsWith('5.1.') ? 'User unknown' : 'Service unavailable';
 }
 
-function resultFromReply(address: string, reply: Reply): RecipientResult {
+/**
+ * The steps of a transaction as sendmail's protocol error log lines name
+ * them, and the reply class each expects: 3xx for DATA, 2xx for the others.
+ */
+export type ClientStep = 'MAIL' | 'RCPT' | 'DATA-1' | 'DATA-2';
+
+/** Tests whether `reply` is the positive reply that `step` waits for. */
+function positive(reply: Reply, step: ClientStep): boolean {
+  return Math.floor(reply.code / 100) === (step === 'DATA-1' ? 3 : 2);
+}
+
+/**
+ * Turns a reply into one recipient's result. A reply of the wrong class (a
+ * 250 to DATA, a 354 to the final dot, a 3xx to RCPT) is sendmail's
+ * EX_PROTOCOL, so the recipient fails for good with "Remote protocol error",
+ * as sendmail's markfailure() decides.
+ */
+function resultFromReply(address: string, reply: Reply, step: ClientStep): RecipientResult {
   const dsn = dsnOf(reply);
   const diagnostic = replyLine(reply);
-  if (reply.code < 400) return { address, status: 'sent', dsn, text: reply.lines.join(' ') };
-  if (reply.code < 500) return { address, status: 'tempfail', dsn, text: diagnostic, diagnostic };
-  return { address, status: 'permfail', dsn, text: permanentText(dsn), diagnostic };
+  if (positive(reply, step)) return { address, status: 'sent', dsn, text: clipText(reply.lines.join(' ')) };
+  if (reply.code >= 400 && reply.code < 500) return { address, status: 'tempfail', dsn, text: diagnostic, diagnostic };
+  if (reply.code >= 500) return { address, status: 'permfail', dsn, text: permanentText(dsn), diagnostic };
+  return { address, status: 'permfail', dsn: '5.5.1', text: 'Remote protocol error', diagnostic };
 }
 
 /** Converts a connect error into sendmail's wording. */
@@ -187,6 +217,8 @@ class SmtpSession {
   private rsetPending = false;
   /** The handshake failed and the server may be retried without STARTTLS. */
   retryWithoutTls = false;
+  /** A reply of the wrong class came: the session is ended, never cached. */
+  protocolError = false;
 
   constructor(
     private socket: net.Socket,
@@ -246,11 +278,13 @@ class SmtpSession {
     }
   }
 
+  /** Keeps a transcript line for the bounce, cut as reply texts are (a line of a DSN stays below 998 octets). */
   private note(line: string): void {
-    if (this.transcript.length < MAX_TRANSCRIPT_LINES) this.transcript.push(line);
+    if (this.transcript.length < MAX_TRANSCRIPT_LINES) this.transcript.push(clipText(line));
   }
 
   private send(lines: string[]): void {
+    this.reader.commandsSent(lines.length);
     for (const l of lines) this.note(`>>> ${l}`);
     const text = lines.map((l) => l + '\r\n').join('');
     this.trace?.sent(text);
@@ -344,7 +378,7 @@ class SmtpSession {
       this.socket.removeAllListeners('data');
       const { socket, info } = await policy.handshake(this.socket, context, name);
       this.socket = socket;
-      this.reader = new ReplyReader(socket);
+      this.reader = new ReplyReader(socket, 0);
       socket.on('error', () => undefined);
       this.traceInput(socket);
       setTlsMacros(this.macros, info);
@@ -435,27 +469,29 @@ class SmtpSession {
     else this.send([commands[0]]);
     if (rset) await this.expectRset();
 
-    const mail = await this.expect(t.mail, 'client MAIL');
+    const mail = this.checked(await this.expect(t.mail, 'client MAIL'), 'MAIL');
+    const mailOk = positive(mail, 'MAIL');
     const rcptReplies: Reply[] = [];
     for (let i = 0; i < tx.recipients.length; i++) {
-      if (!pipelining && mail.code === 250) this.send([commands[i + 1]]);
-      if (pipelining || mail.code === 250) rcptReplies.push(await this.expect(t.rcpt, 'client RCPT'));
+      if (!pipelining && mailOk) this.send([commands[i + 1]]);
+      if (pipelining || mailOk) rcptReplies.push(this.checked(await this.expect(t.rcpt, 'client RCPT'), 'RCPT'));
     }
-    const anyAccepted = rcptReplies.some((r) => r.code === 250 || r.code === 251);
-    if (!pipelining && mail.code === 250 && anyAccepted) this.send(['DATA']);
-    const data = pipelining || (mail.code === 250 && anyAccepted) ? await this.expect(t.datainit, 'client DATA') : undefined;
+    const anyAccepted = rcptReplies.some((r) => positive(r, 'RCPT'));
+    if (!pipelining && mailOk && anyAccepted) this.send(['DATA']);
+    const data = pipelining || (mailOk && anyAccepted) ? await this.expect(t.datainit, 'client DATA') : undefined;
+    const dataOk = data !== undefined && positive(data, 'DATA-1');
 
-    if (mail.code !== 250) {
-      if (data?.code === 354) await this.abortData();
-      return tx.recipients.map((r) => resultFromReply(r.address, mail));
+    if (!mailOk) {
+      if (dataOk) await this.abortData();
+      return tx.recipients.map((r) => resultFromReply(r.address, mail, 'MAIL'));
     }
-    const results = tx.recipients.map((r, i) => resultFromReply(r.address, rcptReplies[i]));
+    const results = tx.recipients.map((r, i) => resultFromReply(r.address, rcptReplies[i], 'RCPT'));
     this.results = results;
     if (!anyAccepted) {
-      if (data?.code === 354) await this.abortData();
+      if (dataOk) await this.abortData();
       return results;
     }
-    if (data?.code !== 354) return fail(results, data as Reply);
+    if (!dataOk) return fail(results, this.checked(data as Reply, 'DATA-1'), 'DATA-1');
     const sent = await this.sendMessage(tx, results);
     for (const r of sent) if (r.status === 'sent') r.nextHopDsn = this.extensions.has('DSN');
     return sent;
@@ -473,6 +509,17 @@ class SmtpSession {
     if (reply.code !== 250) throw new CachedSessionGone(`RSET failed with reply ${reply.code}`);
   }
 
+  /**
+   * Logs a reply of the wrong class as sendmail does ("SMTP DATA-1 protocol
+   * error"); such a session is not cached, since its replies may be out of step.
+   */
+  private checked(reply: Reply, step: ClientStep): Reply {
+    if (positive(reply, step) || reply.code >= 400) return reply;
+    this.protocolError = true;
+    this.opts.logger?.error(`${this.opts.hostName}: SMTP ${step} protocol error: ${replyLine(reply)}`);
+    return reply;
+  }
+
   /** Ends a DATA phase that a pipelined DATA opened without valid recipients. */
   private async abortData(): Promise<void> {
     this.send(['.']);
@@ -483,6 +530,9 @@ class SmtpSession {
     const t = this.opts.timeouts;
     const stuffer = new DotStuffer();
     this.note('>>> (message)');
+    // The replies to the final dot are owed from here: one may come before the last write completes.
+    const accepted = results.filter((r) => r.status === 'sent');
+    this.reader.commandsSent(this.opts.lmtp ? accepted.length : 1);
     const writer = new MessageWriter(this.socket, t.datablock, this.trace, () => this.note('>>> .'), this.opts.lineLimit);
     const head = writer.head(tx.headers, stuffer);
     if (tx.body !== undefined) {
@@ -493,11 +543,12 @@ class SmtpSession {
     }
 
     if (!this.opts.lmtp) {
-      return fail(results, await this.expect(t.datafinal, 'client DATA status'));
+      return fail(results, this.checked(await this.expect(t.datafinal, 'client DATA status'), 'DATA-2'), 'DATA-2');
     }
-    for (const r of results) {
-      if (r.status !== 'sent') continue;
-      Object.assign(r, resultFromReply(r.address, await this.expect(t.datafinal, 'client DATA status')));
+    // LMTP (RFC 2033 section 4.2): one reply per accepted recipient, each final once it arrives.
+    for (const r of accepted) {
+      const reply = this.checked(await this.expect(t.datafinal, 'client DATA status'), 'DATA-2');
+      Object.assign(r, resultFromReply(r.address, reply, 'DATA-2'), { final: true });
     }
     return results;
   }
@@ -541,14 +592,14 @@ function tlsFailureResult(address: string, failure: Reply): RecipientResult {
 }
 
 /** Applies a failing reply to every recipient that was still on course. */
-function fail(results: RecipientResult[], reply: Reply): RecipientResult[] {
-  return results.map((r) => (r.status === 'sent' ? resultFromReply(r.address, reply) : r));
+function fail(results: RecipientResult[], reply: Reply, step: ClientStep): RecipientResult[] {
+  return results.map((r) => (r.status === 'sent' ? resultFromReply(r.address, reply, step) : r));
 }
 
 /** Builds the result of a session that broke off: a temporary failure for open recipients. */
 function broken(results: RecipientResult[] | undefined, tx: Transaction, text: string): RecipientResult[] {
-  const base = results ?? tx.recipients.map((r) => ({ address: r.address, status: 'sent' as const, dsn: '', text: '' }));
-  return base.map((r) => (r.status === 'sent' ? { address: r.address, status: 'tempfail', dsn: '4.4.2', text } : r));
+  const base: RecipientResult[] = results ?? tx.recipients.map((r) => ({ address: r.address, status: 'sent', dsn: '', text: '' }));
+  return base.map((r) => (r.status === 'sent' && r.final !== true ? { address: r.address, status: 'tempfail', dsn: '4.4.2', text } : r));
 }
 
 /** The connection cache key: a session is reused only with the same address, port and client settings. */
@@ -660,7 +711,7 @@ async function transactOn(session: SmtpSession, opts: SessionOptions, tx: Transa
   try {
     const recipients = await session.transact(tx);
     // The cache keeps the session; its transcript array is reused, so the result gets a copy.
-    if (cacheAs !== undefined && connectionCache.put(cacheAs, session)) {
+    if (cacheAs !== undefined && !session.protocolError && connectionCache.put(cacheAs, session)) {
       return { kind: 'transaction', recipients, transcript: [...transcript] };
     }
     await session.quit();

@@ -54,6 +54,14 @@ function shuffle<T>(list: T[]): T[] {
  * as RFC 5321 section 5.1 requires, so that load spreads over equal hosts.
  */
 export function orderMxHosts(records: MxHost[]): MxHost[] {
+  // sendmail keeps at most MAXMXHOSTS (100) hosts; each one left costs address lookups.
+  return sortMxHosts(records).slice(0, MAX_MX_HOSTS);
+}
+
+/** sendmail's MAXMXHOSTS. */
+const MAX_MX_HOSTS = 100;
+
+function sortMxHosts(records: MxHost[]): MxHost[] {
   const byPreference = new Map<number, MxHost[]>();
   for (const r of records) {
     const group = byPreference.get(r.preference) ?? [];
