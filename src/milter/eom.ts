@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { MAX_DATA_SIZE, nulFields, splitNulFields, type Packet } from './codec';
 import { MilterError } from './connection';
 import type { Filter } from './filter';
-import type { MessageEditor } from './message-editor';
+import { isHeaderName, type MessageEditor } from './message-editor';
 import { Action, decisionOf, Protocol, type Decision } from './protocol';
 import { openRegular } from '../queue/no-follow';
 
@@ -144,6 +144,11 @@ function applyModification(filter: Filter, editor: MessageEditor, packet: Packet
 
   const fields = splitNulFields(packet.command === 'i' || packet.command === 'm' ? packet.data.subarray(4) : packet.data);
   const headerValue = (value: string): string => (filter.wants(Protocol.HDR_LEADSPC) ? value : ` ${value}`);
+  if ('him'.includes(packet.command) && fields.length >= 2 && !isHeaderName(fields[0])) {
+    // As sendmail does with a malformed header change: the change is logged and left out.
+    log(`Milter (${filter.name}): invalid header name "${fields[0].replace(/[^\x20-\x7e]/g, '?').slice(0, 80)}" in '${packet.command}' reply, ignored`);
+    return;
+  }
   switch (packet.command) {
     case 'h':
       requireFields(fields, 2, packet.command);

@@ -21,8 +21,11 @@ export function splitHeader(text: string): [string, string] {
 
 export class MessageEditor {
   private readonly entries: HeaderEntry[];
-  /** The replacement body collected from 'b' replies, until it is written. */
-  private pendingBody?: Buffer[];
+  /**
+   * The replacement body from 'b' replies, written to a file beside the df as
+   * it comes, so that a filter cannot fill the daemon's memory.
+   */
+  private pendingBody?: PendingBody;
 
   /**
    * `clientHeaders` are the header fields the client sent, in order; they are
@@ -48,13 +51,14 @@ export class MessageEditor {
 
   /** Appends a header (SMFIR_ADDHEADER). */
   addHeader(name: string, value: string): void {
-    this.entries.push({ text: `${name}:${foldsToCrlf(value)}`, user: true });
+    this.entries.push({ text: headerField(name, value), user: true });
   }
 
   /** Inserts a header after `index` headers, counting every header (SMFIR_INSHEADER). */
   insertHeader(index: number, name: string, value: string): void {
+    const field = headerField(name, value);
     const at = Math.min(index, this.entries.length);
-    this.entries.splice(at, 0, { text: `${name}:${foldsToCrlf(value)}`, user: true });
+    this.entries.splice(at, 0, { text: field, user: true });
   }
 
   /**
@@ -70,7 +74,7 @@ export class MessageEditor {
       seen++;
       if (seen !== Math.max(index, 1)) continue;
       if (value.trim() === '') this.entries.splice(i, 1);
-      else entry.text = `${name}:${foldsToCrlf(value)}`;
+      else entry.text = headerField(name, value);
       return;
     }
     if (value.trim() !== '') this.addHeader(name, value);
@@ -122,8 +126,12 @@ export class MessageEditor {
 
   /** Adds one 'b' chunk of the replacement body; the first chunk starts a new body. */
   appendBody(chunk: Buffer): void {
-    this.pendingBody ??= [];
-    this.pendingBody.push(chunk);
+    // NOTE: a crash between the first chunk and the end of message leaves the .milter file behind.
+    this.pendingBody ??= { path: `${this.dataPath}.milter`, fd: fs.openSync(`${this.dataPath}.milter`, 'w', 0o600), size: 0, cr: false };
+    const out = crlfChunk(chunk, this.pendingBody);
+    let offset = 0;
+    while (offset < out.length) offset += fs.writeSync(this.pendingBody.fd, out, offset, out.length - offset);
+    this.pendingBody.size += out.length;
   }
 
   get hasPendingBody(): boolean {
@@ -132,7 +140,11 @@ export class MessageEditor {
 
   /** Drops a replacement body that was not taken, e.g. when its filter failed. */
   discardPendingBody(): void {
+    const pending = this.pendingBody;
+    if (pending === undefined) return;
     this.pendingBody = undefined;
+    fs.closeSync(pending.fd);
+    fs.rmSync(pending.path, { force: true });
   }
 
   /**
@@ -141,17 +153,25 @@ export class MessageEditor {
    * The caller fsyncs it per SuperSafe.
    */
   async writePendingBody(sync: boolean): Promise<void> {
-    if (this.pendingBody === undefined) return;
-    const body = toCrlf(Buffer.concat(this.pendingBody));
+    const pending = this.pendingBody;
+    if (pending === undefined) return;
     this.pendingBody = undefined;
-    const handle = await fs.promises.open(this.dataPath, 'w', 0o600);
+    fs.closeSync(pending.fd);
     try {
-      await handle.writeFile(body);
-      if (sync) await handle.sync();
+      // Copied, not renamed: the df keeps its inode, which the queue store may hold open for its fsync.
+      await fs.promises.copyFile(pending.path, this.dataPath);
+      if (sync) {
+        const handle = await fs.promises.open(this.dataPath, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
     } finally {
-      await handle.close();
+      await fs.promises.rm(pending.path, { force: true });
     }
-    this.item.bodySize = body.length;
+    this.item.bodySize = pending.size;
   }
 
   /** Stores the edited headers in the queue item. */
@@ -165,13 +185,37 @@ function stripBrackets(address: string): string {
   return trimmed.startsWith('<') && trimmed.endsWith('>') ? trimmed.slice(1, -1) : trimmed;
 }
 
-/** Filters fold header values with LF; queue items keep folds as CRLF. */
-function foldsToCrlf(value: string): string {
-  return value.replace(/\r?\n/g, '\r\n');
+/**
+ * Builds "Name:value" from a filter's header change. Filters fold values with
+ * LF, and queue items keep folds as CRLF. Every line break becomes a fold: a
+ * line that does not start with a space or tab gets one, and empty lines are
+ * dropped, so a value can never end the header or start a field of its own.
+ */
+function headerField(name: string, value: string): string {
+  const [first, ...rest] = value.split(/\r\n|\r|\n/);
+  const folds = rest.filter((line) => line.trim() !== '').map((line) => (/^[ \t]/.test(line) ? line : ` ${line}`));
+  return [`${name}:${first}`, ...folds].join('\r\n');
 }
 
-/** Turns bare LF and bare CR into CRLF. */
-function toCrlf(body: Buffer): Buffer {
-  const text = body.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
-  return Buffer.from(text, 'latin1');
+/** Tests a header name: printable characters other than the colon, at least one (RFC 5322 section 2.2). */
+export function isHeaderName(name: string): boolean {
+  return /^[\x21-\x39\x3b-\x7e]+$/.test(name);
+}
+
+interface PendingBody {
+  path: string;
+  fd: number;
+  /** Bytes written so far, line ends already CRLF. */
+  size: number;
+  /** The last chunk ended with a CR, already written as CRLF: an LF that starts the next chunk belongs to it. */
+  cr: boolean;
+}
+
+/** Turns bare LF and bare CR into CRLF across chunk edges. */
+function crlfChunk(chunk: Buffer, state: PendingBody): Buffer {
+  let text = chunk.toString('latin1');
+  if (text === '') return chunk;
+  if (state.cr && text.startsWith('\n')) text = text.slice(1);
+  state.cr = text.endsWith('\r');
+  return Buffer.from(text.replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
 }

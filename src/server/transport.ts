@@ -6,12 +6,29 @@ import type { SessionTransport } from './context';
 import { acceptTls, type ServerHandshakeOptions } from '../tls/server';
 import type { TlsInfo } from '../tls/peer';
 
+/** How long a closed session waits for the client's own close before the socket is destroyed. */
+const CLOSE_GRACE_MS = 10_000;
+
 export function socketTransport(socket: net.Socket): SessionTransport {
   socket.setNoDelay(true);
   socket.on('error', () => socket.destroy());
   // After STARTTLS every call goes to the secure socket that wraps `socket`.
   let active: net.Socket = socket;
   const dataHandlers: Array<(chunk: Buffer) => void> = [];
+  let closing = false;
+  const close = (): void => {
+    if (closing) return;
+    closing = true;
+    // The server allows half-open sockets, so the socket ends only when the
+    // client's FIN is read. Bytes the session left unread (a client refused
+    // while paused, commands after QUIT) are read and dropped to get there.
+    for (const handler of dataHandlers) active.removeListener('data', handler);
+    active.end();
+    active.resume();
+    const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
   return {
     write: (text) => active.write(text),
     onData: (handler) => {
@@ -28,7 +45,7 @@ export function socketTransport(socket: net.Socket): SessionTransport {
     },
     pause: () => active.pause(),
     resume: () => active.resume(),
-    close: () => active.end(),
+    close,
     drain: () => waitForDrain(active),
     async startTls(options: ServerHandshakeOptions): Promise<TlsInfo> {
       for (const handler of dataHandlers) socket.removeListener('data', handler);
