@@ -108,6 +108,9 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
     earlySighup = true;
   };
   process.on('SIGHUP', noteEarlySighup);
+  const { lowerThreadPoolPriority, poolNice } = await import('../daemon/pool-priority');
+  const nice = poolNice();
+  if (nice !== undefined) await lowerThreadPoolPriority(nice);
   const logger = createLogger(config, true);
   // Workers (daemon/workers.ts): the primary keeps the PidFile, the signals and
   // the queue runs; each worker listens, runs sessions and immediate deliveries.
