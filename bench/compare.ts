@@ -120,25 +120,6 @@ async function runRound(mta: BenchMta, sink: BenchSink, scale: Scale): Promise<F
   await throughput(mta, sink, { clients: 20, perClient: 10, size: 2048, newConnections: true });
   await throughput(mta, sink, { clients: 20, perClient: 20, size: 2048, newConnections: false });
 
-  if (want('idle')) {
-    const count = mta.name === 'postfix' ? Math.min(scale.idle, POSTFIX_IDLE_MAX) : scale.idle;
-    // Measured before the throughput workloads: the garbage those leave is
-    // freed at unknown times and made the RSS fall while sessions were added.
-    // The sessions of the warm-up end first, so that they do not count.
-    await new Promise((r) => setTimeout(r, 500));
-    const base = treeRssKb(mta.rootPid());
-    const held = await holdIdleSessions(mta.port, count, { timeoutMs: 55_000 });
-    // Let the MTA finish setting up what it allocates per session.
-    await new Promise((r) => setTimeout(r, 500));
-    const loaded = treeRssKb(mta.rootPid());
-    if (held.ready < count) console.log(`  warning: ${mta.name} held only ${held.ready}/${count} sessions`);
-    figures.idle = held.ready > 0 ? (loaded - base) / held.ready : NaN;
-    figures['idle-held'] = held.ready;
-    for (const s of held.sockets) s.destroy();
-    // The sessions (Postfix: their smtpd processes) end before the next workload.
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-
   if (want('small-new')) {
     const smallNew = await throughput(mta, sink, { clients: 20, perClient: scale.smallNew, size: 2048, newConnections: true });
     figures['small-new'] = smallNew.relayedPerSecond;
@@ -172,6 +153,20 @@ async function runRound(mta: BenchMta, sink: BenchSink, scale: Scale): Promise<F
     figures.starttls = tls.perSecond;
   }
 
+  if (want('idle')) {
+    const count = mta.name === 'postfix' ? Math.min(scale.idle, POSTFIX_IDLE_MAX) : scale.idle;
+    // Let sessions of the workloads before end, so that they do not count.
+    await new Promise((r) => setTimeout(r, 500));
+    const base = treeRssKb(mta.rootPid());
+    const held = await holdIdleSessions(mta.port, count, { timeoutMs: 55_000 });
+    // Let the MTA finish setting up what it allocates per session.
+    await new Promise((r) => setTimeout(r, 500));
+    const loaded = treeRssKb(mta.rootPid());
+    if (held.ready < count) console.log(`  warning: ${mta.name} held only ${held.ready}/${count} sessions`);
+    figures.idle = held.ready > 0 ? (loaded - base) / held.ready : NaN;
+    figures['idle-held'] = held.ready;
+    for (const s of held.sockets) s.destroy();
+  }
   return figures;
 }
 
