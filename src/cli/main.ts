@@ -186,8 +186,10 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
     await Promise.all([import('../log/logger'), import('../daemon/services'), import('./submit')]);
   const logger = new Logger([openSink(config.logFile)], level);
   const services = await createServices(config, logger, { recover: false });
+  // sendmail's -v delivers at once, in the foreground, and shows the dialogue with each next hop.
+  const interactive = config.deliveryMode === 'interactive' || args.verbose;
   const id = await submitMessage({
-    config,
+    config: interactive ? { ...config, deliveryMode: 'interactive' } : config,
     store: services.store,
     logger,
     input: process.stdin,
@@ -200,8 +202,9 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
     quarantine: args.quarantine,
   });
 
-  if (config.deliveryMode === 'interactive') {
-    await services.deliverer.deliver(id, { force: true, locked: true });
+  if (interactive) {
+    const verbose = args.verbose ? (line: string) => process.stdout.write(`${commandLineVerbose(line)}\n`) : undefined;
+    await services.deliverer.deliver(id, { force: true, locked: true, verbose });
     if (config.superSafe === 'interactive') {
       // Committed without fsync (see submitMessage): what is still queued must reach the disk now.
       await services.store.syncItem(id).catch((err: Error) => {
@@ -211,8 +214,17 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   } else if (config.deliveryMode === 'background') {
     deliverDetached(args, [id]);
   }
-  if (args.verbose) process.stdout.write(`${id}: queued\n`);
   return EX_OK;
+}
+
+/**
+ * Formats a verbose line as sendmail -v prints it on the terminal: a recipient given
+ * on the command line has no angle brackets ("bob@example.com... Sent").
+ * The control bytes of a next hop's reply show as '?'.
+ */
+function commandLineVerbose(line: string): string {
+  const bare = line.replace(/^<([^<>,]*)>\.\.\. /, '$1... ');
+  return bare.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?');
 }
 
 /** The exit status a shell reports for a process that SIGPIPE ended (128 + 13). */

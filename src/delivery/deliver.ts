@@ -59,6 +59,9 @@ function statText(r: RecipientResult): string {
   return r.text;
 }
 
+/** Mailers that deliver on this host; LMTP over a socket has a dialogue and is shown as a connection. */
+const HOSTLESS_MAILERS = new Set(['local', 'prog', '*file*', '*include*']);
+
 /**
  * Returns the lines sendmail shows in verbose mode for one route: where it
  * connects, the next hop's dialogue ("<<< " dropped from its replies), and
@@ -69,7 +72,10 @@ function verboseLines(rr: RouteResult): string[] {
   // The relay is logged as "name [address]"; an address literal needs no second copy.
   const host = (rr.relay ?? rr.route.destination).replace(/^(\[[^\]]*\]) \1$/, '$1');
   const lines: string[] = [];
-  if (recipients !== '') lines.push(`${recipients}... Connecting to ${host} via ${rr.route.mailer}...`);
+  // A mailer without a network host (local, prog, file) is named alone: "Connecting to local...".
+  const bare = HOSTLESS_MAILERS.has(rr.route.mailer) && rr.transcript.length === 0;
+  const target = bare ? rr.route.mailer : `${host} via ${rr.route.mailer}`;
+  if (recipients !== '') lines.push(`${recipients}... Connecting to ${target}...`);
   for (const line of rr.transcript) {
     if (line !== '>>> (message)') lines.push(line.startsWith('<<< ') ? line.slice(4) : line);
   }
