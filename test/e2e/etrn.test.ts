@@ -4,6 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { rawSmtp } from '../helpers/clients';
 import { quoteRe, sendToRemote, startNextHopDown, type DownHop } from '../helpers/e2e-setup';
 import type { Sink } from '../helpers/sink';
@@ -11,10 +13,18 @@ import type { Sink } from '../helpers/sink';
 // LogLevel 10 adds the line that ends each queue run ETRN started.
 const LOG_LEVEL = ['-O', 'LogLevel=10'];
 
-/** Queues one message for bob@remote.example while the hop is down, and returns its queue id. */
+/**
+ * Queues one message for bob@remote.example while the hop is down, and
+ * returns its queue id once the failed attempt has released the item: the
+ * Deferred line is logged before the control file is rewritten and the lock
+ * dropped, and a queue run skips a locked item.
+ */
 async function queueDeferred(hop: DownHop, subject: string): Promise<string> {
   const id = await sendToRemote(hop.ph.port, subject);
   await hop.ph.waitForLog(new RegExp(`${quoteRe(id)}: to=<bob@remote\\.example>, .*stat=Deferred`), 30_000);
+  const lock = path.join(hop.ph.queueDir, `lf${id}`);
+  for (let i = 0; i < 200 && fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(fs.existsSync(lock), false, `lf${id} still there 10 s after the Deferred line`);
   return id;
 }
 
