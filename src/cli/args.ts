@@ -59,13 +59,15 @@ export interface CliArgs {
   /** -X file: append an SMTP transcript to this file. */
   transcriptFile?: string;
   verbose: boolean;
+  /** -M and -oM: macros for this message, e.g. "r" -> "UUCP" (-oMrUUCP) or "{client_addr}". */
+  macros: Map<string, string>;
   /** -N, -R, -V and -B: the DSN and BODY values of a submission. */
   dsn: DsnFlags;
   recipients: string[];
 }
 
 /** Flags that take a value (sendmail's getopt string). */
-const WITH_VALUE = new Set(['B', 'b', 'C', 'D', 'd', 'e', 'F', 'f', 'h', 'L', 'N', 'O', 'o', 'p', 'Q', 'q', 'R', 'r', 'V', 'X', 'A']);
+const WITH_VALUE = new Set(['B', 'b', 'C', 'D', 'd', 'e', 'F', 'f', 'h', 'L', 'M', 'N', 'O', 'o', 'p', 'Q', 'q', 'R', 'r', 'V', 'X', 'A']);
 /** Flags whose value is optional and must be attached (-q, -Q). */
 const OPTIONAL_VALUE = new Set(['q', 'Q']);
 
@@ -91,6 +93,7 @@ export function parseArgs(argv: readonly string[], invokedAs: string): CliArgs {
     queueRun: false,
     queueSelectors: [],
     verbose: false,
+    macros: new Map(),
     dsn: {},
     recipients: [],
   };
@@ -143,7 +146,14 @@ function applyFlag(args: CliArgs, flag: string, value: string): void {
     case 'O':
       args.overrides.push(splitOption(value));
       return;
+    case 'M':
+      defineMacro(args, value);
+      return;
     case 'o':
+      if (value[0] === 'M') {
+        defineMacro(args, value.slice(1));
+        return;
+      }
       checkShortOption(value);
       if (value[0] === 'i') args.ignoreDots = value.length === 1 || /^[tTyY]/.test(value.slice(1));
       args.shortOptions.push({ letter: value[0], value: value.slice(1) });
@@ -213,6 +223,21 @@ function applyFlag(args: CliArgs, flag: string, value: string): void {
 }
 
 /**
+ * Takes sendmail's -Mxvalue (or -oMxvalue): the macro x, or {name} for a long
+ * name, set to the rest of the word for this message.
+ */
+function defineMacro(args: CliArgs, word: string): void {
+  const long = /^\{[A-Za-z0-9_]+\}/.exec(word);
+  const name = long ? long[0] : word[0];
+  if (name === undefined || (!long && !/^[A-Za-z0-9_]$/.test(name))) {
+    throw new ExitError(`invalid macro name in -M${word.replace(/[^\x20-\x7e]/g, '?')}: give a letter or {name}, e.g. -MrUUCP`, EX_USAGE);
+  }
+  const value = word.slice(name.length);
+  if (/[\r\n]/.test(value)) throw new ExitError(`invalid value for macro ${name}: it contains a line break`, EX_USAGE);
+  args.macros.set(name, value);
+}
+
+/**
  * Rejects -o without a letter, or with a letter that names no option. sendmail
  * 8.17 prints "readcf: unknown option name 0x21" for -o!x and exits 70
  * (EX_SOFTWARE), but the mistake is in the command line, so this exits 64.
@@ -223,7 +248,7 @@ function checkShortOption(value: string): void {
   const letter = value[0];
   if (optionByShort(letter) !== undefined) return;
   const printable = /^[\x21-\x7e]$/.test(letter) ? letter : `0x${letter.charCodeAt(0).toString(16)}`;
-  // NOTE: sendmail's letters M (define a macro) and g (default group) are not supported either.
+  // NOTE: sendmail's letter g (default group) is not supported.
   const word = `-o${value}`.replace(/[^\x20-\x7e]/g, '?');
   throw new ExitError(`unknown option letter ${printable} in ${word}. Options without a letter are set with -O Name=value.`, EX_USAGE);
 }
@@ -296,7 +321,8 @@ Flags:
   -R full|hdrs  DSN RET: return the whole message or only its headers in a bounce
   -V <envid>    DSN ENVID, in xtext form
   -B 7BIT|8BITMIME  body type, as BODY= over SMTP
-  -v            verbose
+  -v            verbose: deliver at once and show the dialogue with each next hop
+  -M<x><value>  set macro x (or {name}) for this message, e.g. -MrUUCP -Msuucp.example; also -oM
   -d<flags>     debug output, e.g. -d0.1 (written to stdout, or to the -D file)
   -D <file>     append debug output to <file>; must come before -d
   -X <file>     append a transcript of every SMTP session to <file>

@@ -200,6 +200,7 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
     fullName: args.fullName,
     dsn: args.dsn,
     quarantine: args.quarantine,
+    macros: args.macros,
   });
 
   if (interactive) {

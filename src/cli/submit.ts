@@ -38,6 +38,8 @@ export interface SubmitOptions {
   dsn?: DsnFlags;
   /** -Q<reason>: the message is queued quarantined (hf file) with this reason. */
   quarantine?: string;
+  /** -M and -oM: macros such as $r (protocol) and $s (sender host) for the Received: header and the log. */
+  macros?: ReadonlyMap<string, string>;
 }
 
 const RECIPIENT_HEADERS = ['to', 'cc', 'bcc'];
@@ -99,7 +101,7 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
     const recipients = await messageRecipients(opts, id, reader.headers);
 
     const fields = { id, config, sender, recipients, headers: reader.headers, user, size: writer.size };
-    const item = buildItem({ ...fields, fullName: opts.fullName, dsn: opts.dsn ?? {} });
+    const item = buildItem({ ...fields, fullName: opts.fullName, dsn: opts.dsn ?? {}, cliMacros: opts.macros });
     if (opts.quarantine) item.quarantine = opts.quarantine.replace(/[\r\n]/g, '');
 
     // After a signal the guard removes the files and ends the process, so this
@@ -192,7 +194,11 @@ interface ItemFields {
   fullName?: string;
   dsn: DsnFlags;
   size: number;
+  cliMacros?: ReadonlyMap<string, string>;
 }
+
+/** Macros that -M sets and the control file keeps, as sendmail keeps $r and $s. */
+const KEPT_MACROS = ['r', 's'];
 
 function buildItem(f: ItemFields): QueueItem {
   const now = new Date();
@@ -202,6 +208,7 @@ function buildItem(f: ItemFields): QueueItem {
     ['Z', VERSION],
     ['_', `${f.user}@localhost`],
   ]);
+  for (const [name, value] of f.cliMacros ?? []) macros.set(name, value);
   const headers = [receivedHeader(macros, { id: f.id, recipients: f.recipients.map((address) => ({ address })) }, now)];
   headers.push(...f.headers);
   const fullName = f.fullName === undefined ? undefined : displayName(f.fullName);
@@ -217,7 +224,7 @@ function buildItem(f: ItemFields): QueueItem {
     priority: initialPriority(size, f.recipients.length, klass),
     bodyType: f.dsn.bodyType,
     flags: retFlags(f.dsn.ret),
-    macros: new Map([['_', `${f.user}@localhost`]]),
+    macros: new Map([['_', `${f.user}@localhost`], ...KEPT_MACROS.filter((m) => f.cliMacros?.has(m)).map((m): [string, string] => [m, f.cliMacros!.get(m)!])]),
     sender: f.sender,
     envid: f.dsn.envid,
     ret: f.dsn.ret,
@@ -258,6 +265,8 @@ function logSubmission(logger: Logger, item: QueueItem, user: string): void {
   ];
   const msgid = headerValue(item.headers, 'message-id');
   if (msgid) fields.push(`msgid=${msgid.slice(0, 100)}`);
+  const protocol = item.macros.get('r');
+  if (protocol) fields.push(`proto=${protocol.slice(0, 20)}`);
   fields.push(`relay=${user}@localhost`);
   logger.child(item.id).info(fields.join(', '));
 }

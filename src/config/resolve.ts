@@ -61,7 +61,7 @@ function resolveBase(base: string, fullName: string): string {
 export function parseShortOption(c: string, value: string): { name: string; value: string } {
   const def = optionByShort(c);
   if (def === undefined) {
-    // NOTE: sendmail's `M` (define a macro) and `g` (default group) letters are not supported.
+    // NOTE: sendmail's `g` (default group) letter is not supported; -oM is taken by the command line parser.
     throw new Error(`unknown option letter ${c}`);
   }
   return { name: def.name, value };
