@@ -159,13 +159,15 @@ export async function deliverRemote(destination: string, tx: Transaction, ctx: R
     lastDsn = '4.4.3';
   }
 
+  // FallBackSmartHost follows a temporary failure or an unknown host only: a
+  // last MX that rejected the session (5xx, or a loop back to this host) is final.
+  if (refused) return refused;
   if (list.fallback) {
     const tried = await tryHost(list.fallback, tx, ctx);
     if (tried.result) return outcomeOf(tried.result, tx, tried.relay, list.fallback);
     const dsn = tried.dnsFailed ? '4.4.3' : '4.4.1';
     return { recipients: everyone(tx, 'tempfail', dsn, tried.failure ?? lastFailure), relay: tried.relay, transcript: [] };
   }
-  if (refused) return refused;
   if (allUnknown) {
     return { recipients: everyone(tx, 'permfail', '5.1.2', lastFailure), transcript: [] };
   }

@@ -514,6 +514,7 @@ class SmtpSession {
    * error"); such a session is not cached, since its replies may be out of step.
    */
   private checked(reply: Reply, step: ClientStep): Reply {
+    if (reply.code === 421) throw new ServiceClosing(reply);
     if (positive(reply, step) || reply.code >= 400) return reply;
     this.protocolError = true;
     this.opts.logger?.error(`${this.opts.hostName}: SMTP ${step} protocol error: ${replyLine(reply)}`);
@@ -565,6 +566,16 @@ class SmtpSession {
     this.socket.destroy();
   }
 
+  /** Sends QUIT to a next hop that is closing (421) and closes without waiting for its reply. */
+  quitNow(): void {
+    if (this.socket.destroyed || !this.socket.writable) {
+      this.socket.destroy();
+      return;
+    }
+    this.note('>>> QUIT');
+    this.socket.end('QUIT\r\n', () => this.socket.destroy());
+  }
+
   abort(): void {
     this.socket.destroy();
   }
@@ -597,9 +608,9 @@ function fail(results: RecipientResult[], reply: Reply, step: ClientStep): Recip
 }
 
 /** Builds the result of a session that broke off: a temporary failure for open recipients. */
-function broken(results: RecipientResult[] | undefined, tx: Transaction, text: string): RecipientResult[] {
+function broken(results: RecipientResult[] | undefined, tx: Transaction, text: string, dsn = '4.4.2'): RecipientResult[] {
   const base: RecipientResult[] = results ?? tx.recipients.map((r) => ({ address: r.address, status: 'sent', dsn: '', text: '' }));
-  return base.map((r) => (r.status === 'sent' && r.final !== true ? { address: r.address, status: 'tempfail', dsn: '4.4.2', text } : r));
+  return base.map((r) => (r.status === 'sent' && r.final !== true ? { address: r.address, status: 'tempfail', dsn, text } : r));
 }
 
 /** The connection cache key: a session is reused only with the same address, port and client settings. */
@@ -627,6 +638,17 @@ async function runOnCachedSession(opts: SessionOptions, tx: Transaction): Promis
 
 /** A cached session failed its RSET: nothing of the transaction was sent, so another session may carry it. */
 class CachedSessionGone extends Error {}
+
+/**
+ * A 421 reply at any step: the next hop is closing the session. As sendmail's
+ * reply() does, the client stops there, and every recipient without a final
+ * reply is deferred with the 421 text.
+ */
+class ServiceClosing extends Error {
+  constructor(readonly reply: Reply) {
+    super(replyLine(reply));
+  }
+}
 
 /** Connects to one address of a relay host and runs one transaction. */
 export async function runSession(opts: SessionOptions, tx: Transaction): Promise<SessionResult> {
@@ -717,6 +739,11 @@ async function transactOn(session: SmtpSession, opts: SessionOptions, tx: Transa
     await session.quit();
     return { kind: 'transaction', recipients, transcript };
   } catch (err) {
+    if (err instanceof ServiceClosing) {
+      session.quitNow();
+      const recipients = broken(session.results, tx, replyLine(err.reply), dsnOf(err.reply));
+      return { kind: 'transaction', recipients, transcript: [...transcript] };
+    }
     session.abort();
     if (err instanceof CachedSessionGone) throw err;
     const recipients = broken(session.results, tx, clientErrorText(err, opts.hostName));

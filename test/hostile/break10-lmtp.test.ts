@@ -32,7 +32,8 @@ async function viaLmtp(t: { after(fn: () => Promise<void>): void }, script: HopS
 async function submit(ph: Posthorn, recipients: string[]): Promise<void> {
   const replies = await rawSmtp(ph.port, [
     'EHLO client.posthorn.test',
-    'MAIL FROM:<snd@remote.test>',
+    // A local sender: a bounce must not look up a remote domain through the machine's resolver.
+    'MAIL FROM:<snd@posthorn.test>',
     ...recipients.map((r) => `RCPT TO:<${r}>`),
     'DATA',
     'Subject: hostile lmtp\r\n\r\nBody line.\r\n.',

@@ -1,0 +1,75 @@
+// A next hop that replies 421 inside a pipelined transaction is shutting the
+// session down (RFC 5321 section 3.8). sendmail's reply() sends QUIT on a 421
+// and marks the session shut down, so the transaction ends there and its
+// status is the 421 text. The message must not go on over that session.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
+import { rawSmtp } from '../helpers/clients';
+import { startHop, type Hop, type HopScript } from './break10-hop';
+
+async function viaHop(t: { after(fn: () => Promise<void>): void }, script: HopScript): Promise<{ hop: Hop; ph: Posthorn }> {
+  const hop = await startHop(script);
+  const ph = await startPosthorn({
+    mc: baseMc({
+      extra: [
+        "define(`SMART_HOST', `[127.0.0.1]')",
+        `define(\`RELAY_MAILER_ARGS', \`TCP $h ${hop.port}')`,
+        "define(`confTO_RCPT', `5s')",
+        "define(`confTO_DATAINIT', `5s')",
+        "define(`confTO_DATAFINAL', `5s')",
+      ],
+    }),
+  });
+  t.after(async () => {
+    await ph.stop();
+    await hop.close();
+  });
+  return { hop, ph };
+}
+
+async function submit(ph: Posthorn, recipients: string[]): Promise<void> {
+  const replies = await rawSmtp(ph.port, [
+    'EHLO client.posthorn.test',
+    'MAIL FROM:<snd@posthorn.test>',
+    ...recipients.map((r) => `RCPT TO:<${r}>`),
+    'DATA',
+    'Subject: 421 hop\r\n\r\nBody line.\r\n.',
+    'QUIT',
+  ]);
+  assert.match(replies[replies.length - 2] ?? '', /^250 /, `submission replies: ${replies.join(' | ')}`);
+}
+
+test('421 to MAIL then close', { timeout: 60_000 }, async (t) => {
+  const { ph } = await viaHop(t, {
+    command: (verb, _line, s) => {
+      if (verb !== 'MAIL') return false;
+      s.socket.end('421 4.3.2 shutting down for maintenance\r\n');
+      return true;
+    },
+  });
+  await submit(ph, ['carol@remote.test']);
+  const line = (await ph.waitForLog(/to=<carol@remote\.test>.*stat=.*/, 30_000))[0];
+  t.diagnostic(line);
+  assert.match(line, /stat=Deferred: 421 4\.3\.2 shutting down for maintenance/);
+});
+
+test('421 to one RCPT', { timeout: 60_000 }, async (t) => {
+  // The hop keeps the connection open after its 421.
+  const { hop, ph } = await viaHop(t, {
+    command: (verb, line, s) => {
+      if (verb !== 'RCPT' || !line.includes('dave@')) return false;
+      s.recipients.pop();
+      s.write('421 4.3.2 shutting down\r\n');
+      return true;
+    },
+  });
+  await submit(ph, ['carol@remote.test', 'dave@remote.test']);
+  const line = (await ph.waitForLog(/to=(?:<[^>]*>,)*<dave@remote\.test>.*stat=.*/, 30_000))[0];
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const stats = ph.logs().split('\n').filter((l) => /stat=/.test(l));
+  t.diagnostic(stats.join('\n'));
+  assert.match(line, /stat=Deferred: 421 4\.3\.2 shutting down/);
+  assert.equal(hop.messages.length, 0, 'the message went on over a session the hop was shutting down');
+});
