@@ -12,7 +12,8 @@
 // messages per client (default 16; with 4 the workload lasted about 0.3 s and
 // its ratio moved by 0.5 between runs).
 //
-// BENCH_NODE_ARGS passes flags to posthorn's node (e.g. "--cpu-prof").
+// BENCH_NODE_ARGS passes flags to posthorn's node (e.g. "--cpu-prof"), and
+// BENCH_DAEMON_ARGS options to posthorn (e.g. "-O PoolThreadNice=19").
 // Postfix comes from scripts/install-peers.sh (.peers/); without it only
 // posthorn runs.
 
@@ -202,6 +203,8 @@ async function main(): Promise<void> {
     'smtpd_tls_security_level = may',
   ];
   const daemonArgs = scale.workers > 1 ? ['-O', `Workers=${scale.workers}`] : [];
+  // BENCH_DAEMON_ARGS="-O Name=value ..." passes options to posthorn, e.g. -O PoolThreadNice=19.
+  daemonArgs.push(...(process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter((a) => a !== ''));
   const starters: Array<[string, (sinkPort: number) => Promise<BenchMta>]> = [
     ['posthorn', (sinkPort) => startPosthornBench({ sinkPort, nodeArgs, extraMc: posthornTls, daemonArgs })],
   ];

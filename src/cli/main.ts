@@ -109,7 +109,7 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
   };
   process.on('SIGHUP', noteEarlySighup);
   const { lowerThreadPoolPriority, poolNice } = await import('../daemon/pool-priority');
-  const nice = poolNice();
+  const nice = poolNice(config);
   if (nice !== undefined) await lowerThreadPoolPriority(nice);
   const logger = createLogger(config, true);
   // Workers (daemon/workers.ts): the primary keeps the PidFile, the signals and

@@ -1,10 +1,10 @@
-// The daemon's event loop is the one thread every session waits on. On a busy
-// machine, each fsync, create or unlink handed to libuv's thread pool wakes a
-// pool thread that can take the CPU from the event loop while it still has
-// replies to send. The pool threads run at the lowest priority (nice 19), so
-// the event loop finishes its turn first; they still get every CPU cycle the
-// event loop and other programs leave, and their disk waits do not change
-// (docs/benchmarks.md, "Eighth round").
+// PoolThreadNice (Posthorn): the daemon's event loop is the one thread every
+// session waits on. On a busy machine, each fsync, create or unlink handed to
+// libuv's thread pool wakes a pool thread that can take the CPU from the event
+// loop while it still has replies to send. Running the pool threads at a
+// higher nice value lets the event loop finish its turn first. The price: with
+// other programs using the CPU at a lower nice value, every file operation
+// waits for them (docs/benchmarks.md, "Eighth round"), so it is off by default.
 //
 // Linux only: setpriority() there takes a thread id. libuv starts all of its
 // pool threads at the first request, so the threads that appear across that
@@ -12,25 +12,21 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import type { Config } from '../config/types';
 
 const TASKS = '/proc/self/task';
 
-/**
- * The pool threads' nice value: 19 unless POSTHORN_POOL_NICE gives another
- * one (0 keeps the process's own priority, for comparisons).
- */
-export function poolNice(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const text = env.POSTHORN_POOL_NICE;
-  if (text === undefined || text === '') return 19;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 0 || value > 19) return 19;
-  return value === 0 ? undefined : value;
+/** The configured nice value of the pool threads, or undefined to leave them alone. */
+export function poolNice(config: Config): number | undefined {
+  const value = config.options.get('PoolThreadNice');
+  return typeof value === 'number' && value > 0 ? Math.min(19, value) : undefined;
 }
 
 /**
- * Starts libuv's thread pool and gives its threads the nice value `nice`.
- * Resolves with the number of threads changed: 0 when the pool was already
- * running (its threads cannot be told apart) or /proc is not there.
+ * Starts libuv's thread pool and gives its threads the nice value `nice`
+ * (never below the process's own). Resolves with the number of threads
+ * changed: 0 when the pool was already running (its threads cannot be told
+ * apart) or /proc is not there.
  */
 export async function lowerThreadPoolPriority(nice: number): Promise<number> {
   const before = listThreads();

@@ -1,12 +1,11 @@
-// The daemon runs libuv's thread pool at nice 19 so that the threads it wakes
-// for fsyncs and unlinks do not take the CPU from its event loop
-// (src/daemon/pool-priority.ts).
+// PoolThreadNice runs libuv's thread pool at a higher nice value so that the
+// threads the daemon wakes for fsyncs and unlinks do not take the CPU from
+// its event loop (src/daemon/pool-priority.ts). It is off by default.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { poolNice } from '../../src/daemon/pool-priority';
 
 /** Returns the nice value of each thread of a process, from /proc/PID/task/TID/stat. */
 function threadNiceValues(pid: number): number[] {
@@ -18,8 +17,8 @@ function threadNiceValues(pid: number): number[] {
   });
 }
 
-test('daemon pool threads run at nice 19', { timeout: 30_000 }, async (t) => {
-  const ph = await startPosthorn({ mc: baseMc() });
+test('PoolThreadNice=19 lowers the pool threads only', { timeout: 30_000 }, async (t) => {
+  const ph = await startPosthorn({ mc: baseMc({ extra: ["define(`confPOOL_THREAD_NICE', `19')"] }) });
   t.after(() => ph.stop());
 
   const values = threadNiceValues(ph.proc.pid!);
@@ -27,18 +26,18 @@ test('daemon pool threads run at nice 19', { timeout: 30_000 }, async (t) => {
   assert.equal(values.filter((v) => v === 19).length, 4, `nice values of the threads: ${values.join(' ')}`);
 });
 
-test('POSTHORN_POOL_NICE=0 keeps the pool priority', { timeout: 30_000 }, async (t) => {
-  const ph = await startPosthorn({ mc: baseMc(), env: { POSTHORN_POOL_NICE: '0' } });
+test('pool threads keep the daemon priority by default', { timeout: 30_000 }, async (t) => {
+  const ph = await startPosthorn({ mc: baseMc() });
   t.after(() => ph.stop());
 
-  const values = threadNiceValues(ph.proc.pid!);
-  assert.deepEqual(values.filter((v) => v !== 0), []);
+  assert.deepEqual(threadNiceValues(ph.proc.pid!).filter((v) => v !== 0), []);
 });
 
-test('pool nice value from the environment', () => {
-  assert.equal(poolNice({}), 19);
-  assert.equal(poolNice({ POSTHORN_POOL_NICE: '10' }), 10);
-  assert.equal(poolNice({ POSTHORN_POOL_NICE: '0' }), undefined);
-  assert.equal(poolNice({ POSTHORN_POOL_NICE: 'x' }), 19);
-  assert.equal(poolNice({ POSTHORN_POOL_NICE: '40' }), 19);
+test('PoolThreadNice out of range is a configuration error', { timeout: 30_000 }, async (t) => {
+  const ph = await startPosthorn({ mc: baseMc() });
+  t.after(() => ph.stop());
+
+  const run = await ph.run(['-O', 'PoolThreadNice=20', '-bP']);
+  assert.notEqual(run.code, 0);
+  assert.match(run.stderr, /PoolThreadNice/);
 });
