@@ -16,7 +16,7 @@ import type { Config } from '../config/types';
 
 const TASKS = '/proc/self/task';
 
-/** The configured nice value of the pool threads, or undefined to leave them alone. */
+/** Returns the configured nice value of the pool threads, or undefined to leave them alone. */
 export function poolNice(config: Config): number | undefined {
   const value = config.options.get('PoolThreadNice');
   return typeof value === 'number' && value > 0 ? Math.min(19, value) : undefined;
@@ -25,8 +25,8 @@ export function poolNice(config: Config): number | undefined {
 /**
  * Starts libuv's thread pool and gives its threads the nice value `nice`
  * (never below the process's own). Resolves with the number of threads
- * changed: 0 when the pool was already running (its threads cannot be told
- * apart) or /proc is not there.
+ * changed: 0 when the pool was already running (its threads cannot be
+ * distinguished then) or /proc is not there.
  */
 export async function lowerThreadPoolPriority(nice: number): Promise<number> {
   const before = listThreads();
