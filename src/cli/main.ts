@@ -9,7 +9,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, USAGE, type CliArgs } from './args';
-import { ExitError, EX_CONFIG, EX_IOERR, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+import { ExitError, EX_CONFIG, EX_IOERR, EX_NOHOST, EX_NOUSER, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+import type { RecipientResult } from '../delivery/smtp-client';
 import { loadConfig, parseShortOption } from '../config/load';
 import type { Config } from '../config/types';
 import { VERSION } from '../version';
@@ -204,29 +205,35 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   });
 
   if (interactive) {
-    const verbose = args.verbose ? (line: string) => process.stdout.write(`${commandLineVerbose(line)}\n`) : undefined;
-    await services.deliverer.deliver(id, { force: true, locked: true, verbose });
+    const verbose = args.verbose ? (await import('./verbose-output')).verboseToStdout() : undefined;
+    let status = EX_OK;
+    const onResult = (r: RecipientResult): void => {
+      if (r.status === 'permfail') status = failureStatus(r.dsn);
+    };
+    await services.deliverer.deliver(id, { force: true, locked: true, verbose, onResult });
     if (config.superSafe === 'interactive') {
       // Committed without fsync (see submitMessage): what is still queued must reach the disk now.
       await services.store.syncItem(id).catch((err: Error) => {
         throw new ExitError(`cannot queue message: ${err.message}`, EX_TEMPFAIL);
       });
     }
-  } else if (config.deliveryMode === 'background') {
-    deliverDetached(args, [id]);
+    return status;
   }
+  if (config.deliveryMode === 'background') deliverDetached(args, [id]);
   return EX_OK;
 }
 
 /**
- * Formats a verbose line as sendmail -v prints it on the terminal: a recipient given
- * on the command line has no angle brackets ("bob@example.com... Sent").
- * The control bytes of a next hop's reply show as '?'.
+ * Returns the exit status of an interactive delivery (-v, -odi) in which a
+ * recipient failed for good, as sendmail's: 67 for an unknown user, 68 for an
+ * unknown host, 69 otherwise. The message is bounced as well.
  */
-function commandLineVerbose(line: string): string {
-  const bare = line.replace(/^<([^<>,]*)>\.\.\. /, '$1... ');
-  return bare.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?');
+function failureStatus(dsn: string): number {
+  if (dsn === '5.1.2') return EX_NOHOST;
+  if (dsn.startsWith('5.1.')) return EX_NOUSER;
+  return EX_UNAVAILABLE;
 }
+
 
 /** The exit status a shell reports for a process that SIGPIPE ended (128 + 13). */
 const EXIT_BROKEN_PIPE = 141;

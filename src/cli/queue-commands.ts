@@ -1,6 +1,7 @@
 // -bp (mailq), -q and -Q: print the queue, run it once, periodically (-q15m)
 // or persistently (-qp), and quarantine or release selected items (-Q).
 
+import { verboseToStdout } from './verbose-output';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Config } from '../config/types';
@@ -160,8 +161,10 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
     return item !== undefined && matchesSelectors(selectors, id, item);
   };
 
+  // -v: the dialogue of each delivery on standard output, as sendmail -q -v shows it.
+  const verbose = args.verbose ? verboseToStdout() : undefined;
   const once = () =>
-    services.runner.runQueue({ force: true, select, kind: kind === 'hf' ? 'hf' : 'qf' }).finally(() => connectionCache.flush());
+    services.runner.runQueue({ force: true, select, kind: kind === 'hf' ? 'hf' : 'qf', verbose }).finally(() => connectionCache.flush());
   const interval = args.queueInterval ?? 0;
   if (args.queuePersistent) return runPersistent(config, args, once, interval);
 

@@ -36,6 +36,8 @@ export interface QueueRunOptions {
    * run for each). schedule() still tries each item once at a time.
    */
   overlap?: boolean;
+  /** -q -v: receives the dialogue and status lines of each delivery, as sendmail -v shows them. */
+  verbose?: (line: string) => void;
 }
 
 export class DeliveryRunner {
@@ -62,6 +64,8 @@ export class DeliveryRunner {
 
   /** Set by stop(): nothing new is scheduled. */
   private stopped = false;
+  /** The verbose receiver of the queue run in progress (-q -v). */
+  private verboseRun: ((line: string) => void) | undefined;
 
   /**
    * Stops for a shutdown: drops the deliveries not yet started (their items
@@ -108,6 +112,7 @@ export class DeliveryRunner {
     const overlap = opts.overlap === true;
     if (this.runningQueue && !overlap) return 0;
     if (!overlap) this.runningQueue = true;
+    if (opts.verbose) this.verboseRun = opts.verbose;
     let count = 0;
     try {
       const policy = this.options.policy?.();
@@ -129,6 +134,7 @@ export class DeliveryRunner {
       await this.idle();
     } finally {
       if (!overlap) this.runningQueue = false;
+      if (opts.verbose) this.verboseRun = undefined;
     }
     return count;
   }
@@ -168,7 +174,7 @@ export class DeliveryRunner {
   private async deliver(id: string, force: boolean): Promise<void> {
     try {
       const locked = this.lockedAtCommit.delete(id);
-      await this.deliverer.deliver(id, { force, quarantined: this.quarantinedRun.has(id), locked });
+      await this.deliverer.deliver(id, { force, quarantined: this.quarantinedRun.has(id), locked, verbose: this.verboseRun });
     } catch (err) {
       // A system error (EROFS, ENOSPC) is for the administrator to fix, and its message names it.
       // Any other error is a bug, so its stack is logged too.

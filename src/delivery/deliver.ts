@@ -42,6 +42,8 @@ export interface DeliverOptions {
   locked?: boolean;
   /** A receiver of sendmail's verbose lines (SMTP VERB): the dialogue with the next hop and each status. */
   verbose?: (line: string) => void;
+  /** Called with each recipient's result of this attempt, e.g. for the exit status of sendmail -odi. */
+  onResult?: (result: RecipientResult) => void;
 }
 
 interface RouteResult {
@@ -136,7 +138,7 @@ export class Deliverer {
       }
       if (!opts.force && nextRetryTime(item) > nowSeconds) return 'skipped';
 
-      const attempt = await this.attempt(item, opts.verbose);
+      const attempt = await this.attempt(item, opts.verbose, opts.onResult);
       bounceId = attempt.bounceId;
       noticeIds = attempt.noticeIds;
       removed = attempt.removed;
@@ -176,7 +178,11 @@ export class Deliverer {
     return item;
   }
 
-  private async attempt(item: QueueItem, verbose?: (line: string) => void): Promise<{ removed: boolean; bounceId?: string; noticeIds: string[] }> {
+  private async attempt(
+    item: QueueItem,
+    verbose?: (line: string) => void,
+    onResult?: (result: RecipientResult) => void,
+  ): Promise<{ removed: boolean; bounceId?: string; noticeIds: string[] }> {
     const started = Date.now();
     const firstAttempt = item.attempts === 0;
     // As sendmail's sendenvelope(), no delivery is tried once a BY=...;R time has run out.
@@ -188,6 +194,7 @@ export class Deliverer {
       this.apply(rr, newlyBounced);
       this.logRoute(item, rr, started);
       if (verbose !== undefined) for (const line of verboseLines(rr)) verbose(line);
+      if (onResult !== undefined) for (const r of rr.results) onResult(r);
     }
     if (returnDue) newlyBounced.push(...this.expireDeliverBy(item));
     newlyBounced.push(...this.expireDeferred(item, started));

@@ -548,7 +548,9 @@ class SmtpSession {
     }
     // LMTP (RFC 2033 section 4.2): one reply per accepted recipient, each final once it arrives.
     for (const r of accepted) {
-      const reply = this.checked(await this.expect(t.datafinal, 'client DATA status'), 'DATA-2');
+      const reply = await this.expect(t.datafinal, 'client DATA status');
+      // A 421 here is this recipient's reply (RFC 2033 section 4.2): the replies still due are read.
+      if (reply.code !== 421) this.checked(reply, 'DATA-2');
       Object.assign(r, resultFromReply(r.address, reply, 'DATA-2'), { final: true });
     }
     return results;

@@ -57,3 +57,13 @@ test('-v delivers a local recipient', { timeout: 60_000 }, async (t) => {
   assert.deepEqual(run.stdout.trimEnd().split('\n'), ['alice... Connecting to local...', 'alice... Sent']);
   assert.match(await ph.mailbox('alice'), /Watch it go\./);
 });
+
+test('-q -v prints each delivery of the run', { timeout: 60_000 }, async (t) => {
+  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=queue'] });
+  t.after(() => ph.stop());
+
+  assert.equal((await ph.run(['-odq', 'alice'], MESSAGE)).code, 0);
+  const run = await ph.run(['-q', '-v']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(run.stdout.trimEnd().split('\n'), ['alice... Connecting to local...', 'alice... Sent']);
+});
