@@ -4,6 +4,9 @@
 // records every message whose data it received in full.
 
 import * as net from 'node:net';
+import assert from 'node:assert/strict';
+import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
+import { rawSmtp } from '../helpers/clients';
 
 export interface HopMessage {
   /** RCPT TO addresses of the transaction, without angle brackets. */
@@ -136,4 +139,43 @@ export function startHop(script: HopScript): Promise<Hop> {
       });
     });
   });
+}
+
+/**
+ * Starts a hop with `script` and a posthorn daemon that sends it mail: through
+ * SMART_HOST, or as its local LMTP server with `lmtp`. `extra` adds .mc lines,
+ * e.g. shorter timeouts. Both are stopped after the test.
+ */
+export async function daemonWithHop(
+  t: { after(fn: () => Promise<void>): void },
+  script: HopScript,
+  opts: { lmtp?: boolean; extra?: string[] } = {},
+): Promise<{ hop: Hop; ph: Posthorn }> {
+  const hop = await startHop(script);
+  const route = opts.lmtp
+    ? [`FEATURE(\`local_lmtp', \`[IPC]', \`TCP 127.0.0.1 ${hop.port}')`]
+    : ["define(`SMART_HOST', `[127.0.0.1]')", `define(\`RELAY_MAILER_ARGS', \`TCP $h ${hop.port}')`];
+  const ph = await startPosthorn({ mc: baseMc({ extra: [...route, ...(opts.extra ?? [])] }) });
+  t.after(async () => {
+    await ph.stop();
+    await hop.close();
+  });
+  return { hop, ph };
+}
+
+/**
+ * Sends one message from a local sender to `recipients` over SMTP and checks
+ * that it was accepted. The sender is local, so that a bounce never looks up
+ * a remote domain through the machine's own resolver.
+ */
+export async function submitTo(ph: Posthorn, recipients: string[], subject: string): Promise<void> {
+  const replies = await rawSmtp(ph.port, [
+    'EHLO client.posthorn.test',
+    'MAIL FROM:<snd@posthorn.test>',
+    ...recipients.map((r) => `RCPT TO:<${r}>`),
+    'DATA',
+    `Subject: ${subject}\r\n\r\nBody line.\r\n.`,
+    'QUIT',
+  ]);
+  assert.match(replies[replies.length - 2] ?? '', /^250 /, `submission replies: ${replies.join(' | ')}`);
 }

@@ -5,41 +5,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
-import { rawSmtp } from '../helpers/clients';
-import { startHop, type Hop, type HopScript } from './break10-hop';
+import type { Posthorn } from '../helpers/posthorn';
+import { daemonWithHop, submitTo, type Hop, type HopScript } from './break10-hop';
 
 const LHLO = '250-hop.test\r\n250 PIPELINING\r\n';
 
-async function viaLmtp(t: { after(fn: () => Promise<void>): void }, script: HopScript): Promise<{ hop: Hop; ph: Posthorn }> {
-  const hop = await startHop({ ehlo: LHLO, ...script });
-  const ph = await startPosthorn({
-    mc: baseMc({
-      extra: [
-        `FEATURE(\`local_lmtp', \`[IPC]', \`TCP 127.0.0.1 ${hop.port}')`,
-        "define(`confTO_DATAFINAL', `3s')",
-        "define(`confTO_RCPT', `3s')",
-      ],
-    }),
-  });
-  t.after(async () => {
-    await ph.stop();
-    await hop.close();
-  });
-  return { hop, ph };
+function viaLmtp(t: { after(fn: () => Promise<void>): void }, script: HopScript): Promise<{ hop: Hop; ph: Posthorn }> {
+  const extra = ["define(`confTO_DATAFINAL', `3s')", "define(`confTO_RCPT', `3s')"];
+  return daemonWithHop(t, { ehlo: LHLO, ...script }, { lmtp: true, extra });
 }
 
-async function submit(ph: Posthorn, recipients: string[]): Promise<void> {
-  const replies = await rawSmtp(ph.port, [
-    'EHLO client.posthorn.test',
-    // A local sender: a bounce must not look up a remote domain through the machine's resolver.
-    'MAIL FROM:<snd@posthorn.test>',
-    ...recipients.map((r) => `RCPT TO:<${r}>`),
-    'DATA',
-    'Subject: hostile lmtp\r\n\r\nBody line.\r\n.',
-    'QUIT',
-  ]);
-  assert.match(replies[replies.length - 2] ?? '', /^250 /, `submission replies: ${replies.join(' | ')}`);
+function submit(ph: Posthorn, recipients: string[]): Promise<void> {
+  return submitTo(ph, recipients, 'hostile lmtp');
 }
 
 function copiesFor(hop: Hop, rcpt: string): number {

@@ -4,9 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
-import { rawSmtp } from '../helpers/clients';
-import { startHop, type Hop, type HopScript } from './break10-hop';
+import type { Posthorn } from '../helpers/posthorn';
+import { daemonWithHop, submitTo, type Hop, type HopScript } from './break10-hop';
 
 const TIMEOUTS = [
   "define(`confTO_INITIAL', `5s')",
@@ -19,36 +18,27 @@ const TIMEOUTS = [
   "define(`confTO_QUIT', `2s')",
 ];
 
-async function viaHop(t: { after(fn: () => Promise<void>): void }, script: HopScript): Promise<{ hop: Hop; ph: Posthorn }> {
-  const hop = await startHop(script);
-  const ph = await startPosthorn({
-    mc: baseMc({
-      extra: ["define(`SMART_HOST', `[127.0.0.1]')", `define(\`RELAY_MAILER_ARGS', \`TCP $h ${hop.port}')`, ...TIMEOUTS],
-    }),
-  });
-  t.after(async () => {
-    await ph.stop();
-    await hop.close();
-  });
-  return { hop, ph };
+function viaHop(t: { after(fn: () => Promise<void>): void }, script: HopScript): Promise<{ hop: Hop; ph: Posthorn }> {
+  return daemonWithHop(t, script, { extra: TIMEOUTS });
 }
 
-async function submit(ph: Posthorn, recipients: string[]): Promise<void> {
-  const replies = await rawSmtp(ph.port, [
-    'EHLO client.posthorn.test',
-    'MAIL FROM:<snd@posthorn.test>',
-    ...recipients.map((r) => `RCPT TO:<${r}>`),
-    'DATA',
-    'Subject: hostile hop\r\n\r\nBody line.\r\n.',
-    'QUIT',
-  ]);
-  assert.match(replies[replies.length - 2] ?? '', /^250 /, `submission replies: ${replies.join(' | ')}`);
+function submit(ph: Posthorn, recipients: string[]): Promise<void> {
+  return submitTo(ph, recipients, 'hostile hop');
 }
 
 /** Waits for the to= line of `rcpt` and returns it. */
 async function statLine(ph: Posthorn, rcpt: string): Promise<string> {
   const escaped = rcpt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return (await ph.waitForLog(new RegExp(`to=<${escaped}>.*stat=.*`), 30_000))[0];
+}
+
+/** Waits for carol's to= line; a Sent line must come with the body at the hop. */
+async function assertSentHasBody(t: { diagnostic(text: string): void }, ph: Posthorn, hop: Hop): Promise<void> {
+  const line = await statLine(ph, 'carol@remote.test');
+  t.diagnostic(`${line} | hop messages: ${hop.messages.length}`);
+  if (/stat=Sent/.test(line)) {
+    assert.ok(hop.messages.some((m) => m.data.includes('Body line.')), `logged as sent but the next hop got no body: ${line}`);
+  }
 }
 
 test('RCPT 252 is not delivery', { timeout: 60_000 }, async (t) => {
@@ -60,11 +50,7 @@ test('RCPT 252 is not delivery', { timeout: 60_000 }, async (t) => {
     },
   });
   await submit(ph, ['carol@remote.test']);
-  const line = await statLine(ph, 'carol@remote.test');
-  t.diagnostic(`${line} | hop messages: ${hop.messages.length}`);
-  if (/stat=Sent/.test(line)) {
-    assert.ok(hop.messages.some((m) => m.data.includes('Body line.')), `logged as sent but the next hop got no body: ${line}`);
-  }
+  await assertSentHasBody(t, ph, hop);
 });
 
 test('DATA 250 is not delivery', { timeout: 60_000 }, async (t) => {
@@ -95,11 +81,7 @@ test('pipelined replies out of order', { timeout: 60_000 }, async (t) => {
     },
   });
   await submit(ph, ['carol@remote.test']);
-  const line = await statLine(ph, 'carol@remote.test');
-  t.diagnostic(`${line} | hop messages: ${hop.messages.length}`);
-  if (/stat=Sent/.test(line)) {
-    assert.ok(hop.messages.some((m) => m.data.includes('Body line.')), `logged as sent but the next hop got no body: ${line}`);
-  }
+  await assertSentHasBody(t, ph, hop);
 });
 
 test('354 after the final dot', { timeout: 60_000 }, async (t) => {
@@ -119,9 +101,5 @@ test('MAIL 251 is not delivery', { timeout: 60_000 }, async (t) => {
     },
   });
   await submit(ph, ['carol@remote.test']);
-  const line = await statLine(ph, 'carol@remote.test');
-  t.diagnostic(`${line} | hop messages: ${hop.messages.length}`);
-  if (/stat=Sent/.test(line)) {
-    assert.ok(hop.messages.some((m) => m.data.includes('Body line.')), `logged as sent but the next hop got no body: ${line}`);
-  }
+  await assertSentHasBody(t, ph, hop);
 });

@@ -5,40 +5,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
-import { rawSmtp } from '../helpers/clients';
-import { startHop, type Hop, type HopScript } from './break10-hop';
+import type { Posthorn } from '../helpers/posthorn';
+import { daemonWithHop, submitTo, type Hop, type HopScript } from './break10-hop';
 
-async function viaHop(t: { after(fn: () => Promise<void>): void }, script: HopScript): Promise<{ hop: Hop; ph: Posthorn }> {
-  const hop = await startHop(script);
-  const ph = await startPosthorn({
-    mc: baseMc({
-      extra: [
-        "define(`SMART_HOST', `[127.0.0.1]')",
-        `define(\`RELAY_MAILER_ARGS', \`TCP $h ${hop.port}')`,
-        "define(`confTO_RCPT', `5s')",
-        "define(`confTO_DATAINIT', `5s')",
-        "define(`confTO_DATAFINAL', `5s')",
-      ],
-    }),
-  });
-  t.after(async () => {
-    await ph.stop();
-    await hop.close();
-  });
-  return { hop, ph };
+function viaHop(t: { after(fn: () => Promise<void>): void }, script: HopScript): Promise<{ hop: Hop; ph: Posthorn }> {
+  const extra = ["define(`confTO_RCPT', `5s')", "define(`confTO_DATAINIT', `5s')", "define(`confTO_DATAFINAL', `5s')"];
+  return daemonWithHop(t, script, { extra });
 }
 
-async function submit(ph: Posthorn, recipients: string[]): Promise<void> {
-  const replies = await rawSmtp(ph.port, [
-    'EHLO client.posthorn.test',
-    'MAIL FROM:<snd@posthorn.test>',
-    ...recipients.map((r) => `RCPT TO:<${r}>`),
-    'DATA',
-    'Subject: 421 hop\r\n\r\nBody line.\r\n.',
-    'QUIT',
-  ]);
-  assert.match(replies[replies.length - 2] ?? '', /^250 /, `submission replies: ${replies.join(' | ')}`);
+function submit(ph: Posthorn, recipients: string[]): Promise<void> {
+  return submitTo(ph, recipients, '421 hop');
 }
 
 test('421 to MAIL then close', { timeout: 60_000 }, async (t) => {

@@ -5,40 +5,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
-import { rawSmtp } from '../helpers/clients';
-import { startHop } from './break10-hop';
+import { daemonWithHop, submitTo } from './break10-hop';
 
 test('LMTP 421 for one recipient', { timeout: 60_000 }, async (t) => {
-  const hop = await startHop({
-    ehlo: '250-hop.test\r\n250 PIPELINING\r\n',
-    dot: (s) => s.write('250 2.1.5 alice ok\r\n421 4.3.2 bob closing\r\n250 2.1.5 carol ok\r\n'),
-  });
-  const ph = await startPosthorn({
-    mc: baseMc({
-      extra: [
-        `FEATURE(\`local_lmtp', \`[IPC]', \`TCP 127.0.0.1 ${hop.port}')`,
-        "define(`confTO_DATAFINAL', `3s')",
-        "define(`confTO_RCPT', `3s')",
-      ],
-    }),
-  });
-  t.after(async () => {
-    await ph.stop();
-    await hop.close();
-  });
-
-  const replies = await rawSmtp(ph.port, [
-    'EHLO client.posthorn.test',
-    'MAIL FROM:<snd@posthorn.test>',
-    'RCPT TO:<alice@posthorn.test>',
-    'RCPT TO:<bob@posthorn.test>',
-    'RCPT TO:<carol@posthorn.test>',
-    'DATA',
-    'Subject: lmtp 421\r\n\r\nBody line.\r\n.',
-    'QUIT',
-  ]);
-  assert.match(replies[replies.length - 2] ?? '', /^250 /, replies.join(' | '));
+  const { hop, ph } = await daemonWithHop(
+    t,
+    {
+      ehlo: '250-hop.test\r\n250 PIPELINING\r\n',
+      dot: (s) => s.write('250 2.1.5 alice ok\r\n421 4.3.2 bob closing\r\n250 2.1.5 carol ok\r\n'),
+    },
+    { lmtp: true, extra: ["define(`confTO_DATAFINAL', `3s')", "define(`confTO_RCPT', `3s')"] },
+  );
+  await submitTo(ph, ['alice@posthorn.test', 'bob@posthorn.test', 'carol@posthorn.test'], 'lmtp 421');
   const carol = (await ph.waitForLog(/to=(?:<[^>]*>,)*<carol@posthorn\.test>.*stat=.*/, 30_000))[0];
   t.diagnostic(ph.logs().split('\n').filter((l) => /stat=/.test(l)).join('\n'));
   // A queue run retries what is left, and carol must not get a second copy.
