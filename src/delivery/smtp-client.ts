@@ -483,12 +483,15 @@ class SmtpSession {
 
     if (!mailOk) {
       if (dataOk) await this.abortData();
+      else if (data !== undefined) this.checked(data, 'DATA-1');
       return tx.recipients.map((r) => resultFromReply(r.address, mail, 'MAIL'));
     }
     const results = tx.recipients.map((r, i) => resultFromReply(r.address, rcptReplies[i], 'RCPT'));
     this.results = results;
     if (!anyAccepted) {
+      // A 421 to the pipelined DATA still ends the session (checked() throws), so it is never cached.
       if (dataOk) await this.abortData();
+      else if (data !== undefined) this.checked(data, 'DATA-1');
       return results;
     }
     if (!dataOk) return fail(results, this.checked(data as Reply, 'DATA-1'), 'DATA-1');

@@ -49,3 +49,31 @@ test('421 to one RCPT', { timeout: 60_000 }, async (t) => {
   assert.match(line, /stat=Deferred: 421 4\.3\.2 shutting down/);
   assert.equal(hop.messages.length, 0, 'the message went on over a session the hop was shutting down');
 });
+
+test('421 to DATA after every RCPT failed', { timeout: 60_000 }, async (t) => {
+  // The first transaction's only recipient is rejected, and the pipelined DATA
+  // gets 421 while the hop keeps the connection open: the session is closing
+  // and must not carry the next message.
+  let transactions = 0;
+  const { hop, ph } = await viaHop(t, {
+    command: (verb, line, s) => {
+      if (verb === 'MAIL') transactions += 1;
+      if (transactions !== 1) return false;
+      if (verb === 'RCPT') {
+        s.recipients.pop();
+        s.write('550 5.1.1 no such user\r\n');
+        return true;
+      }
+      if (verb === 'DATA') {
+        s.write('421 4.3.2 shutting down\r\n');
+        return true;
+      }
+      return false;
+    },
+  });
+  await submit(ph, ['erin@remote.test']);
+  await ph.waitForLog(/to=<erin@remote\.test>.*stat=User unknown/, 30_000);
+  await submit(ph, ['frank@remote.test']);
+  await ph.waitForLog(/to=<frank@remote\.test>.*stat=Sent/, 30_000);
+  assert.equal(hop.connections, 2, 'the second message went over the session that got 421');
+});
