@@ -1,14 +1,22 @@
-// -bs: one SMTP session on standard input and output, as a local user. The
-// client is trusted like localhost, so it may relay.
+// -bs: one SMTP session on standard input and output. A local user's session
+// is trusted like localhost, so it may relay. Standard input can also be a TCP
+// socket (inetd, a systemd socket unit, tcpserver). The session then belongs
+// to the client at the other end, as sendmail takes it from getpeername().
+// Its address decides relaying, and it appears in $_ and the logs.
 
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import type { Config } from '../config/types';
 import { Logger, openSink } from '../log/logger';
 import { createServices, serverContext } from '../daemon/services';
 import { Session } from '../server/session';
 import { startSessionWithMilters } from '../milter/connect';
-import { streamTransport } from '../server/transport';
+import { socketTransport, streamTransport } from '../server/transport';
+import { clientText, resolveClient } from '../server/connect';
+import { isLocalhostClient } from '../policy/relay';
+import type { SessionTransport } from '../server/context';
 import { EX_OK } from './sysexits';
-import * as os from 'node:os';
 
 export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) => void): Promise<number> {
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
@@ -16,14 +24,8 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
   const accepted: string[] = [];
   const ctx = { ...serverContext(services), onAccepted: (id: string) => accepted.push(id) };
 
-  let user = 'root';
-  try {
-    user = os.userInfo().username;
-  } catch {
-    // No passwd entry for this uid: keep the default name.
-  }
-
-  const transport = streamTransport(process.stdin, process.stdout);
+  const socket = tcpSocketOnStdin();
+  const transport: SessionTransport = socket ? socketTransport(socket) : streamTransport(process.stdin, process.stdout);
   const closed = new Promise<void>((resolve) => {
     const close = transport.close;
     transport.close = () => {
@@ -31,16 +33,63 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
       resolve();
     };
   });
-  const session = new Session(ctx, transport, {
-    daemonName: 'stdin',
-    relayAllowed: true,
-    clientText: `${user}@localhost`,
-  });
+  let options = { daemonName: 'stdin', relayAllowed: true, clientText: `${userName()}@localhost` };
+  if (socket) {
+    // NOTE: the access map's Connect: entries and the other connect-time checks of the daemon are not run here,
+    // so an access map RELAY entry does not open relaying for such a client.
+    const address = transport.remoteAddress;
+    const client = await resolveClient(address, services.resolver, config.nameServers.length > 0);
+    options = { daemonName: 'stdin', relayAllowed: isLocalhostClient(address), clientText: clientText(address, client) };
+  }
+  const session = new Session(ctx, transport, options);
   await startSessionWithMilters(session);
   await closed;
 
   // DeliveryMode=interactive delivered each message before its 250 (see deliverNow).
   if (config.deliveryMode === 'background') deliver(accepted);
-  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  if (!socket) await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   return EX_OK;
+}
+
+/**
+ * Returns standard input as a socket when it is a TCP connection, else
+ * undefined. The socket's inode is looked up in /proc/net/tcp and tcp6 (Linux),
+ * so a pipe or a unix socket pair, which is what a parent process usually
+ * gives, is left to process.stdin.
+ */
+function tcpSocketOnStdin(): net.Socket | undefined {
+  let inode: string | undefined;
+  try {
+    inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync('/proc/self/fd/0'))?.[1];
+  } catch {
+    return undefined;
+  }
+  if (inode === undefined || !tcpInodes().has(inode)) return undefined;
+  return new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
+}
+
+/** Returns the inodes of this host's TCP sockets, the tenth column of /proc/net/tcp and /proc/net/tcp6. */
+function tcpInodes(): Set<string> {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length > 9) inodes.add(fields[9]);
+    }
+  }
+  return inodes;
+}
+
+function userName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'root';
+  }
 }
