@@ -103,8 +103,11 @@ test('an item changed after the cache was written is read again', async () => {
   fs.utimesSync(file, before.atime, new Date(before.mtimeMs + 5000));
   // A good control file turned damaged, and a control file replaced by a symlink.
   fs.writeFileSync(path.join(dir, `qf${items[3].id}`), 'V8\ngarbage\n');
-  fs.rmSync(path.join(dir, `qf${items[6].id}`));
-  fs.symlinkSync(path.join(dir, `qf${items[7].id}`), path.join(dir, `qf${items[6].id}`));
+  // The symlink is made beside the file and renamed over it, so that it cannot
+  // get the file's inode number back, as a new file made after an unlink can.
+  const link = path.join(dir, `link-${items[6].id}`);
+  fs.symlinkSync(path.join(dir, `qf${items[7].id}`), link);
+  fs.renameSync(link, path.join(dir, `qf${items[6].id}`));
 
   const now = await store.list();
   const at = (id: string): number => now.indexOf(id);
