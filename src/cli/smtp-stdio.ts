@@ -2,21 +2,26 @@
 // is trusted like localhost, so it may relay. Standard input can also be a TCP
 // socket (inetd, a systemd socket unit, tcpserver). The session then belongs
 // to the client at the other end, as sendmail takes it from getpeername().
-// Its address decides relaying, and it appears in $_ and the logs.
+// It goes through the daemon's connect phase (access map, conncontrol,
+// greet_pause), its address decides relaying, and it appears in $_ and the logs.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import type { Config } from '../config/types';
+import type { Config, DaemonSpec } from '../config/types';
 import { Logger, openSink } from '../log/logger';
 import { createServices, serverContext } from '../daemon/services';
 import { Session } from '../server/session';
 import { startSessionWithMilters } from '../milter/connect';
 import { socketTransport, streamTransport } from '../server/transport';
-import { clientText, resolveClient } from '../server/connect';
+import { clientText, createConnectPolicy, resolveClient } from '../server/connect';
+import { applySrvFeatures } from '../server/srv-features';
 import { isLocalhostClient } from '../policy/relay';
 import type { SessionTransport } from '../server/context';
 import { EX_OK } from './sysexits';
+
+/** The daemon that -bs stands for: its name is ${daemon_name}. */
+const STDIN_DAEMON: DaemonSpec = { name: 'stdin', addr: '', port: 0, family: 'inet', modifiers: '', listen: 0 };
 
 export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) => void): Promise<number> {
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
@@ -32,17 +37,23 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
       close();
       resolve();
     };
+    // A client that goes away during the connect phase closes no session.
+    socket?.once('close', () => resolve());
   });
-  let options = { daemonName: 'stdin', relayAllowed: true, clientText: `${userName()}@localhost` };
   if (socket) {
-    // NOTE: the access map's Connect: entries and the other connect-time checks of the daemon are not run here,
-    // so an access map RELAY entry does not open relaying for such a client.
+    // The connect phase of a daemon session: check_relay with the access map
+    // (Connect: entries, RELAY), conncontrol, ratecontrol, dnsbl and greet_pause.
     const address = transport.remoteAddress;
     const client = await resolveClient(address, services.resolver, config.nameServers.length > 0);
-    options = { daemonName: 'stdin', relayAllowed: isLocalhostClient(address), clientText: clientText(address, client) };
+    const session = new Session(ctx, transport, { daemonName: STDIN_DAEMON.name, relayAllowed: isLocalhostClient(address), clientText: clientText(address, client) });
+    if (await createConnectPolicy(ctx, logger).prepare(session, socket, STDIN_DAEMON, client)) {
+      applySrvFeatures(session);
+      await startSessionWithMilters(session);
+    }
+  } else {
+    const session = new Session(ctx, transport, { daemonName: STDIN_DAEMON.name, relayAllowed: true, clientText: `${userName()}@localhost` });
+    await startSessionWithMilters(session);
   }
-  const session = new Session(ctx, transport, options);
-  await startSessionWithMilters(session);
   await closed;
 
   // DeliveryMode=interactive delivered each message before its 250 (see deliverNow).

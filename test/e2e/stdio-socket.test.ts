@@ -5,7 +5,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { baseMc, posthornBin, startPosthorn, type Posthorn } from '../helpers/posthorn';
 
@@ -70,4 +72,20 @@ test('-bs on a socket denies relaying to a remote client', { timeout: 60_000 }, 
 
   const local = await session(port, '127.0.0.1', COMMANDS);
   assert.equal(local[3], '250 2.1.5 <bob@remote.example>... Recipient ok', local.join(' | '));
+});
+
+test('-bs on a socket applies the access map to the peer', { timeout: 60_000 }, async (t) => {
+  const ph = await startPosthorn({
+    mc: baseMc({ extra: ["FEATURE(`access_db', `text -o @DIR@/access')"] }),
+  });
+  t.after(() => ph.stop());
+  fs.writeFileSync(path.join(ph.dir, 'access'), 'Connect:127.0.0.2\tRELAY\nConnect:127.0.0.3\tREJECT\n');
+  const port = await inetdLike(t, ph);
+
+  const allowed = await session(port, '127.0.0.2', COMMANDS);
+  assert.equal(allowed[3], '250 2.1.5 <bob@remote.example>... Recipient ok', allowed.join(' | '));
+
+  // As in a daemon session, a rejected client is greeted and its commands get 550.
+  const rejected = await session(port, '127.0.0.3', COMMANDS);
+  assert.equal(rejected[2], '550 5.7.1 Access denied', rejected.join(' | '));
 });
