@@ -29,8 +29,16 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
   const accepted: string[] = [];
   const ctx = { ...serverContext(services), onAccepted: (id: string) => accepted.push(id) };
 
-  const socket = tcpSocketOnStdin();
-  const transport: SessionTransport = socket ? socketTransport(socket) : streamTransport(process.stdin, process.stdout);
+  const stdin = socketOnStdin();
+  const socket = stdin !== undefined && isTcp(stdin) ? stdin : undefined;
+  if (socket !== undefined && socket.remoteAddress === undefined) {
+    // A TCP peer that is already gone (reset): no reply can reach it, and no address can be checked.
+    socket.destroy();
+    return EX_OK;
+  }
+  // Writes to a reader that went away (EPIPE) end the session instead of the process.
+  process.stdout.on('error', () => undefined);
+  const transport: SessionTransport = socket ? socketTransport(socket) : streamTransport(stdin ?? process.stdin, process.stdout);
   const closed = new Promise<void>((resolve) => {
     const close = transport.close;
     transport.close = () => {
@@ -63,38 +71,26 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
 }
 
 /**
- * Returns standard input as a socket when it is a TCP connection, else
- * undefined. The socket's inode is looked up in /proc/net/tcp and tcp6 (Linux),
- * so a pipe or a unix socket pair, which is what a parent process usually
- * gives, is left to process.stdin.
+ * Returns standard input as a socket when it is one (TCP, a unix socket or a
+ * socket pair, which is what a parent process usually gives), else undefined.
  */
-function tcpSocketOnStdin(): net.Socket | undefined {
-  let inode: string | undefined;
+function socketOnStdin(): net.Socket | undefined {
   try {
-    inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync('/proc/self/fd/0'))?.[1];
+    if (!fs.fstatSync(0).isSocket()) return undefined;
   } catch {
     return undefined;
   }
-  if (inode === undefined || !tcpInodes().has(inode)) return undefined;
   return new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
 }
 
-/** Returns the inodes of this host's TCP sockets, the tenth column of /proc/net/tcp and /proc/net/tcp6. */
-function tcpInodes(): Set<string> {
-  const inodes = new Set<string>();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields.length > 9) inodes.add(fields[9]);
-    }
-  }
-  return inodes;
+/**
+ * Tests whether a socket is TCP from its own address family (getsockname),
+ * which getsockname() still returns after the peer reset the connection and in another
+ * network namespace. A unix socket has no family.
+ */
+function isTcp(socket: net.Socket): boolean {
+  const local = socket.address() as Partial<net.AddressInfo>;
+  return typeof local === 'object' && (local.family === 'IPv4' || local.family === 'IPv6');
 }
 
 function userName(): string {
