@@ -84,8 +84,8 @@ function socketOnStdin(): net.Socket | undefined {
 }
 
 /**
- * Tests whether a socket is TCP from its own address family (getsockname),
- * which getsockname() still returns after the peer reset the connection and in another
+ * Tests whether a socket is TCP from its own address family. getsockname()
+ * still returns it after the peer reset the connection, and in another
  * network namespace. A unix socket has no family.
  */
 function isTcp(socket: net.Socket): boolean {
