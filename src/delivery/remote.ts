@@ -69,7 +69,7 @@ async function tryHost(
   let relay: string | undefined;
   // A host that rejected the session (5xx greeting or HELO) is passed over
   // like one that could not be reached. Its rejection counts only if it came last.
-  let refused: HostAttempt | undefined;
+  let rejection: HostAttempt | undefined;
   for (const address of addrs.addresses) {
     relay = `${name} [${address}]`;
     const result = await runSession(
@@ -87,13 +87,13 @@ async function tryHost(
     );
     if (result.kind === 'transaction') return { result, relay };
     if (result.kind === 'rejected') {
-      refused = { result, relay };
+      rejection = { result, relay };
       continue;
     }
-    refused = undefined;
+    rejection = undefined;
     failure = result.text;
   }
-  return refused ?? { failure, relay };
+  return rejection ?? { failure, relay };
 }
 
 function outcomeOf(result: SessionResult, tx: Transaction, relay: string | undefined, host: RelayHost): RemoteOutcome {
@@ -134,15 +134,15 @@ export async function deliverRemote(destination: string, tx: Transaction, ctx: R
   let allUnknown = false;
   // sendmail goes on to the next MX whenever a host did not open a session,
   // whatever the reason, and reports the last host's failure.
-  let refused: RemoteOutcome | undefined;
+  let rejection: RemoteOutcome | undefined;
   if (list.kind === 'hosts') {
     allUnknown = true;
     lastFailure = '';
     for (const host of list.hosts) {
       const tried = await tryHost(host, tx, ctx);
       if (tried.result?.kind === 'transaction') return outcomeOf(tried.result, tx, tried.relay, host);
-      refused = tried.result ? outcomeOf(tried.result, tx, tried.relay, host) : undefined;
-      if (refused) {
+      rejection = tried.result ? outcomeOf(tried.result, tx, tried.relay, host) : undefined;
+      if (rejection) {
         allUnknown = false;
         continue;
       }
@@ -161,7 +161,7 @@ export async function deliverRemote(destination: string, tx: Transaction, ctx: R
 
   // FallBackSmartHost follows a temporary failure or an unknown host only: a
   // last MX that rejected the session (5xx, or a loop back to this host) is final.
-  if (refused) return refused;
+  if (rejection) return rejection;
   if (list.fallback) {
     const tried = await tryHost(list.fallback, tx, ctx);
     if (tried.result) return outcomeOf(tried.result, tx, tried.relay, list.fallback);

@@ -217,7 +217,7 @@ class SmtpSession {
   private rsetPending = false;
   /** The handshake failed and the server may be retried without STARTTLS. */
   retryWithoutTls = false;
-  /** A reply of the wrong class came: the session is ended, never cached. */
+  /** A reply of the wrong class came, so the session is not cached. */
   protocolError = false;
 
   constructor(
@@ -550,9 +550,9 @@ class SmtpSession {
       return fail(results, this.checked(await this.expect(t.datafinal, 'client DATA status'), 'DATA-2'), 'DATA-2');
     }
     // LMTP (RFC 2033 section 4.2): one reply per accepted recipient, each final once it arrives.
+    // A 421 there is one recipient's reply, so the replies still due are read.
     for (const r of accepted) {
       const reply = await this.expect(t.datafinal, 'client DATA status');
-      // A 421 here is this recipient's reply (RFC 2033 section 4.2): the replies still due are read.
       if (reply.code !== 421) this.checked(reply, 'DATA-2');
       Object.assign(r, resultFromReply(r.address, reply, 'DATA-2'), { final: true });
     }

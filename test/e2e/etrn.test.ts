@@ -15,9 +15,9 @@ const LOG_LEVEL = ['-O', 'LogLevel=10'];
 
 /**
  * Queues one message for bob@remote.example while the hop is down, and
- * returns its queue id once the failed attempt has released the item: the
- * Deferred line is logged before the control file is rewritten and the lock
- * dropped, and a queue run skips a locked item.
+ * returns its queue id once the failed attempt has released the item. The
+ * Deferred line is logged before the lock is dropped, and a queue run skips
+ * a locked item.
  */
 async function queueDeferred(hop: DownHop, subject: string): Promise<string> {
   const id = await sendToRemote(hop.ph.port, subject);

@@ -1,5 +1,5 @@
 // A hostile LMTP server behind FEATURE(`local_lmtp', `[IPC]', `TCP ...'):
-// it answers the final dot with fewer or more replies than recipients, or
+// it replies to the final dot with fewer or more replies than recipients, or
 // closes after the first. Each recipient must get its own outcome once: one
 // that got 250 is never delivered again.
 

@@ -23,9 +23,9 @@ async function submit(ph: Posthorn, rcpt: string): Promise<void> {
 }
 
 test('MX naming this host bounces', { timeout: 60_000 }, async (t) => {
-  // Nothing listens on the mailer port: sendmail never connects, because the
-  // only MX is one of its own names (class w); getmxrr() fails with
-  // "MX list for ... points back to ...".
+  // Nothing listens on the mailer port. sendmail never connects, because the
+  // only MX is one of its own names (class w), so getmxrr() fails with
+  // "MX list for ... points back to ..."
   const mailerPort = await freePort('127.0.0.1');
   const dns = await startDnsServer({
     zones: {

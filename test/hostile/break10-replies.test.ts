@@ -1,4 +1,4 @@
-// Next hops that answer with codes the client must not take as success: a
+// Next hops that reply with codes the client must not take as success: a
 // message is logged stat=Sent only when the next hop took its data with a
 // 2xx reply after the final dot.
 
@@ -69,7 +69,7 @@ test('DATA 250 is not delivery', { timeout: 60_000 }, async (t) => {
 });
 
 test('pipelined replies out of order', { timeout: 60_000 }, async (t) => {
-  // The hop answers MAIL, RCPT and DATA only once all three are in, and puts
+  // The hop replies to MAIL, RCPT and DATA only once all three are in, and puts
   // the 354 first: the client sees 354 for MAIL and 250 for DATA.
   const { hop, ph } = await viaHop(t, {
     command: (verb, _line, s) => {
