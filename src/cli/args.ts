@@ -1,7 +1,7 @@
 // The sendmail command line: flags as sendmail 8.13 takes them, parsed into one
 // object. Flags with a value take it attached (-Cfile) or as the next word.
 
-import { ExitError, EX_USAGE } from './sysexits';
+import { ExitError, EX_SOFTWARE, EX_USAGE } from './sysexits';
 import { parseDuration } from '../config/duration';
 import { optionByShort } from '../config/options';
 import { applyBodyFlag, applyEnvidFlag, applyNotifyFlag, applyRetFlag, type DsnFlags } from './dsn-flags';
@@ -230,7 +230,8 @@ function defineMacro(args: CliArgs, word: string): void {
   const long = /^\{[A-Za-z0-9_]+\}/.exec(word);
   const name = long ? long[0] : word[0];
   if (name === undefined || (!long && !/^[A-Za-z0-9_]$/.test(name))) {
-    throw new ExitError(`invalid macro name in -M${word.replace(/[^\x20-\x7e]/g, '?')}: give a letter or {name}, e.g. -MrUUCP`, EX_USAGE);
+    // sendmail exits with EX_SOFTWARE here ("Name required for macro/class").
+    throw new ExitError(`invalid macro name in -M${word.replace(/[^\x20-\x7e]/g, '?')}: give a letter or {name}, e.g. -MrUUCP`, EX_SOFTWARE);
   }
   const value = word.slice(name.length);
   if (/[\r\n]/.test(value)) throw new ExitError(`invalid value for macro ${name}: it contains a line break`, EX_USAGE);

@@ -211,6 +211,8 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
       if (r.status === 'permfail') status = failureStatus(r.dsn);
     };
     await services.deliverer.deliver(id, { force: true, locked: true, verbose, onResult });
+    // The next hop's session ends with QUIT now, as sendmail's does, not when the process exits.
+    await (await import('../delivery/connection-cache')).connectionCache.flush(verbose);
     if (config.superSafe === 'interactive') {
       // Committed without fsync (see submitMessage): what is still queued must reach the disk now.
       await services.store.syncItem(id).catch((err: Error) => {

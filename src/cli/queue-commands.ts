@@ -164,7 +164,7 @@ export async function runQueueCommand(config: Config, args: CliArgs): Promise<nu
   // -v: the dialogue of each delivery on standard output, as sendmail -q -v shows it.
   const verbose = args.verbose ? verboseToStdout() : undefined;
   const once = () =>
-    services.runner.runQueue({ force: true, select, kind: kind === 'hf' ? 'hf' : 'qf', verbose }).finally(() => connectionCache.flush());
+    services.runner.runQueue({ force: true, select, kind: kind === 'hf' ? 'hf' : 'qf', verbose }).finally(() => connectionCache.flush(verbose));
   const interval = args.queueInterval ?? 0;
   if (args.queuePersistent) return runPersistent(config, args, once, interval);
 

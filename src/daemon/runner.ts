@@ -2,6 +2,7 @@
 // and as queue runs over every item (-q, -q15m). A bounded number of
 // deliveries run at once; an item is never delivered by two of them.
 
+import * as path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { QueueStore } from '../queue/store';
 import type { Deliverer } from '../delivery/deliver';
@@ -119,6 +120,8 @@ export class DeliveryRunner {
       const kind = opts.kind ?? 'qf';
       const ids = policy ? await queueRunIds(this.store, policy, { kind }) : await this.store.list(kind);
       let checked = 0;
+      // -q -v delivers one item after another, each headed by sendmail's "Running" line.
+      const inTurn: string[] = [];
       for (const id of ids) {
         // Deliveries already scheduled need turns of the event loop: awaiting
         // select() only runs microtasks, and the due check reads file heads
@@ -128,8 +131,16 @@ export class DeliveryRunner {
         if (opts.select && !(await opts.select(id))) continue;
         if (!opts.force && !this.isDue(id, kind)) continue;
         if (kind === 'hf') this.quarantinedRun.add(id);
-        this.schedule(id, opts.force);
+        if (opts.verbose) inTurn.push(id);
+        else this.schedule(id, opts.force);
         count++;
+      }
+      for (const [i, id] of inTurn.entries()) {
+        if (this.stopped) break;
+        opts.verbose?.('');
+        opts.verbose?.(`Running ${path.join(this.store.dir, id)} (sequence ${i + 1} of ${inTurn.length})`);
+        this.schedule(id, opts.force);
+        await this.idle();
       }
       await this.idle();
     } finally {

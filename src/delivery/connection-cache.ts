@@ -10,8 +10,8 @@
 export interface CachedSession {
   /** The connection is still open and nothing arrived while it was idle. */
   usable(): boolean;
-  /** Ends the session politely (QUIT) and closes the connection. */
-  quit(): Promise<void>;
+  /** Ends the session politely (QUIT) and closes the connection; `verbose` gets the -v lines. */
+  quit(verbose?: (line: string) => void): Promise<void>;
   /** Keeps (false) or stops (true) an idle connection from holding the process open. */
   setIdle(idle: boolean): void;
   /** Called once when the connection closes. */
@@ -84,11 +84,18 @@ export class ConnectionCache {
     return true;
   }
 
-  /** Ends every idle session with QUIT, e.g. at the end of a queue run. */
-  async flush(): Promise<void> {
+  /**
+   * Ends every idle session with QUIT, e.g. at the end of a queue run. With
+   * `verbose` (-v) they end one after another, so that each one's lines stay together.
+   */
+  async flush(verbose?: (line: string) => void): Promise<void> {
     const entries = this.idle.splice(0);
     for (const entry of entries) clearTimeout(entry.timer);
-    await Promise.all(entries.map((e) => e.session.quit()));
+    if (verbose === undefined) {
+      await Promise.all(entries.map((e) => e.session.quit()));
+      return;
+    }
+    for (const entry of entries) await entry.session.quit(verbose);
   }
 
   get idleCount(): number {

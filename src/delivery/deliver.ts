@@ -69,15 +69,20 @@ const HOSTLESS_MAILERS = new Set(['local', 'prog', '*file*', '*include*']);
  * connects, the next hop's dialogue ("<<< " dropped from its replies), and
  * each recipient's status.
  */
-function verboseLines(rr: RouteResult): string[] {
+function verboseLines(rr: RouteResult, port: number | undefined): string[] {
   const recipients = rr.results.map((r) => `<${r.address}>`).join(',');
   // The relay is logged as "name [address]"; an address literal needs no second copy.
   const host = (rr.relay ?? rr.route.destination).replace(/^(\[[^\]]*\]) \1$/, '$1');
   const lines: string[] = [];
   // A mailer without a network host (local, prog, file) is named alone: "Connecting to local...".
   const bare = HOSTLESS_MAILERS.has(rr.route.mailer) && rr.transcript.length === 0;
-  const target = bare ? rr.route.mailer : `${host} via ${rr.route.mailer}`;
-  if (recipients !== '') lines.push(`${recipients}... Connecting to ${target}...`);
+  // As in sendmail, the port is shown when the mailer's arguments name one (TCP $h 2526).
+  const target = bare ? rr.route.mailer : `${host}${port === undefined ? '' : ` port ${port}`} via ${rr.route.mailer}`;
+  // A session taken from the connection cache starts with its RSET (see SmtpClientSession.reset).
+  const cached = !bare && rr.transcript[0] === '>>> RSET';
+  if (recipients !== '') {
+    lines.push(cached ? `${recipients}... Using cached ESMTP connection to ${host} via ${rr.route.mailer}...` : `${recipients}... Connecting to ${target}...`);
+  }
   for (const line of rr.transcript) {
     if (line !== '>>> (message)') lines.push(line.startsWith('<<< ') ? line.slice(4) : line);
   }
@@ -193,7 +198,10 @@ export class Deliverer {
     for (const rr of results) {
       this.apply(rr, newlyBounced);
       this.logRoute(item, rr, started);
-      if (verbose !== undefined) for (const line of verboseLines(rr)) verbose(line);
+      if (verbose !== undefined) {
+        const port = this.ctx.config.mailers.find((m) => m.name === rr.route.mailer)?.port;
+        for (const line of verboseLines(rr, port)) verbose(line);
+      }
       if (onResult !== undefined) for (const r of rr.results) onResult(r);
     }
     if (returnDue) newlyBounced.push(...this.expireDeliverBy(item));

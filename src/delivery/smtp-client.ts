@@ -293,10 +293,7 @@ class SmtpSession {
 
   private async expect(timeoutMs: number, during: string): Promise<Reply> {
     const reply = await this.reader.next(timeoutMs, during);
-    for (const line of reply.lines) {
-      const enhanced = reply.enhanced ? `${reply.enhanced} ` : '';
-      this.note(`<<< ${reply.code} ${enhanced}${line}`);
-    }
+    for (const line of replyLines(reply)) this.note(`<<< ${line}`);
     return reply;
   }
 
@@ -560,11 +557,15 @@ class SmtpSession {
   }
 
 
-  async quit(): Promise<void> {
+  /** Ends the session with QUIT; `verbose` gets sendmail's -v lines for it ("Closing connection to ..."). */
+  async quit(verbose?: (line: string) => void): Promise<void> {
     if (this.socket.destroyed) return;
     try {
+      verbose?.(`Closing connection to ${this.opts.hostName.replace(/\.$/, '')}`);
+      verbose?.('>>> QUIT');
       this.send(['QUIT']);
-      await this.expect(this.opts.timeouts.quit, 'client QUIT');
+      const reply = await this.expect(this.opts.timeouts.quit, 'client QUIT');
+      if (verbose !== undefined) for (const line of replyLines(reply)) verbose(line);
     } catch {
       // The transaction is over; a lost QUIT reply changes nothing.
     }
@@ -584,6 +585,13 @@ class SmtpSession {
   abort(): void {
     this.socket.destroy();
   }
+}
+
+/** Returns the lines of a reply as they came ("250-first", ..., "250 last"), each with its enhanced code. */
+function replyLines(reply: Reply): string[] {
+  const enhanced = reply.enhanced ? `${reply.enhanced} ` : '';
+  const last = reply.lines.length - 1;
+  return reply.lines.map((line, i) => `${reply.code}${i < last ? '-' : ' '}${enhanced}${line}`);
 }
 
 function parseExtensions(ehlo: Reply): Map<string, string> {
