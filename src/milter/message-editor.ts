@@ -126,7 +126,7 @@ export class MessageEditor {
 
   /** Adds one 'b' chunk of the replacement body; the first chunk starts a new body. */
   appendBody(chunk: Buffer): void {
-    // NOTE: a crash between the first chunk and the end of message leaves the .milter file behind.
+    // A crash before the end of message leaves the .milter file, and queue recovery removes it (recovery.ts).
     this.pendingBody ??= { path: `${this.dataPath}.milter`, fd: fs.openSync(`${this.dataPath}.milter`, 'w', 0o600), size: 0, cr: false };
     const out = crlfChunk(chunk, this.pendingBody);
     let offset = 0;

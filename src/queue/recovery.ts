@@ -36,6 +36,8 @@ interface QueueFileNames {
   byId: Map<string, number>;
   /** Names of the LockFiles' private files (".lf...") and of the sort key cache's temporary files. */
   lockTemps: string[];
+  /** Ids with a "df<id>.milter" file: a mail filter's replacement body being written. */
+  milterBodies: string[];
 }
 
 /** One bit per kind of queue file, so that a deep queue's listing costs a number per id, not a Set. */
@@ -86,7 +88,22 @@ export async function recoverQueue(
   }
   // A dead process makes no new private files, so all of them were in the listing.
   await removeDeadLockTempFiles(dir, names.lockTemps, report);
+  for (const id of names.milterBodies) await removeDeadMilterBody(context, id, logger.child(id));
   return report;
+}
+
+/**
+ * Removes "df<id>.milter", where a mail filter's replacement body is written
+ * before it is copied into df<id>, once the receiving process is gone: it was
+ * killed before the message was accepted, or after the copy and before the
+ * file was removed. Either way the df holds what was accepted, if anything.
+ */
+async function removeDeadMilterBody({ dir, now, report }: RecoveryContext, id: string, log: Logger): Promise<void> {
+  const name = `df${id}.milter`;
+  if (receiverAlive(id) && (await fileAge(dir, name, now)) <= ORPHAN_DATA_MAX_AGE_MS) return;
+  await unlinkIfExists(path.join(dir, name));
+  report.removedTempFiles.push(id);
+  log.notice(`removed ${name} left by an interrupted mail filter body replacement`);
 }
 
 /**
@@ -177,15 +194,18 @@ function receiverAlive(id: string): boolean {
 async function readQueueNames(dir: string): Promise<QueueFileNames> {
   const byId = new Map<string, number>();
   const lockTemps: string[] = [];
+  const milterBodies: string[] = [];
   for (const name of await fs.promises.readdir(dir)) {
     if (name.startsWith('.lf') || name.startsWith('.sortkeys-')) lockTemps.push(name);
+    const milterBody = /^df(.+)\.milter$/.exec(name);
+    if (milterBody !== null && isQueueId(milterBody[1])) milterBodies.push(milterBody[1]);
     const kind = name.slice(0, 2);
     const bit = Object.hasOwn(KIND_BITS, kind) ? KIND_BITS[kind] : undefined;
     const id = name.slice(2);
     if (bit === undefined || !isQueueId(id)) continue;
     byId.set(id, (byId.get(id) ?? 0) | bit);
   }
-  return { byId, lockTemps };
+  return { byId, lockTemps, milterBodies };
 }
 
 /**

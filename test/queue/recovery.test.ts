@@ -115,6 +115,24 @@ test('recovery removes old or dead orphan df', async () => {
   removeDir(dir);
 });
 
+test('recovery removes dead df.milter files', async () => {
+  // A filter's replacement body goes once its receiving process is gone.
+  const dir = makeTempDir();
+  const live = `k5KCE4Kf${String(process.ppid).padStart(6, '0')}`;
+  const dead = `k5KCE4Kg${String(spawnSync(process.execPath, ['-e', '']).pid).padStart(6, '0')}`;
+  write(dir, `df${live}.milter`, 'new body\r\n');
+  write(dir, `df${dead}.milter`, 'new body\r\n');
+  write(dir, `df${dead}`, 'old body\r\n');
+  write(dir, `qf${dead}`, serializeControlFile(sampleItem(dead)));
+  const { logger, lines } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'true', logger });
+  await store.init();
+
+  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${dead}`, `df${live}.milter`, `qf${dead}`].sort());
+  assert.deepEqual(lines, [`${dead}: removed df${dead}.milter left by an interrupted mail filter body replacement`]);
+  removeDir(dir);
+});
+
 test('recovery removes stale locks', async () => {
   const dir = makeTempDir();
   const dead = spawnSync(process.execPath, ['-e', '']).pid;
