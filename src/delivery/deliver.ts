@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger';
 import { retryPriority } from '../queue/priority';
 import { QueueFileError } from '../queue/qf';
 import type { QueueStore } from '../queue/store';
+import { adoptSendmailItem } from '../queue/sendmail-queue';
 import type { QueueItem, QueueRecipient } from '../queue/types';
 import { queueOwnerBounces } from './bounce';
 import { deliverByReturnDue, queueNotices } from './dsn-notify';
@@ -179,6 +180,10 @@ export class Deliverer {
     if (this.ctx.store.recoveryRunning && !(await this.ctx.store.hasDataFile(id))) {
       await this.ctx.store.setAside(id, `data file df${id} is missing`);
       return undefined;
+    }
+    if (item.fromSendmail) {
+      const hostName = this.ctx.config.macros.get('j') ?? 'localhost';
+      await adoptSendmailItem(this.ctx.store, item, hostName, this.ctx.logger);
     }
     return item;
   }

@@ -4,10 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorCode } from './lock';
-import { parseControlFile, QueueFileError } from './qf';
+import { decodeControlFile, parseControlFile, QueueFileError } from './qf';
 import { ControlFileKind, QueueStore } from './store';
 import { QueueItem } from './types';
-import { readTextNoFollow, readTextNoFollowSync } from './no-follow';
+import { readBytesNoFollow, readBytesNoFollowSync } from './no-follow';
 
 export interface MailqEntry {
   id: string;
@@ -223,19 +223,19 @@ export function readMailqEntrySync(store: QueueStore, id: string, kind: ControlF
 
 /** Reads the control file text as QueueStore.read() finds it (qf, else hf), or the Qf file for -qL. */
 function readControlTextSync(store: QueueStore, id: string, kind: ControlFileKind): string {
-  if (kind === 'Qf') return readTextNoFollowSync(store.controlPath(id, 'Qf'));
+  if (kind === 'Qf') return decodeControlFile(readBytesNoFollowSync(store.controlPath(id, 'Qf')));
   try {
-    return readTextNoFollowSync(store.controlPath(id, 'qf'));
+    return decodeControlFile(readBytesNoFollowSync(store.controlPath(id, 'qf')));
   } catch (err) {
     if (errorCode(err) !== 'ENOENT') throw err;
-    return readTextNoFollowSync(store.controlPath(id, 'hf'));
+    return decodeControlFile(readBytesNoFollowSync(store.controlPath(id, 'hf')));
   }
 }
 
 async function readControl(store: QueueStore, id: string, kind: ControlFileKind): Promise<QueueItem> {
   if (kind !== 'Qf') return store.read(id);
 
-  const text = await readTextNoFollow(store.controlPath(id, 'Qf'));
+  const text = decodeControlFile(await readBytesNoFollow(store.controlPath(id, 'Qf')));
   return parseControlFile(text, id);
 }
 

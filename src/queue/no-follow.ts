@@ -60,28 +60,33 @@ function tooLarge(file: string, size: number): NodeJS.ErrnoException {
   return Object.assign(new Error(`${file}: too large (${size} bytes, more than ${MAX_TEXT_FILE_BYTES})`), { code: 'EFBIG' });
 }
 
-/** Reads a queue file as text with synchronous calls; fails with EFBIG above MAX_TEXT_FILE_BYTES. */
-export function readTextNoFollowSync(file: string): string {
+/** Reads a queue file whole with synchronous calls; fails with EFBIG above MAX_TEXT_FILE_BYTES. */
+export function readBytesNoFollowSync(file: string): Buffer {
   const fd = openRegularSync(file);
   try {
     const size = fs.fstatSync(fd).size;
     if (size > MAX_TEXT_FILE_BYTES) throw tooLarge(file, size);
-    return fs.readFileSync(fd).toString('utf8');
+    return fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Reads a queue file as text; fails with EFBIG above MAX_TEXT_FILE_BYTES. */
-export async function readTextNoFollow(file: string): Promise<string> {
+/** Reads a queue file whole; fails with EFBIG above MAX_TEXT_FILE_BYTES. */
+export async function readBytesNoFollow(file: string): Promise<Buffer> {
   const handle = await openRegular(file);
   try {
     const size = (await handle.stat()).size;
     if (size > MAX_TEXT_FILE_BYTES) throw tooLarge(file, size);
-    return await handle.readFile('utf8');
+    return await handle.readFile();
   } finally {
     await handle.close();
   }
+}
+
+/** Reads a queue file as UTF-8 text; fails with EFBIG above MAX_TEXT_FILE_BYTES. */
+export async function readTextNoFollow(file: string): Promise<string> {
+  return (await readBytesNoFollow(file)).toString('utf8');
 }
 
 /** Opens a queue file (a df) as a stream of chunks; the stream closes the file when it ends. */

@@ -132,6 +132,23 @@ function recipientLines(rcpt: QueueRecipient): string[] {
   return lines;
 }
 
+/** The first lines of a control file in which Posthorn writes its Xsize= line. */
+const OWN_MARK_LINES = 12;
+
+function isOwnControlText(lines: string[]): boolean {
+  for (let i = 1; i < OWN_MARK_LINES && i < lines.length; i++) if (lines[i].startsWith('Xsize=')) return true;
+  return false;
+}
+
+/**
+ * Decodes the bytes of a control file: Posthorn writes UTF-8, and sendmail
+ * writes bytes, which are read as Latin-1 so that each one stays one character.
+ */
+export function decodeControlFile(bytes: Buffer): string {
+  const head = bytes.subarray(0, 1024).toString('latin1').split('\n');
+  return isOwnControlText(head) ? bytes.toString('utf8') : bytes.toString('latin1');
+}
+
 /**
  * Parses control file text written by serializeControlFile(). Throws
  * QueueFileError when the text is truncated (no final "." line), has an unknown
@@ -151,9 +168,7 @@ export function parseControlFile(text: string, id: string): QueueItem {
   // Posthorn writes Xsize= among the first lines and escapes backslashes in its
   // fields; sendmail writes neither, and a backslash in its files is literal
   // ("a\ b"@example.com).
-  let ours = false;
-  for (let i = 1; i < 12 && i < lines.length && !ours; i++) ours = lines[i].startsWith('Xsize=');
-  const parser = new ControlFileParser(id, !ours);
+  const parser = new ControlFileParser(id, !isOwnControlText(lines));
   for (let i = 1; i < lines.length; i++) {
     parser.lineNumber = i + 1;
     if (lines[i] === '.') {
@@ -174,6 +189,10 @@ class ControlFileParser {
   private rcpt: Partial<QueueRecipient> | undefined;
   /** Lines of the header being read; continuation lines are added to it. */
   private header: string[] | undefined;
+  /** The header being read is one of sendmail's conditional headers that is left out. */
+  private droppedHeader = false;
+  /** sendmail's C line: the alias and the user that the next recipients came from. */
+  private controlling: { parent: string; user?: string } | undefined;
 
   constructor(
     id: string,
@@ -181,16 +200,19 @@ class ControlFileParser {
     private readonly literal = false,
   ) {
     this.item = emptyQueueItem(id);
+    if (literal) this.item.fromSendmail = true;
   }
 
   parseLine(line: string): void {
     const key = line[0];
     if (key === ' ' || key === '\t') {
+      if (this.droppedHeader) return;
       if (this.header === undefined) this.fail('continuation line outside a header');
       this.header.push(this.text(line));
       return;
     }
     this.endHeader();
+    this.droppedHeader = false;
 
     if (key === 'H') this.parseHeader(line);
     else if (key === 'X') this.parseExtension(line);
@@ -244,6 +266,15 @@ class ControlFileParser {
         item.sender = stripAngles(this.text(rest));
         this.seenSender = true;
         break;
+      case 'I':
+      case 'd':
+      case 'D':
+      case 'L':
+        // sendmail's data file inode, data file folder and name, and Solaris
+        // Content-Length: none is needed to deliver. A df in another folder
+        // is missing here, and the item is set aside for that.
+        if (!this.literal) this.fail(`unrecognized line "${clip(line)}"`);
+        break;
       default:
         this.fail(`unrecognized line "${clip(line)}"`);
     }
@@ -278,6 +309,14 @@ class ControlFileParser {
         break;
       case 'R':
         this.parseRecipient(rest);
+        break;
+      case 'C':
+        if (!this.literal) this.fail(`unrecognized line "${clip(line)}"`);
+        this.parseControllingUser(rest);
+        break;
+      case 'E':
+        // An error recipient of sendmail's (Errors-To: with UseErrorsTo): bounces go to the sender instead.
+        if (!this.literal) this.fail(`unrecognized line "${clip(line)}"`);
         break;
       default:
         this.fail(`unrecognized line "${clip(line)}"`);
@@ -348,6 +387,26 @@ class ControlFileParser {
     this.item.macros.set(name, this.text(rest.slice(close + 1)));
   }
 
+  /**
+   * Reads sendmail's C line, "C:alias" or "Cuser:uid:gid:alias": the next
+   * recipients are the expansion of that alias, :include: or .forward, so they
+   * are not expanded again, and a program or file among them runs as that
+   * user. A bare "C" ends the group.
+   */
+  private parseControllingUser(rest: string): void {
+    if (rest === '') {
+      this.controlling = undefined;
+      return;
+    }
+    const parts = rest.split(':');
+    if (parts[0] === '') {
+      this.controlling = { parent: rest.slice(1) };
+      return;
+    }
+    if (parts.length < 4) this.fail(`invalid controlling user line "${clip(rest)}"`);
+    this.controlling = { user: parts[0], parent: parts.slice(3).join(':') };
+  }
+
   private parseRecipient(rest: string): void {
     const colon = rest.indexOf(':');
     if (colon < 0) this.fail('R line without ":"');
@@ -359,6 +418,10 @@ class ControlFileParser {
       address: stripAngles(this.text(rest.slice(colon + 1))),
       state: this.rcpt?.state ?? 'pending',
     };
+    if (this.controlling !== undefined) {
+      rcpt.parent = this.controlling.parent;
+      if (this.controlling.user !== undefined) rcpt.ctladdr = this.controlling.user;
+    }
     if (flags.includes('N')) {
       const words = [...flags].filter((c) => c in LETTER_NOTIFY).map((c) => LETTER_NOTIFY[c]);
       rcpt.notify = words.length > 0 ? words : ['NEVER'];
@@ -373,6 +436,26 @@ class ControlFileParser {
     const close = line.indexOf('?', 2);
     if (close < 0) this.fail('H line without closing "?"');
     this.header = [this.text(line.slice(close + 1))];
+    if (this.literal && !this.keepsConditionalHeader(line.slice(2, close))) {
+      this.header = undefined;
+      this.droppedHeader = true;
+    }
+  }
+
+  /**
+   * Decides a conditional header of sendmail's ("H?P?Return-Path: <$g>"),
+   * which goes out only through a mailer with one of the flags, or
+   * ("H?${auth_type}?...") only when the macro is set. Posthorn's mailers all
+   * add Date:, From: and Message-Id: (flags D, F and M) and write their own
+   * Return-Path: (P), so the other flags' headers are left out.
+   */
+  private keepsConditionalHeader(condition: string): boolean {
+    if (condition === '') return true;
+    if (condition.startsWith('$')) {
+      const name = condition.startsWith('${') ? condition.slice(2, -1) : condition.slice(1);
+      return this.item.macros.has(name.length === 1 ? name : `{${name}}`);
+    }
+    return /[DFM]/.test(condition);
   }
 
   private endHeader(): void {

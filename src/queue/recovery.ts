@@ -38,6 +38,8 @@ interface QueueFileNames {
   lockTemps: string[];
   /** Ids with a "df<id>.milter" file: a mail filter's replacement body being written. */
   milterBodies: string[];
+  /** Ids with a "df<id>.crlf" file: sendmail's data file being converted (sendmail-queue.ts). */
+  convertedBodies: string[];
 }
 
 /** One bit per kind of queue file, so that a deep queue's listing costs a number per id, not a Set. */
@@ -89,6 +91,14 @@ export async function recoverQueue(
   // A dead process makes no new private files, so all of them were in the listing.
   await removeDeadLockTempFiles(dir, names.lockTemps, report);
   for (const id of names.milterBodies) await removeDeadMilterBody(context, id, logger.child(id));
+  for (const id of names.convertedBodies) {
+    const name = `df${id}.crlf`;
+    // The id names sendmail's process, not the converting one, so only the age shows a leftover.
+    if ((await fileAge(dir, name, now)) <= TEMP_FILE_MAX_AGE_MS) continue;
+    await unlinkIfExists(path.join(dir, name));
+    report.removedTempFiles.push(id);
+    logger.child(id).notice(`removed ${name} left by an interrupted conversion of sendmail's data file`);
+  }
   return report;
 }
 
@@ -96,7 +106,7 @@ export async function recoverQueue(
  * Removes "df<id>.milter", where a mail filter's replacement body is written
  * before it is copied into df<id>, once the receiving process is gone: it was
  * killed before the message was accepted, or after the copy and before the
- * file was removed. Either way the df holds what was accepted, if anything.
+ * file was removed. Either way the df contains what was accepted, if anything.
  */
 async function removeDeadMilterBody({ dir, now, report }: RecoveryContext, id: string, log: Logger): Promise<void> {
   const name = `df${id}.milter`;
@@ -195,17 +205,18 @@ async function readQueueNames(dir: string): Promise<QueueFileNames> {
   const byId = new Map<string, number>();
   const lockTemps: string[] = [];
   const milterBodies: string[] = [];
+  const convertedBodies: string[] = [];
   for (const name of await fs.promises.readdir(dir)) {
     if (name.startsWith('.lf') || name.startsWith('.sortkeys-')) lockTemps.push(name);
-    const milterBody = /^df(.+)\.milter$/.exec(name);
-    if (milterBody !== null && isQueueId(milterBody[1])) milterBodies.push(milterBody[1]);
+    const partBody = /^df(.+)\.(milter|crlf)$/.exec(name);
+    if (partBody !== null && isQueueId(partBody[1])) (partBody[2] === 'milter' ? milterBodies : convertedBodies).push(partBody[1]);
     const kind = name.slice(0, 2);
     const bit = Object.hasOwn(KIND_BITS, kind) ? KIND_BITS[kind] : undefined;
     const id = name.slice(2);
     if (bit === undefined || !isQueueId(id)) continue;
     byId.set(id, (byId.get(id) ?? 0) | bit);
   }
-  return { byId, lockTemps, milterBodies };
+  return { byId, lockTemps, milterBodies, convertedBodies };
 }
 
 /**

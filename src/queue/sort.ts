@@ -7,11 +7,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { debugTrace } from '../log/debug';
-import { parseControlFile } from './qf';
+import { decodeControlFile, parseControlFile } from './qf';
 import { ControlFileKind, QueueStore } from './store';
 import { QueueItem } from './types';
 import { collectSortKeys, HeadState, readQueueHeadSync, sortPositions } from './sort-keys';
-import { readTextNoFollow } from './no-follow';
+import { readBytesNoFollow } from './no-follow';
 
 export type QueueSortOrder = 'priority' | 'host' | 'filename' | 'time' | 'random' | 'modification' | 'none';
 
@@ -223,7 +223,7 @@ export function defaultQueueLA(): number {
 async function readItem(store: QueueStore, id: string, kind: ControlFileKind): Promise<QueueItem | undefined> {
   try {
     if (kind !== 'Qf') return await store.read(id);
-    return parseControlFile(await readTextNoFollow(store.controlPath(id, 'Qf')), id);
+    return parseControlFile(decodeControlFile(await readBytesNoFollow(store.controlPath(id, 'Qf'))), id);
   } catch {
     return undefined;
   }

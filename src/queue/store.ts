@@ -16,10 +16,10 @@ import { BufferedDataFile, DataFileWriter } from './data-file';
 import { defaultSync, DirectorySync, SyncFunction } from './group-sync';
 import { isQueueId, QueueIdGenerator } from './id';
 import { errorCode, LockFiles, unlinkIfExists, unlinkSyncIfExists } from './lock';
-import { parseControlFile, serializeControlFile } from './qf';
+import { decodeControlFile, parseControlFile, serializeControlFile } from './qf';
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
-import { READ_NO_FOLLOW, readTextNoFollow } from './no-follow';
+import { READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
 
 export type { DataFileWriter } from './data-file';
 
@@ -325,14 +325,14 @@ export class QueueStore {
         return parseControlFile(fresh.text, id);
       }
     }
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readTextNoFollow(this.controlPath(id, 'qf'));
+      bytes = await readBytesNoFollow(this.controlPath(id, 'qf'));
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') throw err;
-      text = await readTextNoFollow(this.controlPath(id, 'hf'));
+      bytes = await readBytesNoFollow(this.controlPath(id, 'hf'));
     }
-    return parseControlFile(text, id);
+    return parseControlFile(decodeControlFile(bytes), id);
   }
 
   /**
@@ -347,6 +347,15 @@ export class QueueStore {
       await unlinkIfExists(path.join(this.dir, `tf${item.id}`)).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Puts `file` (in the queue folder, already fsynced) in place of the data
+   * file of `id`, and makes the rename durable before it returns.
+   */
+  async replaceDataFile(id: string, file: string): Promise<void> {
+    await fs.promises.rename(file, this.dataPath(id));
+    if (this.safe) await this.dirSync.request();
   }
 
   /** Removes a finished item: the control file first, so a crash leaves no qf without df. */

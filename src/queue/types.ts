@@ -67,4 +67,9 @@ export interface QueueItem {
   headers: string[];
   /** Size of the data file in bytes. */
   bodySize: number;
+  /**
+   * Read from a control file that sendmail wrote (never written back): its df
+   * has LF line ends until the first delivery converts it (sendmail-queue.ts).
+   */
+  fromSendmail?: boolean;
 }
