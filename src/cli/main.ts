@@ -14,7 +14,7 @@ import type { RecipientResult } from '../delivery/smtp-client';
 import { loadConfig, parseShortOption } from '../config/load';
 import type { Config } from '../config/types';
 import { VERSION } from '../version';
-import { applyDebugFlags, openTranscript } from './debug-flags';
+import { applyDebugFlags, openTranscript, traceSystemIdentity } from './debug-flags';
 import { checkQueueDirectory } from './queue-directory';
 
 const DEFAULT_CONFIG_FILES = ['/etc/mail/sendmail.mc', '/etc/mail/sendmail.cf'];
@@ -281,6 +281,7 @@ async function run(args: CliArgs): Promise<number> {
   if (args.quarantine !== undefined) (await import('./queue-commands')).checkQuarantineMode(args);
   applyDebugFlags(args, VERSION);
   const config = readConfig(args);
+  traceSystemIdentity(config);
   if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory, !READ_QUEUE_MODES.has(args.mode));
   switch (args.mode) {
     case 'print-config':
