@@ -21,8 +21,8 @@ export function applyDebugFlags(args: CliArgs, version: string): void {
 }
 
 /**
- * What sendmail prints as its compile options at -d0.1, limited to the ones
- * whose feature Posthorn has, for scripts that grep that line.
+ * The compile options sendmail prints at -d0.1, limited to the ones whose
+ * feature Posthorn has, for scripts that grep that line.
  */
 const COMPILED_WITH = 'LOG MILTER NETINET NETINET6 PIPELINING STARTTLS';
 
