@@ -17,6 +17,8 @@ export type Mode =
   | 'init-aliases' // -bi, newaliases
   | 'verify' // -bv
   | 'test' // -bt
+  | 'host-status' // -bh, hoststat
+  | 'purge-host-status' // -bH, purgestat
   | 'help'
   | 'version';
 
@@ -81,11 +83,21 @@ const MODES: Record<string, Mode> = {
   i: 'init-aliases',
   v: 'verify',
   t: 'test',
+  h: 'host-status',
+  H: 'purge-host-status',
+};
+
+/** Modes named by the program's name, as sendmail's links mailq, newaliases, hoststat and purgestat. */
+const PROGRAM_MODES: Record<string, Mode> = {
+  mailq: 'print-queue',
+  newaliases: 'init-aliases',
+  hoststat: 'host-status',
+  purgestat: 'purge-host-status',
 };
 
 export function parseArgs(argv: readonly string[], invokedAs: string): CliArgs {
   const args: CliArgs = {
-    mode: invokedAs === 'mailq' ? 'print-queue' : invokedAs === 'newaliases' ? 'init-aliases' : 'deliver',
+    mode: Object.hasOwn(PROGRAM_MODES, invokedAs) ? PROGRAM_MODES[invokedAs] : 'deliver',
     overrides: [],
     shortOptions: [],
     readRecipients: false,
@@ -305,6 +317,7 @@ Modes:
   -bD           run as a daemon in the foreground
   -bs           speak SMTP on standard input and output
   -bp           print the queue (also when invoked as mailq)
+  -bh, -bH      print or purge the host status (hoststat, purgestat): none is kept
   -bP           print the effective configuration, one option per line
   -q            run the queue once; -q<time> (e.g. -q15m) every <time>
   -qI<s> -qR<s> -qS<s>   only queue ids / recipients / senders containing s

@@ -304,6 +304,13 @@ async function run(args: CliArgs): Promise<number> {
       return (await import('./verify')).runVerify(config, args.recipients, (l) => process.stdout.write(`${l}\n`));
     case 'test':
       throw new ExitError('mode -bt is not implemented yet', EX_UNAVAILABLE);
+    case 'host-status':
+    case 'purge-host-status':
+      // sendmail without HostStatusDirectory prints nothing here. Posthorn keeps no host status even with it.
+      if (config.options.get('HostStatusDirectory') !== undefined) {
+        process.stderr.write('posthorn: HostStatusDirectory is accepted but no host status is kept; nothing to show or purge\n');
+      }
+      return EX_OK;
   }
   return EX_USAGE;
 }

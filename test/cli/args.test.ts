@@ -86,3 +86,12 @@ test('args accepted debug flags', () => {
   assert.equal(a.mode, 'print-config');
   assert.equal(a.verbose, true);
 });
+
+test('args host status modes', () => {
+  assert.equal(parseArgs(['-bh'], 'posthorn').mode, 'host-status');
+  assert.equal(parseArgs(['-bH'], 'posthorn').mode, 'purge-host-status');
+  assert.equal(parseArgs([], 'hoststat').mode, 'host-status');
+  assert.equal(parseArgs([], 'purgestat').mode, 'purge-host-status');
+  // A name that is a property of every object is no program name.
+  assert.equal(parseArgs([], 'constructor').mode, 'deliver');
+});
