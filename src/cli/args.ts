@@ -319,6 +319,7 @@ Modes:
   -bp           print the queue (also when invoked as mailq)
   -bh, -bH      print or purge the host status (hoststat, purgestat): none is kept
   -bP           print the effective configuration, one option per line
+  -bt           address test mode: /parse address, /map name key, $=X, $X
   -q            run the queue once; -q<time> (e.g. -q15m) every <time>
   -qI<s> -qR<s> -qS<s>   only queue ids / recipients / senders containing s
                 (-q!I<s> etc. for "not containing")

@@ -303,7 +303,7 @@ async function run(args: CliArgs): Promise<number> {
     case 'verify':
       return (await import('./verify')).runVerify(config, args.recipients, (l) => process.stdout.write(`${l}\n`));
     case 'test':
-      throw new ExitError('mode -bt is not implemented yet', EX_UNAVAILABLE);
+      return (await import('./address-test')).runAddressTest(config);
     case 'host-status':
     case 'purge-host-status':
       // sendmail without HostStatusDirectory prints nothing here. Posthorn keeps no host status even with it.
