@@ -19,6 +19,7 @@ export type Mode =
   | 'test' // -bt
   | 'host-status' // -bh, hoststat
   | 'purge-host-status' // -bH, purgestat
+  | 'export-queue' // --to-sendmail-queue
   | 'help'
   | 'version';
 
@@ -125,6 +126,10 @@ export function parseArgs(argv: readonly string[], invokedAs: string): CliArgs {
     if (word === '--version') {
       args.mode = 'version';
       return args;
+    }
+    if (word === '--to-sendmail-queue') {
+      args.mode = 'export-queue';
+      continue;
     }
     if (!word.startsWith('-') || word === '-') break;
     if (word.startsWith('--')) throw new ExitError(`unknown option ${word}; see posthorn --help`, EX_USAGE);
@@ -320,6 +325,7 @@ Modes:
   -bh, -bH      print or purge the host status (hoststat, purgestat): none is kept
   -bP           print the effective configuration, one option per line
   -bt           address test mode: /parse address, /map name key, $=X, $X
+  --to-sendmail-queue   rewrite the queue in sendmail's format, to go back to sendmail
   -q            run the queue once; -q<time> (e.g. -q15m) every <time>
   -qI<s> -qR<s> -qS<s>   only queue ids / recipients / senders containing s
                 (-q!I<s> etc. for "not containing")

@@ -260,7 +260,7 @@ function exitOnBrokenPipe(): void {
 let exitingWith: number | undefined;
 
 /** Modes that read or write the queue directory. */
-const QUEUE_MODES = new Set<CliArgs['mode']>(['daemon', 'daemon-foreground', 'smtp', 'print-queue', 'queue-run', 'deliver']);
+const QUEUE_MODES = new Set<CliArgs['mode']>(['daemon', 'daemon-foreground', 'smtp', 'print-queue', 'queue-run', 'deliver', 'export-queue']);
 /** Modes that read an existing queue and do not create its folder. */
 const READ_QUEUE_MODES = new Set<CliArgs['mode']>(['print-queue', 'queue-run']);
 
@@ -304,6 +304,8 @@ async function run(args: CliArgs): Promise<number> {
       return (await import('./verify')).runVerify(config, args.recipients, (l) => process.stdout.write(`${l}\n`));
     case 'test':
       return (await import('./address-test')).runAddressTest(config);
+    case 'export-queue':
+      return (await import('./queue-commands')).exportQueue(config);
     case 'host-status':
     case 'purge-host-status':
       // sendmail without HostStatusDirectory prints nothing here. Posthorn keeps no host status even with it.

@@ -21,7 +21,7 @@ import { queueRunPolicy } from '../daemon/queue-policy';
 import { PidFile, expandPidFilePath } from '../daemon/pidfile';
 import { formatInterval } from '../daemon/interval';
 import { matchesSelectors, needsItem } from './queue-select';
-import { ExitError, EX_CONFIG, EX_NOPERM, EX_OK, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+import { ExitError, EX_CONFIG, EX_IOERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
 
 /** The control files a command works on: hf with -qQ selectors, Qf with -qL, else qf. */
 export function queueKind(args: CliArgs): ControlFileKind {
@@ -253,4 +253,22 @@ async function runPersistent(
     pidFile?.release();
   }
   return EX_OK;
+}
+
+/**
+ * Rewrites the queue in sendmail's format (--to-sendmail-queue) and prints
+ * what it did. Items locked by another process are left as they are, and the
+ * exit status is then EX_TEMPFAIL, so the command can be run again.
+ */
+export async function exportQueue(config: Config): Promise<number> {
+  const logger = new Logger([openSink(config.logFile)], config.logLevel);
+  const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
+  await store.init();
+  const { exportQueueToSendmail } = await import('../queue/export-sendmail');
+  const report = await exportQueueToSendmail(store, logger);
+  await writeStdout(`${report.converted.length} items rewritten in sendmail's format in ${config.queueDirectory}\n`);
+  for (const id of report.locked) await writeStdout(`${id}: in use by another process, not rewritten; stop the daemon and run this again\n`);
+  for (const { id, reason } of report.failed) await writeStdout(`${id}: not rewritten: ${reason}\n`);
+  if (report.failed.length > 0) return EX_IOERR;
+  return report.locked.length > 0 ? EX_TEMPFAIL : EX_OK;
 }

@@ -38,7 +38,7 @@ interface QueueFileNames {
   lockTemps: string[];
   /** Ids with a "df<id>.milter" file: a mail filter's replacement body being written. */
   milterBodies: string[];
-  /** Ids with a "df<id>.crlf" file: sendmail's data file being converted (sendmail-queue.ts). */
+  /** Names of "df<id>.crlf" and "df<id>.lf" files: data files being converted (sendmail-queue.ts, export-sendmail.ts). */
   convertedBodies: string[];
 }
 
@@ -91,13 +91,13 @@ export async function recoverQueue(
   // A dead process makes no new private files, so all of them were in the listing.
   await removeDeadLockTempFiles(dir, names.lockTemps, report);
   for (const id of names.milterBodies) await removeDeadMilterBody(context, id, logger.child(id));
-  for (const id of names.convertedBodies) {
-    const name = `df${id}.crlf`;
-    // The id names sendmail's process, not the converting one, so only the age shows a leftover.
+  for (const name of names.convertedBodies) {
+    const id = name.slice(2, name.lastIndexOf('.'));
+    // The id may name sendmail's process, not the converting one, so only the age shows a leftover.
     if ((await fileAge(dir, name, now)) <= TEMP_FILE_MAX_AGE_MS) continue;
     await unlinkIfExists(path.join(dir, name));
     report.removedTempFiles.push(id);
-    logger.child(id).notice(`removed ${name} left by an interrupted conversion of sendmail's data file`);
+    logger.child(id).notice(`removed ${name} left by an interrupted conversion of a data file`);
   }
   return report;
 }
@@ -208,8 +208,11 @@ async function readQueueNames(dir: string): Promise<QueueFileNames> {
   const convertedBodies: string[] = [];
   for (const name of await fs.promises.readdir(dir)) {
     if (name.startsWith('.lf') || name.startsWith('.sortkeys-')) lockTemps.push(name);
-    const partBody = /^df(.+)\.(milter|crlf)$/.exec(name);
-    if (partBody !== null && isQueueId(partBody[1])) (partBody[2] === 'milter' ? milterBodies : convertedBodies).push(partBody[1]);
+    const partBody = /^df(.+)\.(milter|crlf|lf)$/.exec(name);
+    if (partBody !== null && isQueueId(partBody[1])) {
+      if (partBody[2] === 'milter') milterBodies.push(partBody[1]);
+      else convertedBodies.push(name);
+    }
     const kind = name.slice(0, 2);
     const bit = Object.hasOwn(KIND_BITS, kind) ? KIND_BITS[kind] : undefined;
     const id = name.slice(2);

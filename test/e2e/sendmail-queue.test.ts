@@ -50,3 +50,43 @@ test('sendmail queue delivers after conversion', { timeout: 60_000 }, async (t) 
   assert.doesNotMatch(text, /[\x80-\xff]/);
   assert.deepEqual(ph.queueFiles().filter((f) => !f.startsWith('.')), []);
 });
+
+test('--to-sendmail-queue hands the queue to sendmail', { timeout: 60_000 }, async (t) => {
+  const bin = requirePeer(t, 'sendmail');
+  if (bin === undefined) return;
+  const sink = await startSink();
+  t.after(() => sink.close());
+  const extra = ["define(`SMART_HOST', `[127.0.0.1]')", `define(\`RELAY_MAILER_ARGS', \`TCP $h ${sink.port}')`];
+  const ph = await startPosthorn({ mc: baseMc({ extra }), args: ['-O', 'DeliveryMode=queue'] });
+  t.after(() => ph.stop());
+  const queued = await ph.run(['-odq', 'bob@remote.example', 'carol@remote.example'], 'Subject: going back\nX-Folded: one\n two\n\nline1\n.dot\nlast\n');
+  assert.equal(queued.code, 0, queued.stderr);
+
+  const exported = await ph.run(['--to-sendmail-queue']);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stdout, /^1 items rewritten in sendmail's format in /);
+  const files = ph.queueFiles().filter((f) => !f.startsWith('.'));
+  assert.deepEqual(files.map((f) => f.slice(0, 2)).sort(), ['df', 'qf']);
+  const qf = fs.readFileSync(path.join(ph.queueDir, files.find((f) => f.startsWith('qf'))!), 'latin1');
+  assert.doesNotMatch(qf, /^X/m);
+  assert.equal(fs.readFileSync(path.join(ph.queueDir, files.find((f) => f.startsWith('df'))!), 'latin1'), 'line1\n.dot\nlast\n');
+  // posthorn still lists what it wrote in sendmail's format.
+  const listed = await ph.run(['-bp']);
+  assert.match(listed.stdout, /<carol@remote\.example>/);
+
+  const sendmail = await startSendmail({ bin, smartHost: { addr: '127.0.0.1', port: sink.port } });
+  t.after(() => sendmail.stop());
+  for (const f of files) fs.copyFileSync(path.join(ph.queueDir, f), path.join(sendmail.queueDir, f));
+  // With -v sendmail runs the queue in the foreground.
+  const run = await sendmail.run(['-q', '-v']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(sendmail.queueFiles(), [], 'sendmail delivered the item and removed it');
+  assert.equal(sink.messages.length, 1);
+  const message = sink.messages[0];
+  assert.equal(message.from, 'root@mx.posthorn.test');
+  assert.deepEqual([...message.to].sort(), ['bob@remote.example', 'carol@remote.example']);
+  const [head, body] = message.data.toString('latin1').split('\r\n\r\n');
+  assert.equal(body, 'line1\r\n.dot\r\nlast\r\n');
+  assert.match(head, /^Subject: going back\r\nX-Folded: one\r\n two$/m);
+  assert.doesNotMatch(head, /^Return-Path:/m);
+});

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { decodeControlFile, parseControlFile, QueueFileError } from '../../src/queue/qf';
 import { crlfLineEnds } from '../../src/queue/sendmail-queue';
+import { lfLineEnds, sendmailControlText } from '../../src/queue/export-sendmail';
 import { QueueStore } from '../../src/queue/store';
 import { captureLogger, makeTempDir, removeDir } from './helpers';
 
@@ -36,7 +37,7 @@ test('C lines mark alias expansions', () => {
 test('conditional headers follow mailer flags', () => {
   const text = sendmailFile(
     ['RPFD:bob@remote.example'],
-    ['H?P?Return-Path: <\u00fdg>', 'H?D?Date: Sat, 5 Dec 2026 06:08:16 GMT', 'H?F?From: root <root>', 'H?x?Full-Name: a', '\tlong name', 'H?${auth_type}?X-Auth: yes', 'H??Subject: t'],
+    ['H?P?Return-Path: <\u0081g>', 'H?D?Date: Sat, 5 Dec 2026 06:08:16 GMT', 'H?F?From: root <root>', 'H?x?Full-Name: a', '\tlong name', 'H?${auth_type}?X-Auth: yes', 'H??Subject: t'],
   );
   const item = parseControlFile(text, ID);
   assert.deepEqual(item.headers, ['Date: Sat, 5 Dec 2026 06:08:16 GMT', 'From: root <root>', 'Subject: t']);
@@ -81,6 +82,56 @@ test('recovery removes old .crlf files', async () => {
   const store = new QueueStore({ dir, superSafe: 'true', logger });
   await store.init();
   assert.deepEqual(fs.readdirSync(dir), [`df${young}.crlf`]);
-  assert.deepEqual(lines, [`${ID}: removed df${ID}.crlf left by an interrupted conversion of sendmail's data file`]);
+  assert.deepEqual(lines, [`${ID}: removed df${ID}.crlf left by an interrupted conversion of a data file`]);
   removeDir(dir);
+});
+
+test('sendmail format keeps open recipients', () => {
+  const item = parseControlFile(sendmailFile(['RPFD:x@remote.example'], ['H??Subject: t']), ID);
+  item.recipients = [
+    { address: 'sent@remote.example', state: 'sent' },
+    { address: 'root', state: 'pending', parent: 'postmaster' },
+    { address: '|/usr/bin/vacation bob', state: 'deferred', parent: 'bob', ctladdr: 'nobody', status: 'Deferred: busy' },
+    { address: '/var/log/mail-copy', state: 'pending', parent: 'bob', ctladdr: 'no-such-user' },
+    { address: 'carol@remote.example', state: 'pending', notify: ['NEVER'] },
+  ];
+  item.headers = ['Subject: two\r\n lines'];
+  const text = sendmailControlText(item);
+  assert.deepEqual(text.split('\n').slice(5), [
+    'Fs',
+    '${daemon_flags}c u',
+    'S<root>',
+    'C:postmaster',
+    'RP:root',
+    'MDeferred: busy',
+    'Cnobody:65534:65534:bob',
+    'RP:|/usr/bin/vacation bob',
+    // A user not in the password file is left out, so sendmail uses DefaultUser, not uid 0.
+    'C:bob',
+    'RP:/var/log/mail-copy',
+    'C',
+    'RPN:carol@remote.example',
+    'H?P?Return-Path: <\u0081g>',
+    'H??Subject: two',
+    ' lines',
+    '.',
+    '',
+  ]);
+  // Read back, it is the same item, less the recipient already sent.
+  const back = parseControlFile(text, ID);
+  assert.deepEqual(back.recipients.map((r) => [r.address, r.parent, r.ctladdr]), [
+    ['root', 'postmaster', undefined],
+    ['|/usr/bin/vacation bob', 'bob', 'nobody'],
+    ['/var/log/mail-copy', 'bob', undefined],
+    ['carol@remote.example', undefined, undefined],
+  ]);
+  assert.deepEqual(back.headers, ['Subject: two\r\n lines']);
+});
+
+test('lfLineEnds drops the CR of CRLF', () => {
+  assert.deepEqual(lfLineEnds(Buffer.from('a\r\nb\rc\r\n'), false), { out: Buffer.from('a\nb\rc\n'), heldCr: false });
+  // A CR at the end of a block waits for the next block's first byte.
+  assert.deepEqual(lfLineEnds(Buffer.from('d\r'), false), { out: Buffer.from('d'), heldCr: true });
+  assert.deepEqual(lfLineEnds(Buffer.from('\ne'), true), { out: Buffer.from('\ne'), heldCr: false });
+  assert.deepEqual(lfLineEnds(Buffer.from('f'), true), { out: Buffer.from('\rf'), heldCr: false });
 });
