@@ -98,9 +98,9 @@ export function sendmailControlText(item: QueueItem): string {
 }
 
 /**
- * Returns `chunk` with the CR of each CRLF left out. `heldCr` is true when
- * the chunk before ended with a CR that was held back; the result's `heldCr`
- * is true when this chunk's last CR is held back in turn.
+ * Returns `chunk` with the CR of each CRLF left out. A CR at the end of a
+ * chunk may start a CRLF, so it is held back: `heldCr` says the chunk before
+ * ended with one, and the result's `heldCr` says this chunk does.
  */
 export function lfLineEnds(chunk: Buffer, heldCr: boolean): { out: Buffer; heldCr: boolean } {
   const out = Buffer.allocUnsafe(chunk.length + 1);
