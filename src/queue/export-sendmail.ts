@@ -99,8 +99,8 @@ export function sendmailControlText(item: QueueItem): string {
 
 /**
  * Returns `chunk` with the CR of each CRLF left out. A CR at the end of a
- * chunk may start a CRLF, so it is held back: `heldCr` says the chunk before
- * ended with one, and the result's `heldCr` says this chunk does.
+ * chunk may start a CRLF, so it is held back: `heldCr` is true when the chunk before
+ * ended with one, and the result's `heldCr` is true when this chunk does.
  */
 export function lfLineEnds(chunk: Buffer, heldCr: boolean): { out: Buffer; heldCr: boolean } {
   const out = Buffer.allocUnsafe(chunk.length + 1);
