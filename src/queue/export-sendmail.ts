@@ -15,14 +15,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { userByName } from '../aliases/passwd';
 import type { Logger } from '../log/logger';
-import { READ_NO_FOLLOW } from './no-follow';
+import { copyConverted } from './block-copy';
 import { unlinkIfExists } from './lock';
 import type { QueueStore } from './store';
 import type { QueueItem, QueueRecipient } from './types';
 
 const LF = 0x0a;
 const CR = 0x0d;
-const BLOCK_BYTES = 1024 * 1024;
 
 /** Replaces line breaks in a field, which sendmail's control file keeps on one line, by spaces. */
 function oneLine(text: string): string {
@@ -114,31 +113,6 @@ export function lfLineEnds(chunk: Buffer, heldCr: boolean): { out: Buffer; heldC
   return { out: out.subarray(0, o), heldCr: last };
 }
 
-async function copyWithLf(source: string, target: string): Promise<void> {
-  const input = await fs.promises.open(source, READ_NO_FOLLOW);
-  try {
-    await unlinkIfExists(target);
-    const output = await fs.promises.open(target, 'wx', 0o600);
-    try {
-      const block = Buffer.allocUnsafe(BLOCK_BYTES);
-      let heldCr = false;
-      for (;;) {
-        const { bytesRead } = await input.read(block, 0, block.length, null);
-        if (bytesRead === 0) break;
-        const converted = lfLineEnds(block.subarray(0, bytesRead), heldCr);
-        heldCr = converted.heldCr;
-        await output.write(converted.out);
-      }
-      if (heldCr) await output.write(Buffer.from([CR]));
-      await output.sync();
-    } finally {
-      await output.close();
-    }
-  } finally {
-    await input.close();
-  }
-}
-
 async function writeSynced(file: string, bytes: Buffer): Promise<void> {
   const handle = await fs.promises.open(file, 'w', 0o600);
   try {
@@ -174,7 +148,16 @@ async function exportItem(store: QueueStore, id: string): Promise<void> {
   const controlTemp = path.join(store.dir, `tf${id}`);
   try {
     // A data file sendmail wrote has no CR before its LFs, and the copy leaves it unchanged.
-    await copyWithLf(store.dataPath(id), dataTemp);
+    let heldCr = false;
+    const toLf = {
+      block: (data: Buffer): Buffer => {
+        const converted = lfLineEnds(data, heldCr);
+        heldCr = converted.heldCr;
+        return converted.out;
+      },
+      end: (): Buffer => (heldCr ? Buffer.from([CR]) : Buffer.alloc(0)),
+    };
+    await copyConverted(store.dataPath(id), dataTemp, toLf);
     await writeSynced(controlTemp, Buffer.from(sendmailControlText(item), 'latin1'));
     await fs.promises.rename(controlTemp, store.controlPath(id, kind));
     await fs.promises.rename(dataTemp, store.dataPath(id));

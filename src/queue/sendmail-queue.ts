@@ -6,16 +6,14 @@
 // rewrites the control file in Posthorn's format, so each later reader sees an
 // item like any other.
 
-import * as fs from 'node:fs';
 import type { Logger } from '../log/logger';
+import { copyConverted } from './block-copy';
 import type { QueueStore } from './store';
 import type { QueueItem } from './types';
-import { READ_NO_FOLLOW } from './no-follow';
 import { unlinkIfExists } from './lock';
 
 const LF = 0x0a;
 const CR = 0x0d;
-const BLOCK_BYTES = 1024 * 1024;
 
 /** Returns the name of the converted data file while it is written; queue recovery removes an old one. */
 export function convertedDataPath(store: QueueStore, id: string): string {
@@ -42,35 +40,6 @@ export function crlfLineEnds(chunk: Buffer, afterCr: boolean): Buffer {
   return out;
 }
 
-/** Writes a copy of `source` with CRLF line ends to `target`, fsyncs it and returns its size. */
-async function copyWithCrlf(source: string, target: string): Promise<number> {
-  const input = await fs.promises.open(source, READ_NO_FOLLOW);
-  try {
-    await unlinkIfExists(target);
-    const output = await fs.promises.open(target, 'wx', 0o600);
-    try {
-      const block = Buffer.allocUnsafe(BLOCK_BYTES);
-      let afterCr = false;
-      let size = 0;
-      for (;;) {
-        const { bytesRead } = await input.read(block, 0, block.length, null);
-        if (bytesRead === 0) break;
-        const out = crlfLineEnds(block.subarray(0, bytesRead), afterCr);
-        afterCr = block[bytesRead - 1] === CR;
-        let written = 0;
-        while (written < out.length) written += (await output.write(out, written, out.length - written)).bytesWritten;
-        size += out.length;
-      }
-      await output.sync();
-      return size;
-    } finally {
-      await output.close();
-    }
-  } finally {
-    await input.close();
-  }
-}
-
 /**
  * Converts an item read from sendmail's control file into Posthorn's form.
  * Its data file gets CRLF line ends: a copy is renamed over the df once it is
@@ -82,7 +51,16 @@ async function copyWithCrlf(source: string, target: string): Promise<number> {
 export async function adoptSendmailItem(store: QueueStore, item: QueueItem, hostName: string, logger: Logger): Promise<void> {
   const temp = convertedDataPath(store, item.id);
   try {
-    item.bodySize = await copyWithCrlf(store.dataPath(item.id), temp);
+    let afterCr = false;
+    const toCrlf = {
+      block: (data: Buffer): Buffer => {
+        const out = crlfLineEnds(data, afterCr);
+        afterCr = data[data.length - 1] === CR;
+        return out;
+      },
+      end: (): Buffer => Buffer.alloc(0),
+    };
+    item.bodySize = await copyConverted(store.dataPath(item.id), temp, toCrlf);
     await store.replaceDataFile(item.id, temp);
   } catch (err) {
     await unlinkIfExists(temp).catch(() => undefined);
