@@ -282,6 +282,7 @@ async function run(args: CliArgs): Promise<number> {
   applyDebugFlags(args, VERSION);
   const config = readConfig(args);
   traceSystemIdentity(config);
+  if (args.quarantine !== undefined && args.mode === 'queue-run') (await import('./queue-commands')).checkQuarantineUser(config);
   if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory, !READ_QUEUE_MODES.has(args.mode));
   switch (args.mode) {
     case 'print-config':

@@ -21,7 +21,7 @@ import { queueRunPolicy } from '../daemon/queue-policy';
 import { PidFile, expandPidFilePath } from '../daemon/pidfile';
 import { formatInterval } from '../daemon/interval';
 import { matchesSelectors, needsItem } from './queue-select';
-import { ExitError, EX_CONFIG, EX_IOERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
+import { ExitError, EX_CONFIG, EX_IOERR, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './sysexits';
 
 /** The control files a command works on: hf with -qQ selectors, Qf with -qL, else qf. */
 export function queueKind(args: CliArgs): ControlFileKind {
@@ -119,18 +119,32 @@ function checkQuarantinePermission(config: Config): void {
   if (uid === owner || (typeof trusted === 'string' && trusted !== '' && (trusted === userName || trusted === String(uid)))) {
     return;
   }
-  throw new ExitError('Permission denied (real uid not trusted)', EX_NOPERM);
+  // sendmail 8.17 exits with EX_USAGE (64) here.
+  throw new ExitError('Permission denied (real uid not trusted)', EX_USAGE);
+}
+
+/**
+ * Rejects -Q from a user who may not quarantine, and logs the attempt. main()
+ * calls it before it checks the queue folder, so that such a user gets this
+ * message, as from sendmail, and not the queue folder's permission error.
+ */
+export function checkQuarantineUser(config: Config): void {
+  try {
+    checkQuarantinePermission(config);
+  } catch (err) {
+    try {
+      new Logger([openSink(config.logFile)], config.logLevel).error(`ALERT: user ${process.getuid?.() ?? '?'} attempted to quarantine jobs`, 1);
+    } catch {
+      // A log file this user may not open: the message on standard error remains.
+    }
+    throw err;
+  }
 }
 
 /** `-Q[reason]` with -q selectors: quarantine, re-label or release the selected items. */
 async function runQuarantine(config: Config, args: CliArgs): Promise<number> {
+  checkQuarantineUser(config);
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
-  try {
-    checkQuarantinePermission(config);
-  } catch (err) {
-    logger.error(`ALERT: user ${process.getuid?.() ?? '?'} attempted to quarantine jobs`, 1);
-    throw err;
-  }
 
   const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
   await store.init();

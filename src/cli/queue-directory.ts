@@ -28,6 +28,18 @@ export function checkQueueDirectory(dir: string, create: boolean): void {
     throw queueDirError(`cannot use QueueDirectory ${dir}: ${(err as Error).message}.`);
   }
   if (!stats.isDirectory()) throw queueDirError(`QueueDirectory ${dir} is a file, not a directory.`);
+  // A user other than root and the queue's owner (mailq on a 0700 queue): sendmail's message and status, not a stack trace.
+  if (!canAccess(dir, fs.constants.X_OK)) throw new ExitError(`can not chdir(${dir}/): Permission denied`, EX_CONFIG);
+  if (!create && !canAccess(dir, fs.constants.R_OK)) throw new ExitError(`gatherq: cannot open "${dir}": Permission denied`, EX_CONFIG);
+}
+
+function canAccess(dir: string, mode: number): boolean {
+  try {
+    fs.accessSync(dir, mode);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function queueDirError(problem: string): ExitError {

@@ -146,9 +146,14 @@ export class LockFiles {
    * synchronous: cheaper than a round trip through the thread pool.
    */
   private create(id: string): boolean {
+    return this.linkOwn(this.lockPath(id));
+  }
+
+  /** Creates `target` as a hard link to this process's pid file; false if it exists. */
+  private linkOwn(target: string): boolean {
     for (let attempt = 0; ; attempt++) {
       try {
-        fs.linkSync(ownPidFile(this.dir), this.lockPath(id));
+        fs.linkSync(ownPidFile(this.dir), target);
         countLock(this.dir, 1);
         return true;
       } catch (err) {
@@ -164,31 +169,92 @@ export class LockFiles {
   }
 
   /**
-   * Removes the lock file of `id` if it is stale and returns whether it did.
-   * The file is first renamed to a private name and its content compared, so
-   * that a lock another process has just taken over is put back, not deleted.
+   * Removes the lock file of `id` if it is stale and returns whether it did
+   * (also true when there is none). With `ownHeld`, a lock naming this
+   * process is stale unless `ownHeld(id)` is true or another lock() of this
+   * process holds it. Queue recovery uses that for a lock left by an earlier
+   * process with the same pid.
+   *
+   * Several processes may find the same stale lock at once (a daemon
+   * restarted after a kill and the queue runners started beside it). Only the
+   * one that holds the guard `.lf<id>.takeover` removes it, after reading it
+   * again: a lock file is then only ever removed while it is stale, by one
+   * process, or by its owner. Without the guard a process could move aside a
+   * lock that another had just taken over, a third could take the free name,
+   * and two processes delivered the same item.
    */
-  private async removeIfStale(id: string): Promise<boolean> {
+  async removeIfStale(id: string, ownHeld?: (id: string) => boolean): Promise<boolean> {
     const lockPath = this.lockPath(id);
-    const content = await readIfExists(lockPath);
-    if (content === undefined) return true;
-    if (!(await this.isStale(lockPath, content))) return false;
+    const stale = async (): Promise<boolean | undefined> => {
+      const content = await readIfExists(lockPath);
+      if (content === undefined) return undefined;
+      if (ownHeld !== undefined && parsePid(content) === process.pid) return !(ownHeld(id) || this.heldHere.has(id));
+      return this.isStale(lockPath, content);
+    };
+    const first = await stale();
+    if (first === undefined) return true;
+    if (!first) return false;
 
+    if (!(await this.takeGuard(id))) return false;
+    try {
+      const again = await stale();
+      if (again === undefined) return true;
+      if (!again) return false;
+      // Renamed aside first: a lock that is a folder with files in it is then out of the way too.
+      return await this.removeStaleFile(id, lockPath, undefined);
+    } finally {
+      await unlinkIfExists(this.guardPath(id)).catch(() => undefined);
+      countLock(this.dir, -1);
+    }
+  }
+
+  /**
+   * Removes `.lf<id>.takeover` if the process that holds it is gone (it was
+   * killed while it took a stale lock over), and returns whether it did.
+   */
+  async removeStaleGuard(id: string): Promise<boolean> {
+    const guard = this.guardPath(id);
+    const content = await readIfExists(guard);
+    if (content === undefined) return true;
+    if (!(await this.isStale(guard, content))) return false;
+    return this.removeStaleFile(id, guard, content);
+  }
+
+  private guardPath(id: string): string {
+    return path.join(this.dir, `.lf${id}.takeover`);
+  }
+
+  /** Takes the guard of `id` for removeIfStale(); false while another live process has it. */
+  private async takeGuard(id: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (this.linkOwn(this.guardPath(id))) return true;
+      // A guard left by a killed process; one that a live process holds means it is busy with this lock.
+      if (!(await this.removeStaleGuard(id))) return false;
+    }
+    return false;
+  }
+
+  /**
+   * Removes `file`, a stale lock or guard of `id`, by renaming it to a private
+   * name first. When `content` is given, the moved file's content is compared
+   * with it, and a file that another process has just replaced is put back.
+   */
+  private async removeStaleFile(id: string, file: string, content: string | undefined): Promise<boolean> {
     const aside = path.join(this.dir, `.lf${id}.${process.pid}.${crypto.randomUUID()}`);
     try {
-      await fs.promises.rename(lockPath, aside);
+      await fs.promises.rename(file, aside);
     } catch (err) {
       if (errorCode(err) === 'ENOENT') return true;
       throw err;
     }
 
-    const moved = await readIfExists(aside);
+    const moved = content === undefined ? undefined : await readIfExists(aside);
     if (moved !== content) {
-      await fs.promises.link(aside, lockPath).catch(() => undefined);
-      await unlinkIfExists(aside);
+      await fs.promises.link(aside, file).catch(() => undefined);
+      await removeLockFile(aside);
       return false;
     }
-    await unlinkIfExists(aside);
+    await removeLockFile(aside);
     return true;
   }
 
@@ -196,7 +262,8 @@ export class LockFiles {
     const pid = parsePid(content);
     if (pid !== undefined) return !isProcessAlive(pid);
 
-    const stat = await fs.promises.stat(lockPath).catch(() => undefined);
+    // lstat: a planted symlink is judged by its own age; stat() of a dangling one fails and would keep the item locked for ever.
+    const stat = await fs.promises.lstat(lockPath).catch(() => undefined);
     return stat !== undefined && Date.now() - stat.mtimeMs > UNWRITTEN_LOCK_GRACE_MS;
   }
 }
@@ -248,6 +315,20 @@ async function readIfExists(file: string): Promise<string | undefined> {
     if (code === 'ENOENT') return undefined;
     if (code === 'ENOTREG' || code === 'ELOOP') return '';
     throw err;
+  }
+}
+
+/**
+ * Removes a lock file, or a lock's private file, that has been renamed out of
+ * the way. One that is a folder (planted in the queue folder) is removed if
+ * it is empty and otherwise left where it is: it no longer blocks any item.
+ */
+export async function removeLockFile(file: string): Promise<void> {
+  try {
+    await unlinkIfExists(file);
+  } catch (err) {
+    if (errorCode(err) !== 'EISDIR' && errorCode(err) !== 'EPERM') throw err;
+    await fs.promises.rmdir(file).catch(() => undefined);
   }
 }
 

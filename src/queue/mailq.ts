@@ -19,6 +19,8 @@ export interface MailqEntry {
   locked: boolean;
   /** Tried more recently than MinQueueAge; printed as "-" when not locked. */
   tooYoung?: boolean;
+  /** A lost item (Qf, listed by -qL); printed as "?" when not locked, as sendmail does. */
+  lost?: boolean;
   /** The reason the control file could not be read, e.g. "job completed". */
   error?: string;
 }
@@ -74,7 +76,7 @@ export function formatEntry(entry: MailqEntry, verbose: boolean): string {
   // A damaged control file's error quotes its line, which may hold control bytes.
   if (entry.error !== undefined) return `${out} (${entry.error.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?')})\n`;
 
-  out += entry.locked ? '*' : entry.tooYoung ? '-' : ' ';
+  out += statusMark(entry);
   const item = entry.item;
   if (item === undefined) return `${out} (no control file)\n`;
 
@@ -99,6 +101,14 @@ export function formatEntry(entry: MailqEntry, verbose: boolean): string {
 
   if (item.created === 0) out += ' (no control file)';
   return out + '\n';
+}
+
+/** Returns the character after the id: "*" locked, "?" lost (-qL), "-" too young, else a space. */
+function statusMark(entry: MailqEntry): string {
+  if (entry.locked) return '*';
+  if (entry.lost) return '?';
+  if (entry.tooYoung) return '-';
+  return ' ';
 }
 
 function senderLine(item: QueueItem, size: number, verbose: boolean): string {
@@ -180,7 +190,7 @@ const MAILQ_READ_BATCH = 64;
 
 /** Reads what the listing shows of one item: lock, df size and control file. */
 export async function readMailqEntry(store: QueueStore, id: string, kind: ControlFileKind): Promise<MailqEntry> {
-  const entry: MailqEntry = { id, size: -1, locked: await store.isLocked(id) };
+  const entry: MailqEntry = { id, size: -1, locked: await store.isLocked(id), lost: kind === 'Qf' };
   try {
     entry.size = (await fs.promises.stat(store.dataPath(id))).size;
   } catch {
@@ -207,7 +217,7 @@ export function readMailqEntrySync(store: QueueStore, id: string, kind: ControlF
   } catch (err) {
     if (errorCode(err) !== 'ENOENT') return undefined;
   }
-  const entry: MailqEntry = { id, size: -1, locked: false };
+  const entry: MailqEntry = { id, size: -1, locked: false, lost: kind === 'Qf' };
   try {
     entry.size = fs.statSync(store.dataPath(id)).size;
   } catch {

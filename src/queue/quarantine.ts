@@ -26,7 +26,8 @@ export interface QuarantineResult {
   changed: number;
 }
 
-type ItemChange = 'changed' | 'unchanged' | 'skipped';
+/** 'unselected': the selectors leave the item out; 'skipped': selected, but locked or unreadable. */
+type ItemChange = 'changed' | 'unchanged' | 'skipped' | 'unselected';
 
 /** Removes what cannot go in one q line: CR and LF. */
 export function sanitizeReason(reason: string): string {
@@ -48,18 +49,21 @@ export async function quarantineQueue(
   };
   const reason = request.reason === undefined ? undefined : sanitizeReason(request.reason);
 
-  print(`Processing ${store.dir}:`);
   const ids = await store.list(request.quarantinedItems ? 'hf' : 'qf');
+  // As sendmail, "Processing <dir>:" heads the item lines only when some item is selected.
+  const itemLines: string[] = [];
   let matched = 0;
   let changed = 0;
   for (const id of ids) {
-    const result = await quarantineItem(store, logger, id, reason, request, print);
-    if (result === 'skipped') continue;
+    const result = await quarantineItem(store, logger, id, reason, request, (line) => itemLines.push(line));
+    if (result === 'unselected') continue;
     matched += 1;
     if (result === 'changed') changed += 1;
   }
 
   if (matched === 0) print(`${store.dir}: no matches`);
+  else print(`Processing ${store.dir}:`);
+  for (const line of itemLines) print(line);
   print(changed === 0 ? 'No changes' : `${changed} change${changed === 1 ? '' : 's'}`);
   return { output, changed };
 }
@@ -79,9 +83,9 @@ async function quarantineItem(
     print(`Skipping ${id}: ${(err as Error).message}`);
     return 'skipped';
   }
-  if (!request.select(id, item)) return 'skipped';
+  if (!request.select(id, item)) return 'unselected';
   // A qf file may carry a q line; sendmail leaves it out of normal selections.
-  if (!request.quarantinedItems && item.quarantine !== undefined) return 'skipped';
+  if (!request.quarantinedItems && item.quarantine !== undefined) return 'unselected';
 
   if (!(await store.lock(id))) {
     print(`Skipping ${id}: locked`);

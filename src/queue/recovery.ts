@@ -10,9 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Logger } from '../log/logger';
 import { isQueueId } from './id';
-import { errorCode, isProcessAlive, LockFiles, parsePid, unlinkIfExists } from './lock';
+import { errorCode, isProcessAlive, LockFiles, removeLockFile, unlinkIfExists } from './lock';
 import { sortCacheTempPid } from './sort-cache';
-import { readTextNoFollow } from './no-follow';
 
 /**
  * A tf file older than this is a leftover. A younger one may belong to a commit
@@ -120,19 +119,27 @@ async function removeDeadMilterBody({ dir, now, report }: RecoveryContext, id: s
  * Removes ".lf<id>.<pid>.<suffix>" and ".lfpid.<pid>.<n>" files, the private
  * files of LockFiles, and ".sortkeys-qf.<pid>.<n>", a sort key cache being
  * written, whose process is gone: a kill between writing one and removing or
- * renaming it leaves it behind. A live process's file is left alone.
+ * renaming it leaves it behind. A live process's file is left alone. So is
+ * ".lf<id>.takeover", the guard of a stale lock's takeover, while the
+ * process that holds it lives.
  */
 async function removeDeadLockTempFiles(dir: string, names: string[], report: RecoveryReport): Promise<void> {
   for (const name of names) {
     const cachePid = sortCacheTempPid(name);
     if (cachePid !== undefined) {
-      if (!isProcessAlive(cachePid)) await unlinkIfExists(path.join(dir, name));
+      if (!isProcessAlive(cachePid)) await removeLockFile(path.join(dir, name));
+      continue;
+    }
+    const guard = /^\.lf([^.]+)\.takeover$/.exec(name);
+    if (guard !== null) {
+      // The guard of a stale lock's takeover, left by a process killed meanwhile.
+      if (isQueueId(guard[1])) await new LockFiles(dir).removeStaleGuard(guard[1]);
       continue;
     }
     const match = /^\.lf([^.]+)\.(\d+)\./.exec(name);
     // ".lfpid.<pid>.<n>": the file a process's locks are hard links to.
     if (match === null || !(isQueueId(match[1]) || match[1] === 'pid') || isProcessAlive(Number(match[2]))) continue;
-    await unlinkIfExists(path.join(dir, name));
+    await removeLockFile(path.join(dir, name));
     if (match[1] !== 'pid') report.removedTempFiles.push(match[1]);
   }
 }
@@ -152,17 +159,14 @@ async function recoverItem(
 ): Promise<void> {
   const age = (kind: string): Promise<number> => fileAge(dir, kind + id, now);
 
-  if (kinds.has('tf') && (await age('tf')) > TEMP_FILE_MAX_AGE_MS) {
+  if (kinds.has('tf') && ((await age('tf')) > TEMP_FILE_MAX_AGE_MS || (await abandonedCommit(dir, id, kinds)))) {
     await unlinkIfExists(path.join(dir, `tf${id}`));
     kinds.delete('tf');
     report.removedTempFiles.push(id);
     log.notice(`removed tf${id} left by an interrupted control file write`);
   }
 
-  if (kinds.has('lf') && (await isStaleLock(dir, id, locks))) {
-    await unlinkIfExists(path.join(dir, `lf${id}`));
-    report.removedStaleLocks.push(id);
-  }
+  if (kinds.has('lf') && (await removeStaleLock(dir, id, locks))) report.removedStaleLocks.push(id);
 
   if (kinds.has('qf') && kinds.has('hf')) await dropOlderControlFile(dir, id, kinds, log);
 
@@ -185,12 +189,47 @@ async function recoverItem(
   if (kinds.has('df') && !kinds.has('tf') && !kinds.has('Qf')) {
     // The id ends with the pid of the process that received the message. Once
     // that process is gone, no process will finish the df (a kill -9 during DATA).
-    if (!receiverAlive(id) || (await age('df')) > ORPHAN_DATA_MAX_AGE_MS) {
-      await unlinkIfExists(path.join(dir, `df${id}`));
+    if ((!receiverAlive(id) || (await age('df')) > ORPHAN_DATA_MAX_AGE_MS) && (await removeOrphanData(dir, id, locks))) {
       report.removedOrphanDataFiles.push(id);
       log.notice(`removed data file df${id} without control file`);
     }
   }
+}
+
+/**
+ * Removes df<id> if no control file names it. The listing alone does not
+ * tell: an item whose control file `-Q` renamed between qf<id> and hf<id>
+ * while the folder was read can be missing from it under both names. `-Q`
+ * and deliveries hold the item's lock while they rename or remove its
+ * files, so the check is made under that lock.
+ */
+async function removeOrphanData(dir: string, id: string, locks: RecoveryLocks | undefined): Promise<boolean> {
+  if (locks !== undefined && !(await locks.lock(id))) return false;
+  try {
+    for (const kind of ['qf', 'hf', 'tf']) if (await exists(path.join(dir, kind + id))) return false;
+    // Gone already: a delivery removed the whole item while the folder was read.
+    if (!(await exists(path.join(dir, `df${id}`)))) return false;
+    await unlinkIfExists(path.join(dir, `df${id}`));
+    return true;
+  } finally {
+    await locks?.unlock(id);
+  }
+}
+
+/**
+ * Tells whether tf<id> is the control file of a commit whose process was
+ * killed. There is no qf or hf beside it, so it is no rewrite (a rewrite
+ * happens only beside a control file and under the item's lock). The process
+ * named in the id, which received the message and writes the first control
+ * file, is gone. Such a tf and its df can go at once, because no 250 was sent
+ * for them. A daemon restarted within TEMP_FILE_MAX_AGE_MS would otherwise
+ * keep them until its next start.
+ */
+async function abandonedCommit(dir: string, id: string, kinds: Set<string>): Promise<boolean> {
+  if (kinds.has('qf') || kinds.has('hf') || receiverAlive(id)) return false;
+  // The listing may miss a control file renamed into place while it was read.
+  if ((await exists(path.join(dir, `qf${id}`))) || (await exists(path.join(dir, `hf${id}`)))) return false;
+  return !(await new LockFiles(dir).isLocked(id));
 }
 
 /** Tells whether the process named at the end of a queue id may still be receiving that message. */
@@ -241,14 +280,18 @@ async function dropOlderControlFile(
   log.notice(`removed ${older}${id}, which a newer control file replaced`);
 }
 
-async function isStaleLock(dir: string, id: string, locks: RecoveryLocks | undefined): Promise<boolean> {
-  const content = await readTextNoFollow(path.join(dir, `lf${id}`)).catch(() => '');
-
+/**
+ * Removes lf<id> when no live process holds it. Another process may take a
+ * stale lock over at any moment (a queue run started beside the daemon), so
+ * the lock is not unlinked by name after the check. LockFiles removes it
+ * under its takeover guard, after reading it again.
+ */
+async function removeStaleLock(dir: string, id: string, locks: RecoveryLocks | undefined): Promise<boolean> {
+  if (!fs.existsSync(path.join(dir, `lf${id}`))) return false;
   // A lock with this process's pid that this process does not hold is left
   // over from an earlier process that had the same pid. Recovery may run in
   // the background while this process already holds locks of its own.
-  if (parsePid(content) === process.pid) return locks?.holds(id) !== true;
-  return !(await new LockFiles(dir).isLocked(id));
+  return new LockFiles(dir).removeIfStale(id, (held) => locks?.holds(held) === true);
 }
 
 async function fileAge(dir: string, name: string, now: number): Promise<number> {

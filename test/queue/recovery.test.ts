@@ -10,7 +10,8 @@ const GOOD = 'k5KCE4Kb012345';
 const BAD = 'k5KCE4Kc012345';
 const NO_DATA = 'k5KCE4Kd012345';
 const ORPHAN = 'k5KCE4Ke012345';
-const YOUNG = 'k5KCE4Kf012345';
+// A commit in progress: its id names a live process (this one), as the receiving process's ids do.
+const YOUNG = `k5KCE4Kf${String(process.pid).padStart(6, '0')}`;
 
 const TWO_HOURS_AGO = new Date(Date.now() - 2 * 60 * 60 * 1000);
 
