@@ -146,6 +146,10 @@ export function parseArgs(argv: readonly string[], invokedAs: string): CliArgs {
   args.recipients.push(...argv.slice(i));
 
   if (args.queueRun && !modeGiven && args.mode === 'deliver') args.mode = 'queue-run';
+  // As sendmail, -Q[reason] without -q works on the queue (every normal item).
+  // Only with recipients or -t does it queue the submitted message quarantined.
+  const submits = args.recipients.length > 0 || args.readRecipients;
+  if (args.quarantine !== undefined && !modeGiven && args.mode === 'deliver' && !submits) args.mode = 'queue-run';
   return args;
 }
 
