@@ -14,6 +14,12 @@ export interface McState {
   mailerArgs: Map<string, string>;
   /** Mailers already defined by MAILER(), whose arguments can no longer change. */
   mailersDone: Set<string>;
+  /** Values given to define() as written, which a later unquoted use of the name expands to. */
+  m4Values: Map<string, string>;
+  /** False once include(`.../cf.m4') was read, because its changecom() makes `#` plain text. */
+  comments: boolean;
+  /** The latest define(`confPRIVACY_FLAGS'): a second define replaces the first, as in m4. */
+  privacyFlags?: { value: string; where: Location };
 }
 
 export interface McContext {
@@ -23,4 +29,6 @@ export interface McContext {
   where: Location;
   /** Read more .mc text in the current state, for include() and ifdef(). */
   readText(text: string, where: Location): void;
+  /** A value as m4 would copy it to the .cf: quotes removed once, defined names expanded. */
+  rescan(value: string): string;
 }

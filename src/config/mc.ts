@@ -8,9 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ConfigBuilder } from './builder';
 import { ConfigError, type Location } from './errors';
-import { M4Scanner, type MacroCall } from './m4';
+import { M4Scanner, rescanValue, type MacroCall } from './m4';
 import type { McContext, McState } from './mc-context';
-import { applyDefine, applyUndefine } from './mc-define';
+import { applyDefine, applyUndefine, CF_M4_DEFAULTS, CF_M4_PREDEFINED } from './mc-define';
+import { optionByName } from './options';
 import { SENDMAIL_MACROS } from './mc-macros';
 import { addClassFromFile, readCfLine } from './cf';
 import { ownEntry } from './own';
@@ -55,6 +56,8 @@ class McReader {
     variables: new Map(),
     mailerArgs: new Map(),
     mailersDone: new Set(),
+    m4Values: new Map(Object.entries(CF_M4_DEFAULTS)),
+    comments: true,
   };
   private includeDepth = 0;
 
@@ -70,7 +73,29 @@ class McReader {
       state: this.state,
       where,
       readText: (text, at) => this.readText(text, at),
+      rescan: (value) => rescanValue(
+        value, where.file, where.line, (name, line) => this.expand(name, { file: where.file, line }), this.state.comments),
     };
+  }
+
+  /**
+   * Returns what an unquoted word expands to: the value the .mc gave it with define()
+   * (or the default of sendmail's cf.m4 for the few names .mc files extend,
+   * such as confMILTER_MACROS_HELO). Inside arguments, a name that
+   * sendmail's m4 files define but this file does not is an error: m4 would
+   * use a default that Posthorn does not have, so the result could silently
+   * differ. Other undefined words stay as they are.
+   */
+  private expand(name: string, where: Location, strict = true): string | undefined {
+    const value = this.state.m4Values.get(name);
+    if (value !== undefined) {
+      return value;
+    }
+    if (strict && CF_M4_PREDEFINED.has(name)) {
+      throw new ConfigError(where, name,
+        `${name} is used as a value but this file does not define it; Posthorn does not know sendmail's m4 default for it`);
+    }
+    return undefined;
   }
 
   readText(text: string, where: Location): void {
@@ -80,18 +105,28 @@ class McReader {
         ownEntry(BUILTINS, name) !== undefined || ownEntry(SENDMAIL_MACROS, name) !== undefined,
       call: (call) => this.call(call, { file: where.file, line: call.line }),
       text: (piece, line) => this.emit(piece, { file: where.file, line }),
+      // Plain text (cf lines, discarded text under divert(-1)) only expands what the file defined.
+      expand: (name, line, inArgument) => this.expand(name, { file: where.file, line }, inArgument),
+      commentsActive: () => this.state.comments,
     });
     this.flush();
   }
 
   private call(call: MacroCall, where: Location): void {
-    this.flush();
+    // A call on a .cf comment line (possible once cf.m4 turned m4 comments
+    // off) leaves the rest of the line in that comment, as in m4's output.
+    if (!this.pending.trimStart().startsWith('#')) {
+      this.flush();
+    }
     const builtin = ownEntry(BUILTINS, call.name);
     if (builtin !== undefined) {
       builtin(this, call, where);
       return;
     }
-    ownEntry(SENDMAIL_MACROS, call.name)?.(call, this.context(where));
+    // sendmail's macros put their arguments into the .cf text, which m4 scans again.
+    const ctx = this.context(where);
+    const args = call.args.map((arg) => ctx.rescan(arg));
+    ownEntry(SENDMAIL_MACROS, call.name)?.({ ...call, args }, ctx);
   }
 
   setDivert(value: string): void {
@@ -100,9 +135,14 @@ class McReader {
     this.state.divert = Number.isInteger(number) ? number : 0;
   }
 
-  /** include() reads another .mc file; sendmail's own cf.m4 is skipped. */
+  /**
+   * include() reads another .mc file. sendmail's own cf.m4 is not read, but
+   * its changecom() is kept: after it, `#` no longer starts an m4 comment, so
+   * a macro call on a `#` line takes effect, as with m4.
+   */
   include(target: string, where: Location, optional: boolean): void {
     if (path.basename(target) === 'cf.m4') {
+      this.state.comments = false;
       return;
     }
     if (this.includeDepth >= MAX_INCLUDE_DEPTH) {
@@ -142,6 +182,11 @@ class McReader {
   /** Read the class files that FEATURE(use_cw_file), use_ct_file and confCR_FILE name. */
   finish(where: Location): void {
     this.flush();
+    const privacy = this.state.privacyFlags;
+    const privacyDef = optionByName('PrivacyOptions');
+    if (privacy !== undefined && privacyDef !== undefined) {
+      this.builder.setOptionDef(privacyDef, privacy.value, privacy.where);
+    }
     const features = new Set(this.builder.features.map((f) => f.name));
     if (features.has('use_cw_file')) {
       this.readClassFile('w', this.state.variables.get('confCW_FILE') ?? DEFAULT_CW_FILE, where);

@@ -14,7 +14,7 @@ import { DeliveryRunner } from './runner';
 import { queueRunPolicy } from './queue-policy';
 import { CheckpointChain } from '../server/checkpoint';
 import { relayCheckpoint } from '../policy/relay';
-import { accessCheckpoints } from '../policy/check-mail';
+import { accessCheckpoints, delayChecksCheckpoint } from '../policy/check-mail';
 import { milterCheckpoint } from '../milter/checkpoint';
 import { tlsClientCheckpoint } from '../policy/tls-rulesets';
 import { ServerTls } from '../tls/server';
@@ -81,8 +81,12 @@ export function createChain(config: Config, logger: Logger): CheckpointChain {
       localDomains: config.localDomains,
       relayDomains: config.relayDomains,
       ownLiteral: (domain) => isOwnAddressLiteral(domain, config),
+      relayMessage: config.mcVariables?.get('confRELAY_MSG'),
     }),
   ]);
+  // delay_checks gives the sender's and the client's rejections to each RCPT after the relay decision.
+  const delayed = delayChecksCheckpoint(config, (message) => logger.error(message));
+  if (delayed) chain.add(delayed);
   // The input mail filters come after the rulesets, as in sendmail.
   chain.add(milterCheckpoint(config, logger));
   return chain;

@@ -30,6 +30,26 @@ export function parseAddressLiteral(host: string): string | undefined {
   return net.isIP(m[1]) ? m[1] : undefined;
 }
 
+/** Returns the in-addr.arpa or ip6.arpa name of an address, or undefined for anything else. */
+export function reverseName(ip: string): string | undefined {
+  if (net.isIPv4(ip)) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
+  if (!net.isIPv6(ip)) return undefined;
+  const halves = ip.toLowerCase().split('::');
+  // An IPv4 tail such as ::ffff:192.0.2.1 counts as two groups.
+  const groupsOf = (part: string | undefined): string[] =>
+    (part ? part.split(':') : []).flatMap((group) => {
+      if (!group.includes('.')) return [group];
+      const bytes = group.split('.').map(Number);
+      return [((bytes[0] << 8) | bytes[1]).toString(16), ((bytes[2] << 8) | bytes[3]).toString(16)];
+    });
+  const head = groupsOf(halves[0]);
+  const tail = groupsOf(halves[1]);
+  const zeros = Array<string>(8 - head.length - tail.length).fill('0');
+  const full = halves.length > 1 ? [...head, ...zeros, ...tail] : head;
+  const nibbles = full.map((group) => group.padStart(4, '0')).join('');
+  return `${[...nibbles].reverse().join('.')}.ip6.arpa`;
+}
+
 function errorCode(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? 'UNKNOWN';
 }
@@ -156,12 +176,24 @@ export class MailResolver {
     }
   }
 
-  /** Looks up the PTR names of an IPv4 or IPv6 address. */
+  /**
+   * Looks up the PTR names of an IPv4 or IPv6 address. Node's reverse() reports
+   * a failing name server (SERVFAIL, or no reply) as ENOTFOUND. So a "not found"
+   * is looked up again as a PTR query, whose error tells a temporary failure apart.
+   */
   async reverse(ip: string): Promise<PtrResult> {
     try {
       return { kind: 'names', names: await this.resolver.reverse(ip) };
     } catch (err) {
-      return failure(err);
+      const first = failure(err);
+      const name = reverseName(ip);
+      if (first.kind !== 'nxdomain' || name === undefined) return first;
+      try {
+        const names = await this.resolver.resolvePtr(name);
+        return names.length > 0 ? { kind: 'names', names } : first;
+      } catch (again) {
+        return failure(again);
+      }
     }
   }
 }

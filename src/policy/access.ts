@@ -70,7 +70,12 @@ export class AccessMap {
   }
 }
 
-/** Returns the keys an address is looked up under, longest first. */
+/**
+ * Returns the keys an address is looked up under, longest first. An IPv6
+ * address is tried in sendmail 8.15's full form first (IPv6:2001:db8:0:0:0:0:0:25,
+ * one group less each time), then in the compressed form that sendmail 8.13
+ * and older maps use (IPv6:2001:db8::25, then IPv6:2001:db8).
+ */
 export function addressKeys(ip: string): string[] {
   const plain = ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
   const keys: string[] = [];
@@ -80,16 +85,43 @@ export function addressKeys(ip: string): string[] {
     return keys;
   }
   if (net.isIPv6(plain)) {
+    // Both forms, most specific first: [key, groups it covers].
+    const ranked: Array<[string, number]> = [];
+    const groups = fullIpv6Groups(plain);
+    for (let n = groups.length; n >= 1; n--) ranked.push([`IPv6:${groups.slice(0, n).join(':')}`, n]);
     let rest = plain.toLowerCase();
-    for (;;) {
-      keys.push(`IPv6:${rest}`);
+    for (let removed = 0; ; removed++) {
+      const covered = rest.includes('::') ? 8 - removed : rest.split(':').length;
+      ranked.push([`IPv6:${rest}`, covered]);
       const colon = rest.lastIndexOf(':');
       if (colon <= 0) break;
       rest = rest.slice(0, colon).replace(/:+$/, '');
       if (rest === '') break;
     }
+    // A stable sort keeps the full form ahead at equal length.
+    ranked.sort((a, b) => b[1] - a[1]);
+    for (const [key] of ranked) {
+      if (!keys.includes(key)) keys.push(key);
+    }
   }
   return keys;
+}
+
+/** Returns the eight groups of an IPv6 address in hex without leading zeros, as sendmail's IPV6_FULL writes them. */
+function fullIpv6Groups(address: string): string[] {
+  const halves = address.toLowerCase().split('::');
+  // An IPv4 tail such as ::ffff:192.0.2.1 counts as two groups.
+  const groupsOf = (part: string | undefined): string[] =>
+    (part ? part.split(':') : []).flatMap((group) => {
+      if (!group.includes('.')) return [group];
+      const bytes = group.split('.').map(Number);
+      return [((bytes[0] << 8) | bytes[1]).toString(16), ((bytes[2] << 8) | bytes[3]).toString(16)];
+    });
+  const head = groupsOf(halves[0]);
+  const tail = groupsOf(halves[1]);
+  const zeros = Array<string>(8 - head.length - tail.length).fill('0');
+  const groups = halves.length > 1 ? [...head, ...zeros, ...tail] : head;
+  return groups.map((group) => parseInt(group, 16).toString(16));
 }
 
 /** Parses an access map value: OK, RELAY, REJECT, DISCARD, SKIP, QUARANTINE:r, ERROR:... */

@@ -16,7 +16,13 @@ import { checkClientRate, parseControlFeature, type ConnectionCounts, type Contr
 import { checkClientConn } from './conn-control';
 import { checkMtamark, parseMtamarkFeature, type MtamarkFeature } from './mtamark';
 import { checkBlocklist, parseBlocklistFeature, type BlocklistFeature } from './dnsbl';
-import { errorReply } from './ruleset-text';
+import { errorReply, expandRulesetText } from './ruleset-text';
+
+/** Builds the reply to an access map REJECT: confREJECT_MSG (no DSN of its own) when set, else 550 5.7.1 Access denied. */
+export function accessRejectReply(message: string | undefined, macros: ReadonlyMap<string, string>): Reply {
+  if (message === undefined) return reply(550, '5.7.1', 'Access denied');
+  return errorReply(expandRulesetText(message, macros), undefined);
+}
 
 export type ConnectDecision =
   | { action: 'continue' }
@@ -36,17 +42,26 @@ export interface ConnectFacts {
 
 type DnsCheck = { kind: 'mtamark'; feature: MtamarkFeature } | { kind: 'blocklist'; feature: BlocklistFeature };
 
-/** Turns a Connect: value into a decision, as Basic_check_relay does. */
-export function connectValueDecision(value: string, delayed: boolean): ConnectDecision {
+/**
+ * Turns a Connect: value into a decision, as Basic_check_relay does.
+ * `rejectReply` is the reply to REJECT: confREJECT_MSG when the .mc sets it.
+ */
+export function connectValueDecision(
+  value: string,
+  delayed: boolean,
+  rejectReply: Reply = reply(550, '5.7.1', 'Access denied'),
+): ConnectDecision {
   const action = parseAccessValue(value);
   switch (action.kind) {
     case 'ok':
-    case 'skip':
       return { action: 'ok' };
+    case 'skip':
+      // The lookups end a search at SKIP without a result. Should one reach here, it decides nothing.
+      return { action: 'continue' };
     case 'relay':
       return { action: 'relay' };
     case 'reject':
-      return { action: 'reject', reply: reply(550, '5.7.1', 'Access denied'), delayed };
+      return { action: 'reject', reply: rejectReply, delayed };
     case 'discard':
       return { action: 'discard', delayed };
     case 'quarantine':
@@ -67,6 +82,8 @@ export class CheckRelay {
   private readonly rateControl?: ControlFeature;
   private readonly connControl?: ControlFeature;
   private readonly dnsChecks: DnsCheck[] = [];
+  /** confREJECT_MSG, the reply text of REJECT in ruleset syntax. */
+  private readonly rejectMessage?: string;
 
   constructor(
     config: Config,
@@ -77,6 +94,7 @@ export class CheckRelay {
     this.useClientPtr = feature('use_client_ptr') !== undefined;
     this.delayChecks = feature('delay_checks') !== undefined;
     this.deferredMode = config.deliveryMode === 'deferred';
+    this.rejectMessage = config.mcVariables?.get('confREJECT_MSG');
     const rate = feature('ratecontrol');
     const conn = feature('conncontrol');
     if (rate) this.rateControl = parseControlFeature(rate.args);
@@ -101,7 +119,7 @@ export class CheckRelay {
     if (this.access) {
       const hit = lookupHostThenAddress(this.access, 'Connect', facts.host, facts.address, true);
       if (hit) {
-        const decision = connectValueDecision(hit.value, delayed);
+        const decision = connectValueDecision(hit.value, delayed, accessRejectReply(this.rejectMessage, facts.macros));
         if (decision.action !== 'continue') return decision;
       }
     }

@@ -1,10 +1,12 @@
 // The relay decision of check_rcpt. A recipient is accepted when its domain is
 // one of ours (class w) or one we relay for (class R), or when the client may
 // relay (localhost, or a later access map RELAY entry). Everything else gets
-// sendmail's "Relaying denied". Posthorn is never an open relay.
+// sendmail's "Relaying denied" (450 while the client's PTR lookup fails
+// temporarily). Posthorn is never an open relay.
 
 import * as net from 'node:net';
-import { reply } from '../smtp/reply';
+import { reply, type Reply } from '../smtp/reply';
+import { errorReply, expandRulesetText } from './ruleset-text';
 import type { Checkpoint, CheckContext, Verdict } from '../server/checkpoint';
 import { CONTINUE } from '../server/checkpoint';
 
@@ -60,6 +62,43 @@ export interface RelayPolicy {
   relayDomains: ReadonlySet<string>;
   /** Tests whether an address literal is one of the host's own addresses (class w in sendmail). */
   ownLiteral?: (domain: string) => boolean;
+  /** confRELAY_MSG: the reply text of a denial in ruleset syntax, `"550 Relaying denied"` by default. */
+  relayMessage?: string;
+}
+
+/** Client facts that sendmail's check_rcpt puts into a relay denial. */
+export interface RelayClient {
+  /** ${client_resolve}: OK, FAIL, FORGED or TEMP; unset for a session without a network client. */
+  resolve?: string;
+  /** ${client_name}: the verified host name, or "[address]". */
+  name?: string;
+  /** ${client_addr}. */
+  address?: string;
+  /** Every macro of the session, for $&{name} in confRELAY_MSG. */
+  macros?: ReadonlyMap<string, string>;
+}
+
+/**
+ * Builds the denial as sendmail's Relay_ok rules word it. A client whose PTR
+ * lookup failed temporarily gets 450 4.4.0, so that it retries. A forged or
+ * missing PTR name is named in the 550, and any other client gets confRELAY_MSG.
+ */
+function relayDenial(policy: RelayPolicy, address: string, client: RelayClient): Verdict {
+  const denied = (denial: Reply): Verdict => ({
+    action: denial.code < 500 ? 'tempfail' : 'reject',
+    reply: { ...denial, lines: [`<${address}>... ${denial.lines.join(' ')}`] },
+    reason: 'Relaying denied',
+  });
+  switch (client.resolve) {
+    case 'TEMP':
+      return denied(reply(450, '4.4.0', `Relaying temporarily denied. Cannot resolve PTR record for ${client.address ?? ''}`));
+    case 'FORGED':
+      return denied(reply(550, '5.7.1', `Relaying denied. IP name possibly forged ${client.name ?? ''}`));
+    case 'FAIL':
+      return denied(reply(550, '5.7.1', `Relaying denied. IP name lookup failed ${client.name ?? ''}`));
+  }
+  const text = expandRulesetText(policy.relayMessage ?? '"550 Relaying denied"', client.macros ?? new Map());
+  return denied(errorReply(text, '5.7.1'));
 }
 
 /** Decides one recipient; returns the 550 reply when relaying is denied. */
@@ -67,7 +106,7 @@ export function checkRelay(
   policy: RelayPolicy,
   address: string,
   relayAllowed: boolean,
-  clientText = '',
+  client: RelayClient = {},
 ): Verdict {
   if (relayAllowed) return CONTINUE;
 
@@ -76,15 +115,7 @@ export function checkRelay(
   const relayed = domain !== '' && domainInClass(domain, policy.relayDomains);
 
   if ((ours || relayed) && !hasRoutingLocalPart(local)) return CONTINUE;
-
-  // sendmail 8.17 adds why the client is unknown when it has no host name.
-  const unnamed = /^\[([^\]]+)\]$/.exec(clientText);
-  const why = unnamed ? `. IP name lookup failed [${unnamed[1]}]` : '';
-  return {
-    action: 'reject',
-    reply: reply(550, '5.7.1', `<${address}>... Relaying denied${why}`),
-    reason: 'Relaying denied',
-  };
+  return relayDenial(policy, address, client);
 }
 
 /** check_rcpt as a checkpoint: the relay decision at RCPT time. */
@@ -93,7 +124,13 @@ export function relayCheckpoint(policy: RelayPolicy): Checkpoint {
     name: 'check_rcpt',
     stages: new Set(['rcpt']),
     check(ctx: CheckContext): Verdict {
-      return checkRelay(policy, ctx.address ?? '', ctx.relayAllowed, ctx.macros.get('_'));
+      const macros = ctx.macros;
+      return checkRelay(policy, ctx.address ?? '', ctx.relayAllowed, {
+        resolve: macros.get('{client_resolve}'),
+        name: macros.get('{client_name}'),
+        address: macros.get('{client_addr}') ?? ctx.clientAddress,
+        macros,
+      });
     },
   };
 }

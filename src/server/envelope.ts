@@ -12,6 +12,7 @@ import { setRecipientMacros, setSenderMacros } from './address-macros';
 import type { Transaction } from './transaction';
 import { milterRejectedRecipient } from '../milter/session-hooks';
 import type { Config } from '../config/types';
+import { localhostSenderReply } from '../policy/local-sender';
 
 /** DeliverByMin in whole seconds; negative when DELIVERBY is turned off. */
 export function deliverByMinSeconds(config: Config): number {
@@ -111,6 +112,12 @@ export async function handleMail(session: Session, arg: string): Promise<void> {
   });
   if (!params.ok) {
     session.send(reply(params.code, params.enhanced, params.text));
+    return;
+  }
+  const localhostSender = localhostSenderReply(
+    cfg, path.address, session.macros.get('{client_name}'), session.options.daemonModifiers ?? '');
+  if (localhostSender) {
+    session.send(localhostSender);
     return;
   }
   if (!senderQualified(session, path.address)) {

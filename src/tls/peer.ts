@@ -52,23 +52,86 @@ export function cipherBits(name: string): [number, number] {
   return [0, 0];
 }
 
-/** Turns Node's multi-line DN ("C=US\nO=Example\nCN=mx") into OpenSSL's one-line form "/C=US/O=Example/CN=mx". */
+/** One attribute of a DN: its short name, its value, and whether it shares the RDN of the one before. */
+interface DnEntry {
+  name: string;
+  value: string;
+  sameSet: boolean;
+}
+
+// Characters that Node's RFC 2253 escaping (ASN1_STRFLGS_ESC_2253) puts a backslash before.
+const BACKSLASHED = new Set([',', '+', '"', '\\', '<', '>', ';', '#', ' ', '=']);
+
+/**
+ * Reads Node's multi-line DN ("C=US\nO=Example\\, Inc.\nCN=a + UID=b"): one RDN per
+ * line, " + " between the attributes of one RDN, and backslash escapes
+ * ("\\," for a character, "\\0A" for a control byte) undone.
+ */
+function parseNodeDn(multiline: string): DnEntry[] {
+  const entries: DnEntry[] = [];
+  for (const line of multiline.split('\n')) {
+    if (line === '') continue;
+    let sameSet = false;
+    let start = 0;
+    while (start < line.length) {
+      const equals = line.indexOf('=', start);
+      if (equals < 0) break;
+      const name = line.slice(start, equals);
+      let value = '';
+      let pos = equals + 1;
+      for (; pos < line.length; pos++) {
+        const ch = line[pos];
+        if (ch === '\\' && pos + 1 < line.length) {
+          const next = line[pos + 1];
+          const hex = line.slice(pos + 1, pos + 3);
+          if (BACKSLASHED.has(next)) {
+            value += next;
+            pos++;
+          } else if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+            value += String.fromCharCode(parseInt(hex, 16));
+            pos += 2;
+          } else {
+            value += ch;
+          }
+          continue;
+        }
+        if (line.startsWith(' + ', pos)) break;
+        value += ch;
+      }
+      entries.push({ name, value, sameSet });
+      sameSet = true;
+      start = pos + 3;
+    }
+  }
+  return entries;
+}
+
+/** Writes a value as OpenSSL's X509_NAME_oneline() does: "\\xHH" for bytes outside space..~, "\\/" and "\\+". */
+function onelineValue(value: string): string {
+  let out = '';
+  for (const byte of Buffer.from(value, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    if (byte < 0x20 || byte > 0x7e) out += `\\x${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    else if (c === '/' || c === '+') out += `\\${c}`;
+    else out += c;
+  }
+  return out;
+}
+
+/**
+ * Turns Node's multi-line DN into the one-line form sendmail takes from
+ * OpenSSL's X509_NAME_oneline(): "/C=US/O=Example, Inc./CN=mx", with
+ * non-ASCII bytes as "\\xC3\\xBC" and the attributes of one RDN joined by "+".
+ */
 export function oneLineDn(multiline: string): string {
-  if (multiline === '') return '';
-  return multiline
-    .split('\n')
-    .filter((part) => part !== '')
-    .map((part) => `/${part}`)
+  return parseNodeDn(multiline)
+    .map((entry) => `${entry.sameSet ? '+' : '/'}${entry.name}=${onelineValue(entry.value)}`)
     .join('');
 }
 
-/** Returns the last CN of a multi-line DN, or '' when it has none. */
+/** Returns the first CN of a multi-line DN as its raw text (X509_NAME_get_text_by_NID), or ''. */
 function commonName(multiline: string): string {
-  let cn = '';
-  for (const part of multiline.split('\n')) {
-    if (part.startsWith('CN=')) cn = part.slice(3);
-  }
-  return cn;
+  return parseNodeDn(multiline).find((entry) => entry.name === 'CN')?.value ?? '';
 }
 
 /**

@@ -229,9 +229,11 @@ ifdef(\`confNOT_SET', \`define(\`confMIN_QUEUE_AGE', \`1h')', \`define(\`confMIN
   assert.equal(cfg.minQueueAge, 2 * 3600_000);
 });
 
-test('mc nested quotes keep inner quotes', () => {
+// m4 removes the inner quotes too when cf.m4 copies the value into the .cf
+// (sendmail 8.17's m4 files write "O SmtpGreetingMessage=$j says hello").
+test('mc nested quotes lose one more level, as m4 writes them', () => {
   const { cfg } = loadMc("define(`confSMTP_LOGIN_MSG', `$j says `hello'')\n");
-  assert.equal(cfg.options.get('SmtpGreetingMessage'), "$j says `hello'");
+  assert.equal(cfg.options.get('SmtpGreetingMessage'), '$j says hello');
 });
 
 test('mc unknown option names file line and word', () => {

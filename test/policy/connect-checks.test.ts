@@ -15,7 +15,8 @@ import { accessFrom, collectingLogger } from './helpers';
 
 test('domain keys walk to the top', () => {
   assert.deepEqual(domainKeys('A.b.Example.'), ['a.b.example', 'b.example', 'example']);
-  assert.deepEqual(domainKeys('[192.0.2.1]'), ['[192.0.2.1]']);
+  // An address literal walks its networks, as the D ruleset of sendmail's proto.m4 does.
+  assert.deepEqual(domainKeys('[192.0.2.1]'), ['[192.0.2.1]', '[192.0.2]', '[192.0]', '[192]']);
   assert.deepEqual(domainKeys(''), []);
 });
 
@@ -65,7 +66,8 @@ test('Connect values become decisions', () => {
   assert.deepEqual(connectValueDecision('QUARANTINE:held', false), { action: 'quarantine', reason: 'held', delayed: false });
   assert.equal(connectValueDecision('RELAY', false).action, 'relay');
   assert.equal(connectValueDecision('OK', false).action, 'ok');
-  assert.equal(connectValueDecision('SKIP', false).action, 'ok');
+  // SKIP ends a lookup without a result. It does not accept the client, so the later checks still run.
+  assert.equal(connectValueDecision('SKIP', false).action, 'continue');
   assert.equal(connectValueDecision('DISCARD', true).action, 'discard');
 });
 
