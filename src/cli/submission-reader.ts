@@ -2,7 +2,9 @@
 // body lines. Lines end with LF; a CR right before the LF is dropped, and body
 // lines are re-terminated with CRLF for the data file. Any other CR (a bare
 // CR) becomes a line end in the body and a space in a header, because an SMTP
-// next hop, posthorn's own server included, rejects a bare CR in DATA.
+// next hop, posthorn's own server included, rejects a bare CR in DATA. A NUL
+// byte in a header line is dropped, as sendmail's collect() drops it. The
+// body keeps its NUL bytes, as sendmail's does.
 
 import { parseHeaderName } from '../smtp/datareader';
 
@@ -74,7 +76,7 @@ export class SubmissionReader {
 
   /** Takes a header line; returns false when the header section has ended. */
   private header(line: Buffer): boolean {
-    const text = line.toString('latin1');
+    const text = line.toString('latin1').replaceAll('\0', '');
     if (text === '') {
       this.inHeaders = false;
       return true;

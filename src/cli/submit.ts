@@ -3,9 +3,10 @@
 //
 // Input lines end with LF (a CR before the LF is dropped). Unless -i/-oi is
 // given, a line with a single "." ends the message. With -t the recipients come
-// from To:, Cc: and Bcc: (Resent-To:, Resent-Cc: and Resent-Bcc: when the
-// message has Resent- headers), the Bcc: headers are removed, and recipients
-// named on the command line are left out, as sendmail 8 does.
+// from To:, Cc:, Bcc: and Apparently-To: (Resent-To:, Resent-Cc: and
+// Resent-Bcc: when the message has Resent- headers) and the Bcc: headers are
+// removed. Recipients named on the command line as well are added to them, as
+// sendmail 8.17 does (it leaves them out only when built with _FFR_FIX_DASHT).
 
 import type { Readable } from 'node:stream';
 import * as os from 'node:os';
@@ -15,7 +16,7 @@ import type { DataFileWriter } from '../queue/data-file';
 import type { QueueItem } from '../queue/types';
 import type { Logger } from '../log/logger';
 import { initialPriority, precedenceClass } from '../queue/priority';
-import { parseHeaderAddresses, parsePath } from '../smtp/address';
+import { parseHeaderAddresses, parsePath, splitAddress } from '../smtp/address';
 import { addMissingHeaders, headerValue, messageSize, receivedHeader } from '../server/headers';
 import { ExitError, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE } from './sysexits';
 import { VERSION } from '../version';
@@ -42,7 +43,9 @@ export interface SubmitOptions {
   macros?: ReadonlyMap<string, string>;
 }
 
-const RECIPIENT_HEADERS = ['to', 'cc', 'bcc'];
+/** The recipient headers of sendmail's header table (H_RCPT), Apparently-To: included. */
+const RECIPIENT_HEADERS = ['to', 'cc', 'bcc', 'apparently-to'];
+const RESENT_RECIPIENT_HEADERS = ['resent-to', 'resent-cc', 'resent-bcc'];
 
 function userName(): string {
   try {
@@ -52,10 +55,18 @@ function userName(): string {
   }
 }
 
-/** Checks and normalises one address from the command line or a header. */
+/**
+ * Checks and normalises one address from the command line or a header. A bad
+ * address ends the command with sendmail's "addr... reason" and EX_USAGE, the
+ * code sendmail 8.17 gives when an address had errors.
+ */
 function checkAddress(address: string): string {
   const parsed = parsePath(address.includes('<') ? address : `<${address}>`, 'rcpt');
-  if (!parsed.ok) throw new ExitError(`${address}... ${parsed.text.replace(/^<[^>]*>\.\.\. /, '')}`, EX_DATAERR);
+  if (!parsed.ok) {
+    // The reason follows the last "... ", because the address itself may contain '>' or '<'.
+    const cut = parsed.text.lastIndexOf('... ');
+    throw new ExitError(`${address}... ${cut < 0 ? parsed.text : parsed.text.slice(cut + 4)}`, EX_USAGE);
+  }
   return parsed.address;
 }
 
@@ -67,7 +78,7 @@ function checkAddress(address: string): string {
 function headerRecipients(headers: string[]): string[] {
   const names = headers.map((header) => header.slice(0, Math.max(header.indexOf(':'), 0)).trim().toLowerCase());
   const resent = names.some((name) => name.startsWith('resent-'));
-  const recipientHeaders = resent ? RECIPIENT_HEADERS.map((name) => `resent-${name}`) : RECIPIENT_HEADERS;
+  const recipientHeaders = resent ? RESENT_RECIPIENT_HEADERS : RECIPIENT_HEADERS;
   const found: string[] = [];
   headers.forEach((header, i) => {
     if (!recipientHeaders.includes(names[i])) return;
@@ -85,7 +96,7 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
   const { config, store } = opts;
   // A rejected -f ends the command before any queue file exists.
   const user = userName();
-  const sender = opts.sender !== undefined ? checkSender(opts.sender) : `${user}@${config.hostName}`;
+  const sender = opts.sender !== undefined ? checkSender(opts.sender, config.hostName) : `${user}@${config.hostName}`;
 
   const id = store.newId();
   const opened = store.openDataFile(id);
@@ -148,9 +159,8 @@ async function readMessage(opts: SubmitOptions, id: string, writer: DataFileWrit
 async function messageRecipients(opts: SubmitOptions, id: string, headers: string[]): Promise<string[]> {
   let recipients: string[];
   try {
-    recipients = opts.readRecipients
-      ? headerRecipients(headers).map(checkAddress).filter((r) => !opts.recipients.includes(r))
-      : opts.recipients.map(checkAddress);
+    recipients = opts.recipients.map(checkAddress);
+    if (opts.readRecipients) for (const address of headerRecipients(headers)) recipients.push(checkAddress(address));
   } catch (err) {
     await opts.store.abort(id);
     throw err;
@@ -179,9 +189,11 @@ async function commitItem(opts: SubmitOptions, item: QueueItem): Promise<void> {
   }
 }
 
-function checkSender(sender: string): string {
+/** Checks -f; a name without a domain gets @$j, as sendmail qualifies "-f www-data". */
+function checkSender(sender: string, hostName: string): string {
   if (sender === '' || sender === '<>') return '';
-  return checkAddress(sender);
+  const address = checkAddress(sender);
+  return splitAddress(address).domain === '' ? `${address}@${hostName}` : address;
 }
 
 interface ItemFields {

@@ -146,7 +146,8 @@ function statusFields(input: DsnInput): string[] {
   const relay = input.item.macros.get('_');
   const lines = [`Reporting-MTA: dns; ${input.hostName}`];
   const clientName = relay?.split(' ')[0];
-  if (clientName && !clientName.startsWith('[')) lines.push(`Received-From-MTA: DNS; ${clientName}`);
+  // A command-line submission has "user@localhost" here: no MTA sent it, and sendmail writes no field.
+  if (clientName && !clientName.startsWith('[') && !clientName.includes('@')) lines.push(`Received-From-MTA: DNS; ${clientName}`);
   if (input.item.envid) lines.push(`Original-Envelope-Id: ${input.item.envid}`);
   lines.push(`Arrival-Date: ${rfc5322Date(new Date(input.item.created * 1000))}`);
 

@@ -14,9 +14,12 @@ import type { Config } from '../config/types';
 import type { LookupMap } from '../maps/map';
 import { featureMap, hasFeature, substituteArgs } from './feature-maps';
 import { isOwnName } from './router';
+import { qualifyHeaderAddresses } from '../smtp/headeraddress';
 
 /** Headers that carry sender addresses (sendmail's H_FROM headers). */
 const SENDER_HEADERS = new Set(['from', 'sender', 'reply-to', 'resent-from', 'resent-sender', 'resent-reply-to', 'errors-to']);
+/** Headers that carry recipient addresses (sendmail's H_RCPT headers). */
+const RECIPIENT_HEADERS = new Set(['to', 'cc', 'bcc', 'apparently-to', 'resent-to', 'resent-cc', 'resent-bcc']);
 
 function inClass(config: Config, name: string, domain: string, entireDomain: boolean): boolean {
   const cls = config.classes.get(name);
@@ -91,8 +94,10 @@ function rewriteHeaderValue(value: string, rewrite: (a: string) => string): stri
 
 /**
  * Returns the envelope sender and headers for delivery through an SMTP
- * mailer, with genericstable and masquerading applied. Returns the inputs
- * unchanged when none of those features is configured.
+ * mailer, with genericstable and masquerading applied to the sender headers
+ * when configured. An address header entry without a domain ("To: joe") gets
+ * @$j, as sendmail qualifies header addresses of mail it relays, so that a
+ * reply does not go to joe at the reader's own domain.
  */
 export function rewriteOutbound(
   sender: string,
@@ -101,13 +106,27 @@ export function rewriteOutbound(
   onError?: (m: string) => void,
 ): { sender: string; headers: string[] } {
   const active = hasFeature(config, 'genericstable') || (config.macros.get('M') ?? '') !== '';
-  if (!active) return { sender, headers };
   const rewrite = (a: string): string => rewriteSenderAddress(a, config, onError);
-  const envelope = hasFeature(config, 'masquerade_envelope') && sender !== '' ? rewrite(sender) : sender;
+  const envelope = active && hasFeature(config, 'masquerade_envelope') && sender !== '' ? rewrite(sender) : sender;
+
+  // The headers do not depend on the sender: one rewrite serves every route of
+  // the item, which matters for a To: with thousands of addresses.
+  const cached = outboundHeaders.get(headers);
+  if (cached !== undefined && cached.config === config) return { sender: envelope, headers: cached.headers };
   const out = headers.map((h) => {
     const colon = h.indexOf(':');
-    if (colon < 0 || !SENDER_HEADERS.has(h.slice(0, colon).trim().toLowerCase())) return h;
-    return h.slice(0, colon + 1) + rewriteHeaderValue(h.slice(colon + 1), rewrite);
+    if (colon < 0) return h;
+    const name = h.slice(0, colon).trim().toLowerCase();
+    const isSender = SENDER_HEADERS.has(name);
+    if (!isSender && !RECIPIENT_HEADERS.has(name)) return h;
+
+    let value = h.slice(colon + 1);
+    if (active && isSender) value = rewriteHeaderValue(value, rewrite);
+    return h.slice(0, colon + 1) + qualifyHeaderAddresses(value, config.hostName);
   });
+  outboundHeaders.set(headers, { config, headers: out });
   return { sender: envelope, headers: out };
 }
+
+/** Rewritten headers by the item's header array, for the routes of one delivery. */
+const outboundHeaders = new WeakMap<string[], { config: Config; headers: string[] }>();

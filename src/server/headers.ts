@@ -65,8 +65,22 @@ export interface AddedHeaderFields {
   fullName?: string;
 }
 
-/** Appends Date:, Message-Id: and From: when missing, as sendmail's H?D?, H?M?, H?F? lines do. */
+/** Headers that sendmail's configuration gives a default value (H?D?, H?F?, H?M? lines). */
+const DEFAULTED = new Set(['date', 'from', 'message-id', 'resent-date', 'resent-from', 'resent-message-id']);
+
+/**
+ * Appends Date:, Message-Id: and From: when missing, as sendmail's H?D?, H?M?,
+ * H?F? lines do. One of them with an empty value counts as missing: sendmail
+ * drops it and adds its own, so the message never goes out with "From:" alone.
+ */
 export function addMissingHeaders(headers: string[], f: AddedHeaderFields): void {
+  const resent = headers.some(isResentHeader);
+  for (let i = headers.length - 1; i >= 0; i--) {
+    const colon = headers[i].indexOf(':');
+    if (colon < 0 || !DEFAULTED.has(headers[i].slice(0, colon).trim().toLowerCase())) continue;
+    if (headers[i].slice(colon + 1).replace(/\r?\n[ \t]/g, ' ').trim() === '') headers.splice(i, 1);
+  }
+
   if (!hasHeader(headers, 'date')) headers.push(`Date: ${rfc822Date(f.now)}`);
 
   if (!hasHeader(headers, 'message-id')) {
@@ -80,7 +94,7 @@ export function addMissingHeaders(headers: string[], f: AddedHeaderFields): void
   }
 
   // A message with a Resent- header is being resent: sendmail adds the Resent- forms too.
-  if (headers.some(isResentHeader)) addMissingResentHeaders(headers, f);
+  if (resent) addMissingResentHeaders(headers, f);
 }
 
 function isResentHeader(header: string): boolean {

@@ -1,6 +1,7 @@
 // Reads the addresses of an RFC 5322 3.4 address-list, as found in To:, Cc:
 // and Bcc: for "sendmail -t": display names, angle addresses, groups,
-// comments, quoted strings and domain literals.
+// comments, quoted strings and domain literals. Also adds a domain to the
+// addresses of such a list that have none, for mail leaving by SMTP.
 
 type TokenKind = 'atom' | 'quoted' | 'literal' | 'special';
 
@@ -8,7 +9,20 @@ interface Token {
   kind: TokenKind;
   /** The token as written; a quoted string keeps its quotes. */
   text: string;
+  /** Blanks or a comment came right before it. */
+  spaced: boolean;
+  /** Offset just after the token in the header value. */
+  end: number;
 }
+
+/** One mailbox of an address list: its addr-spec tokens and where a missing "@domain" would go. */
+interface Mailbox {
+  tokens: Token[];
+  /** Offset of the closing ">" of an angle address, else the end of its last token. */
+  insertAt: number;
+}
+
+const WORD_KINDS: readonly TokenKind[] = ['atom', 'quoted', 'literal'];
 
 const SPECIALS = '<>,;:@.';
 const ATOM_END = /[\s()<>,;:@."[\]]/;
@@ -17,16 +31,44 @@ const ATOM_END = /[\s()<>,;:@."[\]]/;
  * Returns the addr-spec of every mailbox in a header value, in order. Group
  * names and display names are dropped; an empty group yields nothing. A
  * source route inside angle brackets is dropped as well.
+ *
+ * A value without any of , ; < ( is an old-style list, as sendmail's
+ * sendtolist() calls it: blanks separate its addresses ("alice bob" is two
+ * recipients, "a@b.example c@d.example" too). Two words in a row never join
+ * into one address.
  */
 export function parseHeaderAddresses(value: string): string[] {
-  const addresses: string[] = [];
+  return mailboxes(value)
+    .map((mailbox) => joinTokens(mailbox.tokens))
+    .filter((address) => address !== '');
+}
+
+/**
+ * Returns the header value with "@domain" added to every mailbox that has no
+ * domain ("To: joe, Ann <ann>" becomes "To: joe@domain, Ann <ann@domain>"),
+ * as sendmail qualifies header addresses of mail it relays. Names, comments,
+ * groups and spacing stay as written.
+ */
+export function qualifyHeaderAddresses(value: string, domain: string): string {
+  const inserts = mailboxes(value)
+    .filter((m) => m.tokens.some((t) => t.kind !== 'special') && !m.tokens.some((t) => t.kind === 'special' && t.text === '@'))
+    .map((m) => m.insertAt);
+  let out = value;
+  for (const at of inserts.reverse()) out = `${out.slice(0, at)}@${domain}${out.slice(at)}`;
+  return out;
+}
+
+/** Splits a header value into its mailboxes, as parseHeaderAddresses() describes. */
+function mailboxes(value: string): Mailbox[] {
+  const oldStyle = !/[,;<(]/.test(value);
+  const found: Mailbox[] = [];
   let current: Token[] = [];
   let angle: Token[] | undefined;
-  let angleAddr: Token[] | undefined;
+  let angleAddr: Mailbox | undefined;
 
   const flush = (): void => {
-    const address = joinTokens(angleAddr ?? current);
-    if (address !== '') addresses.push(address);
+    if (angleAddr !== undefined) found.push(angleAddr);
+    else if (current.length > 0) found.push({ tokens: current, insertAt: current[current.length - 1].end });
     current = [];
     angleAddr = undefined;
   };
@@ -36,7 +78,7 @@ export function parseHeaderAddresses(value: string): string[] {
 
     if (angle !== undefined) {
       if (special === '>') {
-        angleAddr = dropSourceRoute(angle);
+        angleAddr = { tokens: dropSourceRoute(angle), insertAt: token.end - 1 };
         angle = undefined;
       } else {
         angle.push(token);
@@ -49,13 +91,20 @@ export function parseHeaderAddresses(value: string): string[] {
     } else if (special === ',' || special === ';') {
       flush();
     } else {
+      const last = current[current.length - 1];
+      if (oldStyle && token.spaced && last !== undefined && WORD_KINDS.includes(token.kind) && WORD_KINDS.includes(last.kind)) {
+        flush();
+      }
       current.push(token);
     }
   }
 
-  if (angle !== undefined) angleAddr = dropSourceRoute(angle);
+  if (angle !== undefined) {
+    const tokens = dropSourceRoute(angle);
+    angleAddr = { tokens, insertAt: tokens.length > 0 ? tokens[tokens.length - 1].end : value.length };
+  }
   flush();
-  return addresses;
+  return found;
 }
 
 function joinTokens(tokens: Token[]): string {
@@ -72,27 +121,34 @@ function dropSourceRoute(tokens: Token[]): Token[] {
 function tokenize(value: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
+  let spaced = false;
+  const push = (kind: TokenKind, text: string, end: number): void => {
+    tokens.push({ kind, text, spaced, end });
+    spaced = false;
+  };
 
   while (i < value.length) {
     const ch = value[i];
     if (/\s/.test(ch)) {
+      spaced = true;
       i++;
     } else if (ch === '(') {
+      spaced = true;
       i = skipComment(value, i);
     } else if (ch === '"') {
       const end = closing(value, i, '"');
-      tokens.push({ kind: 'quoted', text: value.slice(i, end + 1) });
+      push('quoted', value.slice(i, end + 1), end + 1);
       i = end + 1;
     } else if (ch === '[') {
       const end = closing(value, i, ']');
-      tokens.push({ kind: 'literal', text: value.slice(i, end + 1) });
+      push('literal', value.slice(i, end + 1), end + 1);
       i = end + 1;
     } else if (SPECIALS.includes(ch)) {
-      tokens.push({ kind: 'special', text: ch });
+      push('special', ch, i + 1);
       i++;
     } else {
       const end = atomEnd(value, i);
-      tokens.push({ kind: 'atom', text: value.slice(i, end) });
+      push('atom', value.slice(i, end), end);
       i = end;
     }
   }

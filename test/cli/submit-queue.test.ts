@@ -44,7 +44,7 @@ test('invalid flags leave no queue files', { timeout: 60_000 }, async (t) => {
   t.after(() => ph.stop());
 
   const cases: Array<[string[], number, RegExp]> = [
-    [['-f', 'a b@@c'], 65, /^posthorn: a b@@c\.\.\. /],
+    [['-f', 'a b@@c'], 64, /^posthorn: a b@@c\.\.\. /],
     [['-N', 'sometimes'], 64, /^posthorn: Invalid -N argument$/m],
     [['-R', 'body'], 64, /^posthorn: Invalid -R value$/m],
     [['-V', 'id=1'], 64, /^posthorn: Invalid syntax in -V flag$/m],

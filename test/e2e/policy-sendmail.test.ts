@@ -78,6 +78,8 @@ async function startSendmail(t: { after(fn: () => void | Promise<void>): void },
     "define(`SMART_HOST', `[127.0.0.1]')dnl",
     `DAEMON_OPTIONS(\`Port=${port}, Addr=127.0.0.1, Name=MTA, Listen=1024')dnl`,
     "FEATURE(`nocanonify')dnl",
+    // No MSA daemon on port 587 of every address: only the loopback MTA listens.
+    "FEATURE(`no_default_msa')dnl",
     `FEATURE(\`access_db', \`hash -o ${dir}/access')dnl`,
     ...FEATURES.map((f) => `${f}dnl`),
     "MAILER(`local')dnl",

@@ -63,6 +63,10 @@ function buildMc(dir: string, opts: SendmailOptions): string {
     lines.push(
       "FEATURE(`accept_unresolvable_domains')",
       "FEATURE(`promiscuous_relay')",
+      // Without this the cf adds an MSA daemon on port 587 of every address:
+      // it would listen beyond loopback, and a second daemon, or anything else
+      // on port 587, makes sendmail exit with "cannot bind".
+      "FEATURE(`no_default_msa')",
       "define(`confDELIVERY_MODE', `queueonly')",
       `DAEMON_OPTIONS(\`Port=${opts.listen.port}, Addr=${opts.listen.addr}, Name=MTA')`,
     );

@@ -163,6 +163,11 @@ test('parseHeaderAddresses reads address lists', () => {
     ['<>, , a@b', ['a@b']],
     ['Name <a@b', ['a@b']],
     ['', []],
+    // Old-style lists (no , ; < or (): blanks separate words, as in sendmail's sendtolist().
+    ['alice bob', ['alice', 'bob']],
+    ['a@b.example\r\n\tc@d.example', ['a@b.example', 'c@d.example']],
+    ['"a b"@example.com c@d', ['"a b"@example.com', 'c@d']],
+    ['john . doe @ example.com', ['john.doe@example.com']],
   ];
   for (const [value, expected] of cases) {
     assert.deepEqual(parseHeaderAddresses(value), expected, value);
