@@ -328,7 +328,9 @@ export class AliasExpander {
       if (check.unsafe) this.log(`${candidate.path}: ${check.unsafeReason}, marked unsafe`);
       walk.changed = true;
       walk.trace.push(`forwarding to the list in ${candidate.path}`);
-      const childOrigin: Origin = { parent: name, unsafe: check.unsafe, ctladdr: user };
+      // The user controls the targets; a name without an account has the file's owner instead, as an :include: file has.
+      const ctladdr = userByName(user) !== undefined || check.ownerUid === undefined ? user : (userByUid(check.ownerUid)?.name ?? String(check.ownerUid));
+      const childOrigin: Origin = { parent: name, unsafe: check.unsafe, ctladdr };
       const members = this.readList(candidate.path, level, [...ancestry, name], childOrigin, walk, owner);
       // An empty .forward delivers to the mailbox, as sendmail does when include() adds no address.
       if (members === 0) this.add(walk, { kind: 'local', user: name }, owner);

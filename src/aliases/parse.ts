@@ -35,6 +35,15 @@ export function parseAliases(text: string, file: string): ParsedAliases {
   const finish = (): void => {
     if (current === undefined) return;
     const value = current.value.trim();
+    // As newaliases: "name:" with nothing after it (continuations included) is an error, not an empty list.
+    if (value === '') {
+      result.errors.push(`${file}: line ${current.line}: ${current.name}:... missing value for alias`);
+      current = undefined;
+      return;
+    }
+    if (result.entries.has(current.name)) {
+      result.errors.push(`${file}: line ${current.line}: ${current.name}... Warning: duplicate alias name ${current.name}`);
+    }
     result.entries.set(current.name, value);
     result.lines.set(current.name, current.line);
     result.count += 1;

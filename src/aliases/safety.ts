@@ -1,8 +1,9 @@
 // sendmail's file safety rules for :include: files, .forward files and alias
 // files, and the DontBlameSendmail words that relax them. A file that fails
-// a hard check is not read at all. A file that is writable by others, or
-// that lies under a directory others can write, is still read, but its
-// |program and /file targets are refused as unsafe.
+// a hard check, such as one that others can write, is not read at all. A file
+// that such a DontBlameSendmail word lets through, or that lies under a
+// directory others can write, is read, but its |program and /file targets
+// are refused as unsafe.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -140,7 +141,16 @@ export function checkIncludeFile(
       result.unsafeReason = 'unsafe directory path';
     }
   }
-  const groupSafe = dbs.has(forwarding ? 'groupwritableforwardfilesafe' : 'groupwritableincludefilesafe');
+  // A file that others can write is not read at all, as in sendmail: its
+  // addresses are not the user's word (anyone could send the user's mail
+  // elsewhere or join a list). DontBlameSendmail=GroupWritableForwardFile,
+  // WorldWritableForwardFile (...IncludeFile for :include:) let it be read, and
+  // its programs and files stay unsafe unless GroupWritable...FileSafe is set
+  // for a file that only its group can write.
+  const word = forwarding ? 'forwardfile' : 'includefile';
+  const groupSafe = dbs.has(`groupwritable${word}safe`);
+  if ((st.mode & S_IWGRP) !== 0 && !dbs.has(`groupwritable${word}`)) return { refused: 'Group writable file', unsafe: true };
+  if ((st.mode & S_IWOTH) !== 0 && !dbs.has(`worldwritable${word}`)) return { refused: 'World writable file', unsafe: true };
   if ((st.mode & S_IWOTH) !== 0) {
     result.unsafe = true;
     result.unsafeReason = `world writable ${forwarding ? 'forward' : ':include:'} file`;

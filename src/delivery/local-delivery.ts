@@ -16,6 +16,8 @@ import { deliverToProgram } from './program';
 import type { RecipientResult, Transaction } from './smtp-client';
 import { clientTimeouts } from './timing';
 import { progCommand } from './cf-mailer';
+import { runAsFor } from './run-as';
+import { isKnownLocalName, localUserCheckMode } from '../server/local-user-check';
 
 export interface LocalRouteContext {
   config: Config;
@@ -34,11 +36,6 @@ export function isSpecialTarget(rcpt: QueueRecipient): boolean {
 export function localUser(address: string): string {
   const at = address.lastIndexOf('@');
   return (at < 0 ? address : address.slice(0, at)).replace(/^\\/, '');
-}
-
-function defaultUser(config: Config): string | undefined {
-  const value = config.options.get('DefaultUser');
-  return typeof value === 'string' && value !== '' ? value.split(':')[0] : undefined;
 }
 
 /**
@@ -61,9 +58,9 @@ export async function deliverLocalRoute(
     const rcpt = recipients[i];
     const msg = { sender: rcpt.owner ?? item.sender, headers: item.headers, dataPath: ctx.dataPath };
     if (isSpecialTarget(rcpt) && rcpt.address.startsWith('|')) {
-      // NOTE: a program runs as its controlling user or DefaultUser only when that
-      // user has an account. Otherwise it runs as the user Posthorn runs as.
-      const run = await deliverToProgram(rcpt.address, rcpt.address.slice(1), msg, { user: rcpt.ctladdr ?? defaultUser(ctx.config), run: progCommand(ctx.config, rcpt.address.slice(1)) });
+      // A program runs as its controlling user, or as DefaultUser for the alias
+      // file (runAsFor); one from a user's file never runs as root.
+      const run = await deliverToProgram(rcpt.address, rcpt.address.slice(1), msg, { account: runAsFor(rcpt.ctladdr, ctx.config), run: progCommand(ctx.config, rcpt.address.slice(1)) });
       results[i] = run.result;
       transcript.push(...run.output.map((l) => `${rcpt.address}: ${l}`));
     } else if (isSpecialTarget(rcpt)) {
@@ -71,6 +68,8 @@ export async function deliverLocalRoute(
       results[i] = await deliverToFile(rcpt.address, rcpt.address, msg, {
         safeFileEnvironment: typeof safeEnv === 'string' && safeEnv !== '' ? safeEnv : undefined,
         dbs,
+        // A file from a .forward or :include: file is written as its controlling user.
+        runAs: rcpt.ctladdr !== undefined ? runAsFor(rcpt.ctladdr, ctx.config) : undefined,
       });
     } else {
       users.push(i);
@@ -80,15 +79,35 @@ export async function deliverLocalRoute(
 
   const mailer: LocalMailer = ipcMailer(ctx.config, mailerName) ?? localMailer(ctx.config);
   if (mailer.kind === 'mbox') {
+    // With LocalUserCheck=passwd an unknown name bounces here as sendmail's
+    // local mailer does ("User unknown"), whether it came from the command
+    // line or from an alias, because the RCPT check does not see those.
+    // postmaster is exempt, so that a double bounce to it is not dropped.
+    const checkUsers = localUserCheckMode(ctx.config) === 'passwd';
+    // "alice", "ALICE" and "alice@<our name>" are one local user, who gets one
+    // copy, as sendmail's local mailer (no F=u) folds the case and drops
+    // duplicates. "alice+x" stays a recipient of its own, as in sendmail.
+    const byUser = new Map<string, RecipientResult>();
     for (const i of users) {
       const rcpt = recipients[i];
-      const r = await deliverToMailbox(ctx.config.mailboxDirectory, localUser(rcpt.address), {
-        sender: rcpt.owner ?? item.sender,
-        headers: item.headers,
-        dataPath: ctx.dataPath,
-        date: new Date(),
-      });
-      results[i] = r.status === 'sent' ? { address: rcpt.address, status: 'sent', dsn: '2.0.0', text: '' } : { address: rcpt.address, ...r };
+      const name = localUser(rcpt.address).replace(/^"(.*)"$/, '$1');
+      const earlier = byUser.get(name.toLowerCase());
+      if (earlier !== undefined) {
+        results[i] = { ...earlier, address: rcpt.address };
+        continue;
+      }
+      if (checkUsers && name.toLowerCase() !== 'postmaster' && !isKnownLocalName(ctx.config, name)) {
+        results[i] = { address: rcpt.address, status: 'permfail', dsn: '5.1.1', text: 'User unknown' };
+      } else {
+        const r = await deliverToMailbox(ctx.config.mailboxDirectory, localUser(rcpt.address), {
+          sender: rcpt.owner ?? item.sender,
+          headers: item.headers,
+          dataPath: ctx.dataPath,
+          date: new Date(),
+        });
+        results[i] = r.status === 'sent' ? { address: rcpt.address, status: 'sent', dsn: '2.0.0', text: '' } : { address: rcpt.address, ...r };
+      }
+      byUser.set(name.toLowerCase(), results[i]);
     }
     return { results, transcript };
   }

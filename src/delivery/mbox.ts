@@ -1,10 +1,15 @@
 // The built-in local mailer: appends a message to <MailboxDirectory>/<user> in
 // mbox format, under a dot-lock (<user>.lock, created with O_EXCL). A failed
 // append truncates the mailbox back to its original length, so a reader never
-// sees half a message.
+// sees half a message. As sendmail's mail.local, it writes only to a regular
+// file with one link: a symbolic link, a hard link, a FIFO or a folder put in
+// place of a mailbox fails with 5.2.0, and so does a mailbox of a user in
+// /etc/passwd that another user owns. A new mailbox of such a user is given
+// to the user.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { userByName } from '../aliases/passwd';
 import { openReadStreamNoFollow } from '../queue/no-follow';
 
 export interface MboxMessage {
@@ -103,8 +108,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Takes the dot-lock; returns false when another holder kept it past `lockWaitMs`. */
-async function acquireLock(lockPath: string, opts: Required<MboxOptions>): Promise<boolean> {
+/**
+ * Takes the dot-lock; returns false when another holder kept it past `lockWaitMs`.
+ * NOTE: a program that locks the mailbox only with flock() or fcntl() is not seen.
+ */
+export async function acquireLock(lockPath: string, opts: Required<MboxOptions>): Promise<boolean> {
   const deadline = Date.now() + opts.lockWaitMs;
   for (;;) {
     try {
@@ -125,21 +133,57 @@ async function acquireLock(lockPath: string, opts: Required<MboxOptions>): Promi
   }
 }
 
-function envelopeHead(msg: MboxMessage): string {
-  const sender = msg.sender === '' ? 'MAILER-DAEMON' : msg.sender;
-  const headers = msg.headers.map((h) => h.replace(/\r\n/g, '\n'));
-  return [`From ${sender} ${asctime(msg.date)}`, `Return-Path: <${msg.sender}>`, ...headers, '', ''].join('\n');
+/**
+ * Returns the "From " line, Return-Path: and the header block with the blank
+ * line after it, LF line ends. A header line that starts with "From " (a
+ * field "From : x", which RFC 822 allowed) is quoted as ">From " like a body
+ * line, or a mailbox reader would take it for the start of another message.
+ */
+export function mboxHead(sender: string, headers: string[], date: Date): Buffer {
+  const from = sender === '' ? 'MAILER-DAEMON' : sender;
+  const lines = headers.map((h) => h.replace(/\r\n/g, '\n').replace(/(^|\n)From /g, '$1>From '));
+  return Buffer.from([`From ${from} ${asctime(date)}`, `Return-Path: <${sender}>`, ...lines, '', ''].join('\n'), 'latin1');
 }
 
-async function appendMessage(handle: fs.promises.FileHandle, msg: MboxMessage): Promise<void> {
-  await handle.write(Buffer.from(envelopeHead(msg), 'latin1'));
-  const body = new MboxBodyWriter();
-  for await (const chunk of await openReadStreamNoFollow(msg.dataPath)) {
-    const out = body.push(chunk as Buffer);
-    if (out.length > 0) await handle.write(out);
+/**
+ * Writes all of `data` at the end of the file. write() may write less than it
+ * was given, without an error, when a file size limit or a full file system is
+ * reached in the middle. The rest is then written again, which fails with the
+ * reason, so a short write never passes for a whole message.
+ */
+export async function writeAll(handle: fs.promises.FileHandle, data: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+    if (bytesWritten <= 0) throw Object.assign(new Error('write returned 0'), { code: 'EIO' });
+    offset += bytesWritten;
   }
-  await handle.write(body.finish());
+}
+
+/** Writes the head, the body of the data file (CRLF to LF, "From " quoted) and the blank line after it, then syncs. */
+export async function appendMbox(handle: fs.promises.FileHandle, head: Buffer, data: AsyncIterable<unknown>): Promise<void> {
+  await writeAll(handle, head);
+  const body = new MboxBodyWriter();
+  for await (const chunk of data) {
+    const out = body.push(chunk as Buffer);
+    if (out.length > 0) await writeAll(handle, out);
+  }
+  await writeAll(handle, body.finish());
   await handle.sync();
+}
+
+/** open() flags for appending: no link followed, no wait on a FIFO. */
+export const APPEND_FLAGS =
+  fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+/**
+ * Checks an opened mailbox as mail.local does: a regular file with one link.
+ * Returns mail.local's text for a file that is not, or undefined.
+ */
+export function mailboxProblem(file: string, st: fs.Stats): string | undefined {
+  if (!st.isFile()) return `${file}: irregular file`;
+  if (st.nlink !== 1) return `${file}: too many links`;
+  return undefined;
 }
 
 /**
@@ -175,16 +219,44 @@ export async function deliverToMailbox(
   }
 }
 
+/** Returns the account a mailbox belongs to, when Posthorn runs as root and the name is a user other than root. */
+function mailboxOwner(user: string): { uid: number; gid: number } | undefined {
+  if (typeof process.geteuid !== 'function' || process.geteuid() !== 0) return undefined;
+  const account = userByName(user);
+  return account !== undefined && account.uid !== 0 ? { uid: account.uid, gid: account.gid } : undefined;
+}
+
 async function appendUnderLock(mailbox: string, msg: MboxMessage): Promise<LocalResult> {
+  const user = path.basename(mailbox);
+  const owner = mailboxOwner(user);
   let handle: fs.promises.FileHandle;
+  let st: fs.Stats;
   try {
-    handle = await fs.promises.open(mailbox, 'a', 0o600);
+    // O_NOFOLLOW: a link planted as the mailbox would make root append to its
+    // target; O_NONBLOCK: a FIFO would make open() wait for a reader for ever.
+    handle = await fs.promises.open(mailbox, APPEND_FLAGS, 0o600);
+    st = await handle.stat();
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // ELOOP: a symbolic link; ENXIO: a FIFO without a reader; EISDIR: a folder.
+    if (code === 'ELOOP' || code === 'ENXIO' || code === 'EISDIR') {
+      return { status: 'permfail', dsn: '5.2.0', text: `${mailbox}: irregular file` };
+    }
     return { status: 'tempfail', dsn: '4.3.0', text: `Cannot open mailbox: ${(err as Error).message}` };
   }
-  const originalLength = (await handle.stat()).size;
+  const problem = mailboxProblem(mailbox, st);
+  // A mailbox that another user created (in a mail folder anyone may write to) would let that user read the mail.
+  const wrongOwner = owner !== undefined && st.uid !== owner.uid && st.uid !== 0;
+  if (problem !== undefined || wrongOwner) {
+    await handle.close();
+    return { status: 'permfail', dsn: '5.2.0', text: problem ?? `${mailbox}: wrong ownership (${st.uid})` };
+  }
+  const originalLength = st.size;
   try {
-    await appendMessage(handle, msg);
+    // A new (empty) mailbox becomes the user's, as mail.local makes it. One
+    // that root owns from before is left as it is.
+    if (owner !== undefined && st.size === 0 && st.uid === 0) await handle.chown(owner.uid, owner.gid);
+    await appendMbox(handle, mboxHead(msg.sender, msg.headers, msg.date), await openReadStreamNoFollow(msg.dataPath));
     return { status: 'sent' };
   } catch (err) {
     await handle.truncate(originalLength).catch(() => undefined);

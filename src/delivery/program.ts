@@ -3,12 +3,14 @@
 // input: a Unix "From " line, the header and the body, with LF line ends.
 // The exit status is read as a sysexits.h code, as sendmail reads it.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import type { Writable } from 'node:stream';
 
 import { userByName } from '../aliases/passwd';
 import { asctime } from './mbox';
 import type { RecipientResult } from './smtp-client';
 import { openReadStreamNoFollow } from '../queue/no-follow';
+import type { RunAs } from './run-as';
 
 export interface ProgramMessage {
   sender: string;
@@ -17,6 +19,8 @@ export interface ProgramMessage {
 }
 
 export interface ProgramOptions {
+  /** uid and gid to run as (from runAsFor); takes the place of `user`. */
+  account?: RunAs;
   /** User to run as (only when Posthorn runs as root); root is never used for it. */
   user?: string;
   /** Kill the program after this long (default 10 minutes). */
@@ -59,6 +63,27 @@ export function exitResult(address: string, code: number | null, signal: string 
   return { address, status: TEMPORARY_EXITS.has(code) ? 'tempfail' : 'permfail', dsn: known.dsn, text: known.text };
 }
 
+/**
+ * Returns the environment of a program. sendmail gives its mailers
+ * AGENT=sendmail and TZ and nothing of its own environment, so no secret,
+ * library path or NODE_OPTIONS of the daemon reaches a user's program.
+ */
+function programEnvironment(extra: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { AGENT: 'sendmail' };
+  if (process.env.TZ !== undefined) env.TZ = process.env.TZ;
+  return { ...env, ...extra };
+}
+
+/** Kills the program and everything it started in its process group. */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
 /** Runs `command` for the recipient `address` (written as "|command") and feeds it the message. */
 export async function deliverToProgram(
   address: string,
@@ -66,12 +91,13 @@ export async function deliverToProgram(
   msg: ProgramMessage,
   opts: ProgramOptions = {},
 ): Promise<{ result: RecipientResult; output: string[] }> {
-  const spawnOptions: Parameters<typeof spawn>[2] = { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } };
-  const account = opts.user !== undefined ? userByName(opts.user) : undefined;
-  if (typeof process.geteuid === 'function' && process.geteuid() === 0 && account !== undefined && account.uid !== 0) {
-    spawnOptions.uid = account.uid;
-    spawnOptions.gid = account.gid;
-    spawnOptions.cwd = '/';
+  // detached: the program leads a process group of its own, so that the
+  // timeout also kills what it left running in the background.
+  const spawnOptions: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: programEnvironment(opts.env), detached: true, cwd: '/' };
+  const runAs = opts.account ?? legacyAccount(opts.user);
+  if (runAs !== undefined) {
+    spawnOptions.uid = runAs.uid;
+    spawnOptions.gid = runAs.gid;
   }
   const run = opts.run ?? { file: '/bin/sh', argv: ['sh', '-c', command] };
   const child = spawn(run.file, run.argv.slice(1), { ...spawnOptions, argv0: run.argv[0] });
@@ -81,39 +107,112 @@ export async function deliverToProgram(
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
-  const done = new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-
   const stdin = child.stdin!;
   stdin.on('error', () => undefined);
-  try {
+  const exited = new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  // 'close' comes when the program and whatever inherited its output have closed stdout and stderr.
+  const closed = new Promise<void>((resolve) => {
+    child.once('close', () => resolve());
+    child.once('error', () => resolve());
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      killGroup(child);
+      resolve();
+    }, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  });
+
+  let readError: Error | undefined;
+  const feeding = (async (): Promise<void> => {
     const sender = msg.sender === '' ? 'MAILER-DAEMON' : msg.sender;
     const head = [`From ${sender} ${asctime(new Date())}`, ...msg.headers.map((h) => h.replace(/\r\n/g, '\n')), '', ''].join('\n');
     await writeChunk(stdin, Buffer.from(head, 'latin1'));
-    for await (const chunk of await openReadStreamNoFollow(msg.dataPath)) {
-      await writeChunk(stdin, Buffer.from((chunk as Buffer).toString('latin1').replace(/\r\n/g, '\n'), 'latin1'));
+    let chunks: AsyncIterable<unknown>;
+    try {
+      chunks = await openReadStreamNoFollow(msg.dataPath);
+    } catch (err) {
+      readError = err as Error;
+      throw err;
     }
-  } catch {
-    // A program that exits without reading all of its input is judged by its exit status.
-  }
-  stdin.end();
-  const outcome = await done;
+    const iterator = chunks[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<unknown>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        readError = err as Error;
+        throw err;
+      }
+      if (next.done === true) break;
+      await writeChunk(stdin, Buffer.from((next.value as Buffer).toString('latin1').replace(/\r\n/g, '\n'), 'latin1'));
+    }
+    stdin.end();
+  })().catch(() => {
+    // A program that exits without reading all of its input is judged by its
+    // exit status. A data file that cannot be read must not reach it as a
+    // shorter message: the program is stopped and the recipient deferred.
+    if (readError !== undefined) killGroup(child);
+    else stdin.destroy();
+  });
+
+  // Input that a background process still reads is written to the end, as
+  // sendmail writes it. Input that no process reads waits for the timeout.
+  await Promise.race([Promise.all([exited, closed, feeding]), timedOut]);
   clearTimeout(timer);
+  // After the timeout, output still held open by a background process is not waited for.
+  child.stdout!.destroy();
+  child.stderr!.destroy();
+  stdin.destroy();
+  await feeding;
+  const outcome = await exited;
   const lines = output.trim() === '' ? [] : output.trim().split('\n').slice(0, 20);
   if (outcome.error) {
     return { result: { address, status: 'tempfail', dsn: '4.0.0', text: `Cannot exec /bin/sh: ${outcome.error.message}` }, output: lines };
   }
+  if (readError !== undefined) {
+    return { result: { address, status: 'tempfail', dsn: '4.3.0', text: `Cannot read the message: ${readError.message}` }, output: lines };
+  }
   return { result: exitResult(address, outcome.code, outcome.signal), output: lines };
 }
 
-function writeChunk(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
+/** Returns the account of the `user` option: a user other than root, when Posthorn runs as root. */
+function legacyAccount(user: string | undefined): RunAs | undefined {
+  if (user === undefined || typeof process.geteuid !== 'function' || process.geteuid() !== 0) return undefined;
+  const account = userByName(user);
+  return account !== undefined && account.uid !== 0 ? { uid: account.uid, gid: account.gid } : undefined;
+}
+
+/** Writes a chunk and waits until the pipe takes more; fails when the program closed its input. */
+function writeChunk(stream: Writable, chunk: Buffer): Promise<void> {
+  if (stream.destroyed) return Promise.reject(new Error('program input closed'));
   return new Promise((resolve, reject) => {
-    const ok = stream.write(chunk, (err) => (err ? reject(err) : undefined));
-    if (ok) resolve();
-    else stream.once('drain', () => resolve());
-    stream.once('error', reject);
+    const cleanup = (): void => {
+      stream.off('drain', onDrain);
+      stream.off('close', onClose);
+      stream.off('error', onError);
+    };
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error('program input closed'));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    if (stream.write(chunk)) {
+      resolve();
+      return;
+    }
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+    stream.on('error', onError);
   });
 }

@@ -114,8 +114,21 @@ test('expand missing include bounces with its reason', (t) => {
   assert.equal(e.error?.reply, `550 5.2.4 Cannot open ${dir}/gone.txt: No such file or directory`);
 });
 
-test('expand writable include marks programs unsafe', (t) => {
+test('expand writable include refused', (t) => {
+  // As sendmail: a list that others can write is not read at all.
   const { dir, config } = setup(t, 'list: :include:@DIR@/list.txt\n');
+  const file = path.join(dir, 'list.txt');
+  fs.writeFileSync(file, 'alice, "|/bin/cat", /tmp/out\n');
+  fs.chmodSync(file, 0o666);
+  assert.equal(new AliasExpander(config).expand('list').error?.reply, `550 5.2.4 Cannot open ${file}: Group writable file`);
+  fs.chmodSync(file, 0o646);
+  assert.equal(new AliasExpander(config).expand('list').error?.reply, `550 5.2.4 Cannot open ${file}: World writable file`);
+});
+
+test('expand writable include allowed marks programs unsafe', (t) => {
+  const { dir, config } = setup(t, 'list: :include:@DIR@/list.txt\n', {
+    DontBlameSendmail: ['TrustStickyBit', 'GroupWritableIncludeFile', 'WorldWritableIncludeFile'],
+  });
   const file = path.join(dir, 'list.txt');
   fs.writeFileSync(file, 'alice, "|/bin/cat", /tmp/out\n');
   fs.chmodSync(file, 0o666);
@@ -180,11 +193,25 @@ test('expand forward file', (t) => {
   const e = new AliasExpander(config).expand('dave@posthorn.test');
   assert.deepEqual(shown(e), ['local:dave', 'remote:dave@remote.example', 'program:/bin/cat']);
   const program = e.targets[2].target;
-  assert.equal(program.kind === 'program' ? program.ctladdr : '', 'dave');
+  // dave has no account: the file's owner (root, who wrote it here) controls the program.
+  assert.equal(program.kind === 'program' ? program.ctladdr : '', 'root');
 });
 
-test('expand group writable forward unsafe', (t) => {
+test('expand group writable forward ignored', (t) => {
+  // As sendmail ("forward: ...: Group writable file"): the mail stays in the mailbox.
   const { dir, config } = setup(t, '');
+  fs.mkdirSync(path.join(dir, 'home', 'erin'), { recursive: true });
+  const file = path.join(dir, 'home', 'erin', '.forward');
+  fs.writeFileSync(file, 'erin@remote.example, "|/bin/cat"\n');
+  fs.chmodSync(file, 0o664);
+  const logged: string[] = [];
+  const e = new AliasExpander(config, (m) => logged.push(m)).expand('erin');
+  assert.deepEqual(shown(e), ['local:erin']);
+  assert.ok(logged.includes(`forward ${file}: Group writable file`), logged.join('\n'));
+});
+
+test('expand group writable forward allowed is unsafe', (t) => {
+  const { dir, config } = setup(t, '', { DontBlameSendmail: ['TrustStickyBit', 'GroupWritableForwardFile'] });
   fs.mkdirSync(path.join(dir, 'home', 'erin'), { recursive: true });
   const file = path.join(dir, 'home', 'erin', '.forward');
   fs.writeFileSync(file, 'erin@remote.example, "|/bin/cat"\n');
