@@ -259,6 +259,18 @@ function exitOnBrokenPipe(): void {
 /** The exit code once the command has finished and only its output is flushed. */
 let exitingWith: number | undefined;
 
+/** Tells whether the queue folder exists and this user may not create files in it. */
+function queueNotWritable(dir: string): boolean {
+  try {
+    // A path that is no folder is a configuration error that checkQueueDirectory() reports.
+    if (!fs.statSync(dir).isDirectory()) return false;
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EACCES';
+  }
+}
+
 /** Modes that read or write the queue directory. */
 const QUEUE_MODES = new Set<CliArgs['mode']>(['daemon', 'daemon-foreground', 'smtp', 'print-queue', 'queue-run', 'deliver', 'export-queue']);
 /** Modes that read an existing queue and do not create its folder. */
@@ -283,6 +295,10 @@ async function run(args: CliArgs): Promise<number> {
   const config = readConfig(args);
   traceSystemIdentity(config);
   if (args.quarantine !== undefined && args.mode === 'queue-run') (await import('./queue-commands')).checkQuarantineUser(config);
+  // A user who may not write the queue (a web server, a cron job) submits through the daemon, as sendmail's MSP does.
+  if (args.mode === 'deliver' && queueNotWritable(config.queueDirectory)) {
+    return (await import('./submit-to-daemon')).submitToDaemon(args, config);
+  }
   if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory, !READ_QUEUE_MODES.has(args.mode));
   switch (args.mode) {
     case 'print-config':

@@ -51,6 +51,8 @@ export interface SessionOptions {
   logger?: Logger;
   /** The mailer's L= in bytes (line-limit.ts); longer lines are split. 0 or absent: no limit. */
   lineLimit?: number;
+  /** Skips the check that the next hop is not this host (sendmail's F=k), for a submission to the own daemon. */
+  noLoopCheck?: boolean;
 }
 
 export interface OutboundRecipient {
@@ -721,7 +723,7 @@ export async function runSessionOn(
     const dsn = dsnOf(hello);
     return { kind: 'rejected', dsn, text: permanentText(dsn), diagnostic: replyLine(hello), transcript };
   }
-  if (!opts.lmtp && greetsAs(hello, opts.heloName)) {
+  if (!opts.lmtp && !opts.noLoopCheck && greetsAs(hello, opts.heloName)) {
     // sendmail's smtpinit(): a next hop whose EHLO reply names this host is
     // this host (a SMART_HOST or MX pointing back), and the mail would go round.
     await session.quit();

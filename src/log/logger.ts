@@ -32,7 +32,7 @@ export interface LogSink {
   close(): void;
 }
 
-class StreamSink implements LogSink {
+export class StreamSink implements LogSink {
   constructor(
     private readonly fd: number,
     private readonly ownsFd: boolean,

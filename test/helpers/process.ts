@@ -19,6 +19,9 @@ export interface CommandOptions {
   cwd?: string;
   /** The process gets SIGKILL after this many milliseconds (default 60000). */
   timeoutMs?: number;
+  /** Runs the program as this user and group (the test must run as root). */
+  uid?: number;
+  gid?: number;
 }
 
 /** Runs a program, feeds it `input` on stdin and collects its output. */
@@ -32,6 +35,8 @@ export function runCommand(
       env: opts.env ?? process.env,
       cwd: opts.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
+      uid: opts.uid,
+      gid: opts.gid,
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];

@@ -1,0 +1,62 @@
+// A user who may not write the queue folder (a web server, a cron job of a
+// user) runs `sendmail -t -i`. The message goes to the daemon over SMTP, as
+// through sendmail's mail submission program. The command fails with
+// EX_TEMPFAIL when the daemon cannot take it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
+import { runCommand } from '../helpers/process';
+
+/** The uid and gid of "nobody" on Debian. */
+const NOBODY = 65534;
+const MESSAGE = 'To: alice@posthorn.test\nBcc: bob@posthorn.test\nSubject: from a web page\n\nOrder 42 is ready.\n';
+
+function submitAsNobody(ph: Posthorn, args: string[], input: string) {
+  return runCommand(process.execPath, [path.join(__dirname, '..', '..', 'src', 'cli', 'main.js'), '-C', ph.mcPath, ...args], {
+    input,
+    cwd: '/',
+    uid: NOBODY,
+    gid: NOBODY,
+  });
+}
+
+/** Names of the temporary submission folders left in the temporary folder. */
+function submitFolders(): string[] {
+  return fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('posthorn-submit-'));
+}
+
+test('unprivileged -t goes through the daemon', { timeout: 60_000 }, async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root to run the submission as another user');
+    return;
+  }
+  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=background'] });
+  t.after(() => ph.stop());
+  // The configuration is readable for everyone, the queue (0700) and the log only for root.
+  fs.chmodSync(ph.dir, 0o755);
+  fs.chmodSync(ph.mcPath, 0o644);
+  assert.equal(fs.statSync(ph.queueDir).mode & 0o777, 0o700);
+  const before = submitFolders();
+
+  const run = await submitAsNobody(ph, ['-t', '-i'], MESSAGE);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stderr, '');
+  const mailbox = await ph.waitForMailbox('alice', 'Order 42 is ready');
+  // The submission's own Received: line, then the daemon's for the SMTP hop.
+  assert.match(mailbox, /^Received: \(from nobody@localhost\)$/m);
+  assert.match(mailbox, /^Received: from mx\.posthorn\.test \(localhost \[127\.0\.0\.1\]\)$/m);
+  assert.match(mailbox, /^Return-Path: <nobody@mx\.posthorn\.test>$/m);
+  assert.doesNotMatch(mailbox, /^Bcc:/m);
+  await ph.waitForMailbox('bob', 'Order 42 is ready');
+  assert.deepEqual(submitFolders(), before);
+
+  await ph.kill('SIGTERM');
+  const down = await submitAsNobody(ph, ['-t', '-i'], MESSAGE);
+  assert.equal(down.code, 75);
+  assert.match(down.stderr, /^posthorn: cannot submit the message to the mail daemon at \[127\.0\.0\.1\] port \d+: .*; the message was not sent$/m);
+  assert.deepEqual(submitFolders(), before);
+});
