@@ -44,7 +44,8 @@ function runningAsRoot(): boolean {
  * Posthorn's own user. A controlling user that is root keeps root (the file
  * belongs to root). One that names no account never gets root: it falls back
  * to DefaultUser, or to uid and gid 1 as sendmail's defaults. Without a
- * controlling user, DefaultUser applies when it names an account other than root.
+ * controlling user (the alias file), DefaultUser applies, or uid and gid 1
+ * when it names no account; DefaultUser=root keeps root.
  */
 export function runAsFor(ctladdr: string | undefined, config: Config): RunAs | undefined {
   if (!runningAsRoot()) return undefined;
@@ -54,8 +55,8 @@ export function runAsFor(ctladdr: string | undefined, config: Config): RunAs | u
     const fallback = defaultUser(config);
     return fallback !== undefined && fallback.uid !== 0 ? fallback : FALLBACK;
   }
-  // NOTE: sendmail runs these as uid and gid 1 when DefaultUser names no
-  // account. Posthorn keeps its own user (root) for them, as documented.
+  // As sendmail, a DefaultUser without an account (mailnull on Debian) means uid and gid 1, never root.
   const user = defaultUser(config);
-  return user !== undefined && user.uid !== 0 ? user : undefined;
+  if (user === undefined) return FALLBACK;
+  return user.uid !== 0 ? user : undefined;
 }

@@ -18,7 +18,7 @@ const ALIASES = [
   'staff: alice, bob, :include:@DIR@/lists/staff.txt',
   'owner-staff: listmaster',
   'archive: /@DIR@/archive.mbox',
-  'pipe: "|cat > @DIR@/pipe.out"',
+  'pipe: "|cat > @DIR@/out/pipe.out"',
   'ping: pong',
   'pong: ping',
   'this line has no colon',
@@ -40,6 +40,10 @@ async function startWithAliases(t: { after(fn: () => Promise<void>): void }): Pr
   t.after(() => ph.stop());
   fs.writeFileSync(path.join(ph.dir, 'aliases'), ALIASES.replace(/@DIR@/g, ph.dir).replace('/' + ph.dir, ph.dir));
   fs.mkdirSync(path.join(ph.dir, 'lists'));
+  // A program from the alias file runs as DefaultUser, here uid and gid 1 (mailnull has no account).
+  fs.chmodSync(ph.dir, 0o755);
+  fs.mkdirSync(path.join(ph.dir, 'out'), { mode: 0o777 });
+  fs.chmodSync(path.join(ph.dir, 'out'), 0o777);
   fs.writeFileSync(path.join(ph.dir, 'lists', 'staff.txt'), '# included\ndave\n');
   fs.mkdirSync(path.join(ph.dir, 'home', 'erin'), { recursive: true });
   fs.writeFileSync(path.join(ph.dir, 'home', 'erin', '.forward'), `\\erin, "|cat > ${ph.dir}/erin.out"\n`);
@@ -65,8 +69,10 @@ test('aliases expand at delivery', async (t) => {
   assert.match(ph.mailbox('alice'), /^Return-Path: <listmaster@mx\.posthorn\.test>$/m);
   assert.match(ph.mailbox('carol'), /^Return-Path: <sender@remote\.example>$/m);
 
-  await waitFor('the pipe and file targets', async () => fs.existsSync(path.join(ph.dir, 'pipe.out')) && fs.existsSync(path.join(ph.dir, 'archive.mbox')), 20_000);
-  const piped = fs.readFileSync(path.join(ph.dir, 'pipe.out'), 'latin1');
+  await waitFor('the pipe and file targets', async () => fs.existsSync(path.join(ph.dir, 'out', 'pipe.out')) && fs.existsSync(path.join(ph.dir, 'archive.mbox')), 20_000);
+  const piped = fs.readFileSync(path.join(ph.dir, 'out', 'pipe.out'), 'latin1');
+  // Written by the alias program as uid 1, not as root.
+  assert.equal(fs.statSync(path.join(ph.dir, 'out', 'pipe.out')).uid, process.getuid?.() === 0 ? 1 : process.getuid?.());
   assert.match(piped, /^From sender@remote\.example /);
   assert.match(piped, /^Subject: alias test$/m);
   const archived = fs.readFileSync(path.join(ph.dir, 'archive.mbox'), 'latin1');
@@ -116,7 +122,7 @@ test('verify prints deliverable targets', async (t) => {
     'alice... deliverable: mailer local, user alice',
     'bob... deliverable: mailer local, user bob',
     'dave... deliverable: mailer local, user dave',
-    `|cat > ${ph.dir}/pipe.out... deliverable: mailer prog, user |cat > ${ph.dir}/pipe.out`,
+    `|cat > ${ph.dir}/out/pipe.out... deliverable: mailer prog, user |cat > ${ph.dir}/out/pipe.out`,
     'bob@remote.example... deliverable: mailer esmtp, host remote.example., user bob@remote.example',
     'ping... aliasing/forwarding loop broken',
     '',
