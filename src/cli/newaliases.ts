@@ -12,7 +12,7 @@ import { aliasFileProblem, dontBlameSendmail } from '../aliases/safety';
 import type { Config } from '../config/types';
 import { writeCdbFile } from '../maps/cdb';
 import { compiledPath } from '../maps/compiled';
-import { EX_OK, EX_OSFILE, EX_CANTCREAT } from './sysexits';
+import { EX_CANTCREAT, EX_OK, EX_OSFILE, EX_SOFTWARE } from './sysexits';
 
 /** Map classes whose compiled file newaliases writes; "text" aliases are used as they are. */
 const COMPILED_ALIAS_TYPES = new Set(['implicit', 'hash', 'btree', 'dbm', 'cdb']);
@@ -41,8 +41,14 @@ export function runNewaliases(config: Config, io: NewaliasesOutput): number {
       continue;
     }
     const parsed = parseAliases(text, source.path);
-    // A damaged file's bytes could drive the terminal: control bytes show as '?'.
-    for (const e of parsed.errors) io.err(e.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?'));
+    // As sendmail 8.17: each bad line on standard output before the summary,
+    // and exit 70 (EX_SOFTWARE) after a line that was left out; a warning alone
+    // (a duplicate name) keeps 0. A damaged file's bytes could drive the
+    // terminal, so control bytes show as '?'.
+    for (const e of parsed.errors) {
+      io.out(e.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?'));
+      if (!/\.\.\. Warning: /.test(e) && status === EX_OK) status = EX_SOFTWARE;
+    }
     if (COMPILED_ALIAS_TYPES.has(source.type)) {
       const entries: Array<[Buffer, Buffer]> = [...parsed.entries].map(([k, v]) => [Buffer.from(k, 'latin1'), Buffer.from(v, 'latin1')]);
       // sendmail adds the "@" entry last so that readers know the rebuild finished.
