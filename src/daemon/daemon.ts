@@ -2,6 +2,7 @@
 // per connection, deliveries per DeliveryMode, periodic queue runs (-q15m),
 // the PidFile, and orderly shutdown on SIGTERM/SIGINT.
 
+import { DescriptorWatch, openFileLimit } from './descriptor-limit';
 import { connectionCache } from '../delivery/connection-cache';
 import * as net from 'node:net';
 import * as fs from 'node:fs';
@@ -59,6 +60,8 @@ export class Daemon {
   private readonly counterServer?: CounterServer;
   private readonly counterClient?: CounterClient;
   private readonly maxDaemonChildren: number;
+  /** Warns when the open sessions come near the limit of open files. */
+  private readonly descriptors: DescriptorWatch;
   private stopping = false;
   private pidFile?: PidFile;
 
@@ -72,6 +75,7 @@ export class Daemon {
     const windowMs = typeof window === 'number' ? window : 60_000;
     const refusalOptions = refusalOptionsFromConfig(config);
     this.maxDaemonChildren = refusalOptions.maxDaemonChildren;
+    this.descriptors = new DescriptorWatch(openFileLimit(), (message) => logger.warn(message));
     this.refusal = new ConnectionRefusal(refusalOptions, logger);
     if (options.role === 'primary') this.counterServer = new CounterServer(windowMs, logger, this.refusal);
     const client = options.role === 'worker' ? new CounterClient(windowMs, logger) : undefined;
@@ -219,6 +223,7 @@ export class Daemon {
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    this.descriptors.accepted(this.sockets.size);
     void this.startSession(socket, spec);
   }
 
@@ -236,6 +241,7 @@ export class Daemon {
       this.sockets.delete(socket);
       lease.release();
     });
+    this.descriptors.accepted(this.sockets.size);
     void this.startSession(socket, spec);
   }
 
