@@ -17,6 +17,8 @@ import { receivedBy, writeLmtpServer } from './lmtp-server';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'local-'));
+  // Programs from the alias file run as uid 1 when the test runs as root (DefaultUser has no account).
+  fs.chmodSync(dir, 0o777);
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
