@@ -5,7 +5,6 @@
 // host [127.0.0.1], user bob@example.com") without sendmail's ruleset trace,
 // and ruleset commands ("3,0 address", /try) get an error line instead.
 
-import * as readline from 'node:readline';
 import { AliasDatabase } from '../aliases/database';
 import type { Target } from '../aliases/expand';
 import type { Config } from '../config/types';
@@ -13,6 +12,8 @@ import { featureMap } from '../delivery/feature-maps';
 import { isOwnName } from '../delivery/router';
 import { virtuserRewrite } from '../delivery/virtusertable';
 import { accessMapFromConfig } from '../policy/access';
+import { VERSION } from '../version';
+import { systemIdentity } from './debug-flags';
 import { EX_OK } from './sysexits';
 import { describeTarget } from './verify';
 
@@ -42,7 +43,8 @@ function classify(config: Config, address: string): Target | { kind: 'virtual' }
   const domain = at < 0 ? '' : address.slice(at + 1);
   const local = at < 0 ? address : address.slice(0, at);
   if (domain !== '' && virtuserRewrite(address, config) !== undefined) return { kind: 'virtual' };
-  if (domain === '' || isOwnName(domain, config)) return { kind: 'local', user: local.replace(/^\\/, '') };
+  // The local mailer has no F=u, so sendmail folds the user name to lower case, as -bv does.
+  if (domain === '' || isOwnName(domain, config)) return { kind: 'local', user: local.replace(/^\\/, '').toLowerCase() };
   return { kind: 'remote', address };
 }
 
@@ -78,6 +80,25 @@ function mapLine(config: Config, name: string, key: string): string {
   return `map_lookup: ${name} (${key}) ${warnings}${value === undefined ? 'no match' : `returns ${value}`} (0)`;
 }
 
+/** The macros that sendmail defines from the host's names and its version, as the daemon's sessions set them. */
+function macroValue(config: Config, name: string): string | undefined {
+  const configured = config.macros.get(name);
+  if (configured !== undefined) return configured;
+  const names = systemIdentity(config);
+  switch (name) {
+    case 'w':
+    case 'j':
+    case 'm':
+    case 'k':
+      return names[name];
+    case 'v':
+    case 'Z':
+      return VERSION;
+    default:
+      return undefined;
+  }
+}
+
 /** Answers one line of input; returns the lines to print after the prompt. */
 export function answer(config: Config, input: string): string[] {
   const line = input.trim();
@@ -89,9 +110,9 @@ export function answer(config: Config, input: string): string[] {
     return [...(config.classes.get(name) ?? [])];
   }
   if (/^\$[A-Za-z]$/.test(line) || /^\$\{[A-Za-z0-9_]+\}$/.test(line)) {
-    const name = line.slice(1);
-    const value = name === '$j' || name === 'j' ? config.hostName : config.macros.get(name);
-    return [value ?? 'Undefined'];
+    // ${j} is the same macro as $j.
+    const name = line.slice(1).replace(/^\{([A-Za-z])\}$/, '$1');
+    return [macroValue(config, name) ?? 'Undefined'];
   }
   const [command, ...rest] = line.split(/\s+/);
   switch (command.toLowerCase()) {
@@ -108,16 +129,63 @@ export function answer(config: Config, input: string): string[] {
   }
 }
 
+/**
+ * The longest input line processed, in bytes. sendmail reads -bt input into a
+ * buffer of MAXLINE (2048) bytes. A longer line is rejected here as a whole,
+ * so that input without line ends cannot fill the memory.
+ */
+export const MAX_TEST_LINE = 16 * 1024;
+
+/** Shows control characters as ^X, so that input cannot drive the terminal (sendmail's address parser drops them). */
+function printable(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => (c === '\x7f' ? '^?' : `^${String.fromCharCode(c.charCodeAt(0) + 64)}`));
+}
+
+/**
+ * Splits standard input into lines of at most MAX_TEST_LINE bytes. A longer
+ * line is given as `undefined`, and its bytes are dropped as they come.
+ */
+async function* inputLines(input: NodeJS.ReadableStream): AsyncGenerator<string | undefined> {
+  let held: Buffer[] = [];
+  let heldSize = 0;
+  let tooLong = false;
+  for await (const chunk of input) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    let start = 0;
+    for (let lf = bytes.indexOf(0x0a, start); lf >= 0; lf = bytes.indexOf(0x0a, start)) {
+      const part = bytes.subarray(start, lf);
+      start = lf + 1;
+      if (tooLong || heldSize + part.length > MAX_TEST_LINE) yield undefined;
+      else yield Buffer.concat([...held, part]).toString('utf8').replace(/\r$/, '');
+      held = [];
+      heldSize = 0;
+      tooLong = false;
+    }
+    const rest = bytes.subarray(start);
+    if (tooLong || rest.length === 0) continue;
+    if (heldSize + rest.length > MAX_TEST_LINE) {
+      tooLong = true;
+      held = [];
+      heldSize = 0;
+      continue;
+    }
+    held.push(rest);
+    heldSize += rest.length;
+  }
+  // A last line without LF counts as a line, as sendmail's fgets() returns it.
+  if (tooLong) yield undefined;
+  else if (heldSize > 0) yield Buffer.concat(held).toString('utf8').replace(/\r$/, '');
+}
+
 /** Runs address test mode on standard input until the input ends or a /quit line. */
-export async function runAddressTest(config: Config): Promise<number> {
+export async function runAddressTest(config: Config, input: NodeJS.ReadableStream = process.stdin): Promise<number> {
   const out = (text: string): void => void process.stdout.write(text);
   out(`${BANNER.join('\n')}\n> `);
-  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const input of lines) {
-    for (const line of answer(config, input)) out(`${line}\n`);
-    if (input.trim().toLowerCase() === '/quit') break;
+  for await (const line of inputLines(input)) {
+    if (line === undefined) out(`Input line too long (more than ${MAX_TEST_LINE} bytes): ignored\n`);
+    else for (const answered of answer(config, line)) out(`${printable(answered)}\n`);
+    if (line !== undefined && line.trim().toLowerCase() === '/quit') break;
     out('> ');
   }
-  lines.close();
   return EX_OK;
 }

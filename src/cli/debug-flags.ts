@@ -31,19 +31,30 @@ const COMPILED_WITH = 'LOG MILTER NETINET NETINET6 PIPELINING STARTTLS';
  * read: administrators run `sendmail -d0.1 -bv root` to see the names of the host.
  */
 export function traceSystemIdentity(config: Config): void {
-  const canonical = config.hostName;
-  const dot = canonical.indexOf('.');
+  const names = systemIdentity(config);
   const lines = [
     '',
     '============ SYSTEM IDENTITY (after readcf) ============',
-    `      (short domain name) $w = ${dot < 0 ? canonical : canonical.slice(0, dot)}`,
-    `  (canonical domain name) $j = ${canonical}`,
-    `         (subdomain name) $m = ${dot < 0 ? '' : canonical.slice(dot + 1)}`,
-    `              (node name) $k = ${os.hostname()}`,
+    `      (short domain name) $w = ${names.w}`,
+    `  (canonical domain name) $j = ${names.j}`,
+    `         (subdomain name) $m = ${names.m}`,
+    `              (node name) $k = ${names.k}`,
     '========================================================',
     '',
   ];
   for (const line of lines) debugTrace(0, 1, line);
+}
+
+/** Returns the host's names as sendmail's macros $w, $j, $m and $k contain them, for -d0.1 and -bt. */
+export function systemIdentity(config: Config): { w: string; j: string; m: string; k: string } {
+  const canonical = config.hostName;
+  const dot = canonical.indexOf('.');
+  return {
+    w: dot < 0 ? canonical : canonical.slice(0, dot),
+    j: canonical,
+    m: dot < 0 ? '' : canonical.slice(dot + 1),
+    k: os.hostname(),
+  };
 }
 
 /** Opens the -X transcript file, or returns undefined without -X. */

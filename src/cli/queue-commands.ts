@@ -283,6 +283,9 @@ export async function exportQueue(config: Config): Promise<number> {
   await writeStdout(`${report.converted.length} items rewritten in sendmail's format in ${config.queueDirectory}\n`);
   for (const id of report.locked) await writeStdout(`${id}: in use by another process, not rewritten; stop the daemon and run this again\n`);
   for (const { id, reason } of report.failed) await writeStdout(`${id}: not rewritten: ${reason}\n`);
-  if (report.failed.length > 0) return EX_IOERR;
+  // The queue's recovery (store.init) set these aside, and the command reported nothing of them before.
+  const lost = store.recovery?.lostControlFiles ?? [];
+  for (const id of lost) await writeStdout(`${id}: not rewritten: data file df${id} is missing; control file set aside as Qf${id}\n`);
+  if (report.failed.length > 0 || lost.length > 0) return EX_IOERR;
   return report.locked.length > 0 ? EX_TEMPFAIL : EX_OK;
 }

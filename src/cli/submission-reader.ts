@@ -5,11 +5,20 @@
 // next hop, posthorn's own server included, rejects a bare CR in DATA. A NUL
 // byte in a header line is dropped, as sendmail's collect() drops it. The
 // body keeps its NUL bytes, as sendmail's does.
+//
+// A line is kept in memory up to MAX_HELD_LINE bytes only. A longer body line
+// is written in pieces as it arrives. A longer header line that exceeds
+// MaxHeadersLength makes the headers too large, and the rest of it is skipped.
+// A longer line that is not a header starts the body. So input without line
+// ends costs no more memory than a short line.
 
 import { parseHeaderName } from '../smtp/datareader';
 
 const LF = 0x0a;
 const CR = 0x0d;
+
+/** The bytes of one line held in memory; a longer line is handled in pieces (see above). */
+export const MAX_HELD_LINE = 64 * 1024;
 
 export class SubmissionReader {
   readonly headers: string[] = [];
@@ -18,6 +27,13 @@ export class SubmissionReader {
   ended = false;
 
   private partial: Buffer[] = [];
+  private partialSize = 0;
+  /** Part of the current body line was written already: the rest is no line of its own. */
+  private continued = false;
+  /** The rest of the current line is dropped. */
+  private skipping = false;
+  /** The line held so far is known to be a header field longer than MAX_HELD_LINE. */
+  private heldIsHeader = false;
   private inHeaders = true;
   private headerBytes = 0;
   private firstLine = true;
@@ -34,25 +50,92 @@ export class SubmissionReader {
     while (!this.ended) {
       const lf = chunk.indexOf(LF, start);
       if (lf < 0) break;
-      this.partial.push(chunk.subarray(start, lf));
+      this.hold(chunk.subarray(start, lf));
       start = lf + 1;
-      const line = Buffer.concat(this.partial);
-      this.partial = [];
-      this.line(line, out);
+      this.endOfLine(this.takeHeld(), out);
     }
-    if (!this.ended && start < chunk.length) this.partial.push(chunk.subarray(start));
+    if (!this.ended && start < chunk.length) {
+      this.hold(chunk.subarray(start));
+      if (this.partialSize > MAX_HELD_LINE) this.longLine(out);
+    }
     return out;
   }
 
   /** Handles a last line without LF at end of input. */
   finish(): Buffer[] {
     const out: Buffer[] = [];
-    if (!this.ended && this.partial.length > 0) {
-      const line = Buffer.concat(this.partial);
-      this.partial = [];
-      if (line.length > 0) this.line(line, out);
-    }
+    if (!this.ended && (this.partialSize > 0 || this.continued)) this.endOfLine(this.takeHeld(), out);
     return out;
+  }
+
+  /** Drops the line held so far and the rest of it up to its LF. */
+  private dropHeld(): void {
+    this.takeHeld();
+    this.skipping = true;
+  }
+
+  private hold(bytes: Buffer): void {
+    if (this.skipping || bytes.length === 0) return;
+    this.partial.push(bytes);
+    this.partialSize += bytes.length;
+  }
+
+  private takeHeld(): Buffer {
+    const line = Buffer.concat(this.partial);
+    this.partial = [];
+    this.partialSize = 0;
+    this.heldIsHeader = false;
+    return line;
+  }
+
+  /** Handles the bytes of a line up to its LF (or the end of input). */
+  private endOfLine(raw: Buffer, out: Buffer[]): void {
+    if (this.skipping) {
+      this.skipping = false;
+      return;
+    }
+    if (!this.continued) {
+      this.line(raw, out);
+      return;
+    }
+    // The end of a body line whose start was written already.
+    this.continued = false;
+    let line = raw.length > 0 && raw[raw.length - 1] === CR ? raw.subarray(0, raw.length - 1) : raw;
+    if (line.indexOf(CR) >= 0) line = replaceCr(line, '\r\n');
+    out.push(Buffer.concat([line, Buffer.from('\r\n')]));
+  }
+
+  /** Handles a line that passed MAX_HELD_LINE bytes without an LF. */
+  private longLine(out: Buffer[]): void {
+    if (!this.heldIsHeader) {
+      const start = Buffer.concat(this.partial).subarray(0, MAX_HELD_LINE).toString('latin1');
+      if (!this.continued && this.firstLine) {
+        this.firstLine = false;
+        if (start.startsWith('From ')) {
+          this.dropHeld();
+          return;
+        }
+      }
+      const continuation = (start[0] === ' ' || start[0] === '\t') && this.headers.length > 0;
+      if (!this.continued && this.inHeaders && (continuation || parseHeaderName(start) !== undefined)) this.heldIsHeader = true;
+      else this.inHeaders = false;
+    }
+    if (this.heldIsHeader) {
+      // Without a limit on the headers (MaxHeadersLength=0) the field stays whole.
+      if (this.maxHeadersLength > 0 && this.headerBytes + this.partialSize > this.maxHeadersLength) {
+        this.headersTooLong = true;
+        this.dropHeld();
+      }
+      return;
+    }
+    const held = this.takeHeld();
+    // A CR at the end may start the CRLF of the line end, so it waits for the next bytes.
+    const keepCr = held[held.length - 1] === CR;
+    let piece = keepCr ? held.subarray(0, held.length - 1) : held;
+    if (keepCr) this.hold(Buffer.from([CR]));
+    if (piece.indexOf(CR) >= 0) piece = replaceCr(piece, '\r\n');
+    out.push(piece);
+    this.continued = true;
   }
 
   private line(raw: Buffer, out: Buffer[]): void {

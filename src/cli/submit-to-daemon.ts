@@ -7,20 +7,21 @@
 // Message-Id: added) in a private temporary folder, and sent at once to the
 // daemon's listener. The command succeeds only when the daemon has taken
 // every recipient, which means the message is on the daemon's stable
-// storage. When the daemon is not reachable, the command fails with
-// EX_TEMPFAIL and an error message, and nothing is kept.
+// storage. Recipients that the daemon defers with "452 Too many recipients"
+// go again in a new transaction. When the daemon is not reachable, the
+// command fails with EX_TEMPFAIL and an error message, and nothing is kept.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Config } from '../config/types';
-import { runSession, type SessionOptions, type Transaction } from '../delivery/smtp-client';
+import { runSession, type RecipientResult, type SessionOptions, type Transaction } from '../delivery/smtp-client';
 import { clientTimeouts } from '../delivery/timing';
 import { Logger, openSink, StreamSink } from '../log/logger';
 import { QueueStore } from '../queue/store';
 import type { CliArgs } from './args';
 import { submitMessage } from './submit';
-import { EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE } from './sysexits';
+import { ExitError, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE } from './sysexits';
 import { verboseOutputLine } from './verbose-output';
 
 /** Returns the address and port of the daemon that a local client reaches: the first listener, on loopback. */
@@ -45,9 +46,46 @@ function submissionLogger(config: Config, verbose: boolean): Logger {
   }
 }
 
+/** Signals that end a submission. Its private folder is removed before the process ends. */
+const END_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+/**
+ * Removes `dir` when a signal ends the submission, and returns the function
+ * that removes the handlers. During submitMessage() its own guard
+ * (submission-signals.ts) ends the process. During the SMTP session this
+ * handler ends it by the same signal.
+ */
+function removeOnSignal(dir: string): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    remove();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const remove = (): void => {
+    for (const signal of END_SIGNALS) process.removeListener(signal, onSignal);
+  };
+  for (const signal of END_SIGNALS) process.on(signal, onSignal);
+  return remove;
+}
+
+/**
+ * Tells whether a recipient's reply is RFC 5321's "452 too many recipients"
+ * (section 4.5.3.1.10): the client should send it again in a new transaction.
+ */
+function tooManyRecipients(r: RecipientResult): boolean {
+  return r.status === 'tempfail' && /^452\b/.test(r.diagnostic ?? r.text);
+}
+
 /** Runs a submission through the daemon; see the top of this file. */
 export async function submitToDaemon(args: CliArgs, config: Config): Promise<number> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-submit-'));
+  let dir: string;
+  try {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-submit-'));
+  } catch (err) {
+    // A TMPDIR that this user cannot write is the caller's setting, not an internal error.
+    throw new ExitError(`cannot create a temporary folder in ${os.tmpdir()} (TMPDIR): ${(err as Error).message}; the message was not sent`, EX_TEMPFAIL);
+  }
+  const removeHandlers = removeOnSignal(dir);
   try {
     const logger = submissionLogger(config, args.verbose);
     const local: Config = { ...config, queueDirectory: dir, deliveryMode: 'queueonly', superSafe: 'false' };
@@ -65,6 +103,7 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
       dsn: args.dsn,
       quarantine: args.quarantine,
       macros: args.macros,
+      final: false,
     });
     const item = await store.read(id);
     const target = daemonTarget(config);
@@ -90,24 +129,55 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
     };
     const out = (line: string): void => void process.stdout.write(`${verboseOutputLine(line)}\n`);
     const rcpts = tx.recipients.map((r) => r.address).join(',');
-    if (args.verbose) out(`${rcpts}... Connecting to ${hostName} port ${target.port} via submission...`);
-    const result = await runSession(opts, tx);
-    if (args.verbose) for (const line of result.transcript) if (line !== '>>> (message)') out(line.replace(/^<<< /, ''));
-
     const where = `the mail daemon at ${hostName} port ${target.port}`;
-    if (result.kind === 'unreachable') {
-      process.stderr.write(`posthorn: cannot submit the message to ${where}: ${result.text}; the message was not sent\n`);
-      return EX_TEMPFAIL;
+
+    // A daemon with MaxRecipientsPerMessage replies "452 Too many recipients"
+    // to the recipients past its limit. They go again in a new transaction, as
+    // long as each transaction takes at least one recipient, because exit 75
+    // after a partial acceptance makes the caller send that part twice.
+    const results: RecipientResult[] = [];
+    let pending = tx.recipients;
+    for (let round = 0; pending.length > 0; round++) {
+      const names = pending.map((r) => r.address).join(',');
+      if (args.verbose) out(`${names}... Connecting to ${hostName} port ${target.port} via submission...`);
+      const result = await runSession(opts, { ...tx, recipients: pending });
+      if (args.verbose) for (const line of result.transcript) if (line !== '>>> (message)') out(line.replace(/^<<< /, ''));
+      // A later round that fails as a whole leaves its recipients without the message.
+      const failRest = (status: 'tempfail' | 'permfail', text: string): void => {
+        for (const r of pending) results.push({ address: r.address, status, dsn: status === 'tempfail' ? '4.0.0' : '5.0.0', text, diagnostic: text });
+      };
+      if (result.kind === 'unreachable') {
+        if (round > 0) {
+          failRest('tempfail', result.text);
+          break;
+        }
+        process.stderr.write(`posthorn: cannot submit the message to ${where}: ${result.text}; the message was not sent\n`);
+        return EX_TEMPFAIL;
+      }
+      if (result.kind === 'rejected') {
+        if (round > 0) {
+          failRest(result.dsn.startsWith('4') ? 'tempfail' : 'permfail', result.diagnostic);
+          break;
+        }
+        process.stderr.write(`posthorn: ${where} rejected the message: ${result.diagnostic}\n`);
+        return result.dsn.startsWith('4') ? EX_TEMPFAIL : EX_UNAVAILABLE;
+      }
+      const progress = result.recipients.some((r) => r.status === 'sent');
+      const again: typeof pending = [];
+      result.recipients.forEach((r, i) => {
+        if (progress && tooManyRecipients(r)) again.push(pending[i]);
+        else results.push(r);
+      });
+      pending = again;
     }
-    if (result.kind === 'rejected') {
-      process.stderr.write(`posthorn: ${where} rejected the message: ${result.text}\n`);
-      return result.dsn.startsWith('4') ? EX_TEMPFAIL : EX_UNAVAILABLE;
-    }
+
     let status = EX_OK;
-    for (const r of result.recipients) {
-      if (args.verbose) out(`${r.address}... ${r.status === 'sent' ? 'Sent' : r.text}`);
+    for (const r of results) {
+      // The daemon's reply gives the reason, because no bounce follows a rejection here.
+      const text = r.diagnostic ?? r.text;
+      if (args.verbose) out(`${r.address}... ${r.status === 'sent' ? 'Sent' : text}`);
       if (r.status === 'sent') continue;
-      if (!args.verbose) process.stderr.write(`${r.address}... ${r.text}\n`);
+      if (!args.verbose) process.stderr.write(`${r.address}... ${text}\n`);
       // A temporary failure wins: the caller may try again, while a rejected address stays rejected.
       if (r.status === 'tempfail') status = EX_TEMPFAIL;
       else if (status === EX_OK) status = r.dsn.startsWith('5.1.') ? EX_NOUSER : EX_UNAVAILABLE;
@@ -116,5 +186,6 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
     return status;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+    removeHandlers();
   }
 }

@@ -41,6 +41,12 @@ export interface SubmitOptions {
   quarantine?: string;
   /** -M and -oM: macros such as $r (protocol) and $s (sender host) for the Received: header and the log. */
   macros?: ReadonlyMap<string, string>;
+  /**
+   * False when the store is only a private copy that still has to reach the
+   * daemon (submit-to-daemon.ts): a signal during the commit then ends the
+   * process by that signal, never with status 0, since nothing is queued yet.
+   */
+  final?: boolean;
 }
 
 /** The recipient headers of sendmail's header table (H_RCPT), Apparently-To: included. */
@@ -53,6 +59,23 @@ function userName(): string {
   } catch {
     return process.env.USER ?? 'root';
   }
+}
+
+/** Users whom sendmail's class t trusts to set the sender with -f: the cf's root, daemon and uucp, and TrustedUser. */
+function trustedUser(config: Config, user: string): boolean {
+  if (process.getuid?.() === 0 || ['root', 'daemon', 'uucp'].includes(user)) return true;
+  const trusted = config.options.get('TrustedUser');
+  return typeof trusted === 'string' && trusted !== '' && trusted === user;
+}
+
+/**
+ * Returns the text of sendmail's X-Authentication-Warning: header for a -f
+ * that an untrusted user gave with a name other than their own. Returns
+ * undefined unless PrivacyOptions has authwarnings (goaway includes it).
+ */
+function senderWarning(config: Config, user: string, given: string | undefined): string | undefined {
+  if (given === undefined || given === user || !config.privacyOptions.has('authwarnings') || trustedUser(config, user)) return undefined;
+  return `${config.hostName}: ${user} set sender to ${given.replace(/[\x00-\x1f\x7f]/g, '?')} using -f`;
 }
 
 /**
@@ -111,7 +134,8 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
     const reader = await readMessage(opts, id, writer);
     const recipients = await messageRecipients(opts, id, reader.headers);
 
-    const fields = { id, config, sender, recipients, headers: reader.headers, user, size: writer.size };
+    const warning = senderWarning(config, user, opts.sender);
+    const fields = { id, config, sender, recipients, headers: reader.headers, user, size: writer.size, warning };
     const item = buildItem({ ...fields, fullName: opts.fullName, dsn: opts.dsn ?? {}, cliMacros: opts.macros });
     if (opts.quarantine) item.quarantine = opts.quarantine.replace(/[\r\n]/g, '');
 
@@ -120,23 +144,35 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
     if (!guard.beginCommit()) return await new Promise<never>(() => undefined);
     await commitItem(opts, item);
     queued = true;
+    if (warning !== undefined) opts.logger.child(id).info(`Authentication-Warning: ${warning}`);
     logSubmission(opts.logger, item, user);
     return id;
   } finally {
-    guard.release(queued);
+    guard.release(queued && opts.final !== false);
   }
 }
 
-/** Copies standard input to the data file and checks the header and message size limits. */
+/**
+ * Copies standard input to the data file and checks the header and message
+ * size limits. Past MaxMessageSize the input is still read to its end, as
+ * sendmail's collect() reads it, but no more of it is written.
+ */
 async function readMessage(opts: SubmitOptions, id: string, writer: DataFileWriter): Promise<SubmissionReader> {
   const { config, store } = opts;
   const reader = new SubmissionReader(opts.ignoreDots, config.maxHeadersLength);
+  const maxSize = config.maxMessageSize;
+  let size = 0;
+  const write = async (body: Buffer): Promise<void> => {
+    size += body.length;
+    if (maxSize > 0 && size > maxSize) return;
+    await writer.write(body);
+  };
   try {
     for await (const chunk of opts.input) {
-      for (const body of reader.push(chunk as Buffer)) await writer.write(body);
+      for (const body of reader.push(chunk as Buffer)) await write(body);
       if (reader.ended) break;
     }
-    for (const body of reader.finish()) await writer.write(body);
+    for (const body of reader.finish()) await write(body);
     await writer.close();
   } catch (err) {
     await store.abort(id);
@@ -147,8 +183,7 @@ async function readMessage(opts: SubmitOptions, id: string, writer: DataFileWrit
     await store.abort(id);
     throw new ExitError(`Headers too large (${config.maxHeadersLength} max)`, EX_DATAERR);
   }
-  const maxSize = config.maxMessageSize;
-  if (maxSize > 0 && writer.size > maxSize) {
+  if (maxSize > 0 && size > maxSize) {
     await store.abort(id);
     throw new ExitError(`Message exceeds maximum fixed size (${maxSize})`, EX_DATAERR);
   }
@@ -207,6 +242,8 @@ interface ItemFields {
   dsn: DsnFlags;
   size: number;
   cliMacros?: ReadonlyMap<string, string>;
+  /** X-Authentication-Warning: text, placed after the Received: header as sendmail places it. */
+  warning?: string;
 }
 
 /** Macros that -M sets and the control file keeps, as sendmail keeps $r and $s. */
@@ -222,6 +259,7 @@ function buildItem(f: ItemFields): QueueItem {
   ]);
   for (const [name, value] of f.cliMacros ?? []) macros.set(name, value);
   const headers = [receivedHeader(macros, { id: f.id, recipients: f.recipients.map((address) => ({ address })) }, now)];
+  if (f.warning !== undefined) headers.push(`X-Authentication-Warning: ${f.warning}`);
   headers.push(...f.headers);
   const fullName = f.fullName === undefined ? undefined : displayName(f.fullName);
   addMissingHeaders(headers, { sender: f.sender, hostName: f.config.hostName, id: f.id, now, fullName });

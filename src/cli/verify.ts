@@ -9,7 +9,7 @@ import { AliasExpander, type Target } from '../aliases/expand';
 import type { Config } from '../config/types';
 import { localMailer } from '../delivery/local-lmtp';
 import { mailertableRoute } from '../delivery/mailertable';
-import { EX_NOUSER, EX_OK, EX_USAGE } from './sysexits';
+import { ExitError, EX_NOUSER, EX_OK, EX_USAGE } from './sysexits';
 
 function stripReply(reply: string): string {
   return reply.replace(/^\d{3} (\d\.\d{1,3}\.\d{1,3} )?/, '');
@@ -50,7 +50,10 @@ export function describeTarget(target: Target, config: Config, given?: string): 
 export function runVerify(config: Config, addresses: string[], out: (line: string) => void): number {
   const expander = new AliasExpander(config);
   let status = EX_OK;
-  for (const address of addresses.flatMap((a) => a.split(',')).map((a) => a.trim()).filter((a) => a !== '')) {
+  const addressList = addresses.flatMap((a) => a.split(',')).map((a) => a.trim()).filter((a) => a !== '');
+  // As sendmail 8.17: -bv without an address is a usage error, not a silent success.
+  if (addressList.length === 0) throw new ExitError('Recipient names must be specified', EX_USAGE);
+  for (const address of addressList) {
     const bare = address.replace(/^<(.*)>$/, '$1');
     const expansion = expander.expand(bare);
     if (expansion.error !== undefined) {
