@@ -51,6 +51,8 @@ function configArgs(args: CliArgs): string[] {
   if (file) out.push('-C', path.resolve(file));
   for (const o of args.shortOptions) out.push(`-o${o.letter}${o.value}`);
   for (const o of args.overrides) out.push('-O', `${o.name}=${o.value}`);
+  // The background delivery of a submission adds its dialogue to the same -X file.
+  if (args.transcriptFile !== undefined) out.push('-X', path.resolve(args.transcriptFile));
   return out;
 }
 
@@ -300,6 +302,8 @@ async function run(args: CliArgs): Promise<number> {
     return (await import('./submit-to-daemon')).submitToDaemon(args, config);
   }
   if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory, !READ_QUEUE_MODES.has(args.mode));
+  // -X records the SMTP dialogues of this process: the next hops of a submission or a queue run (the daemon opens its own).
+  if (args.mode === 'deliver' || args.mode === 'queue-run') openTranscript(args);
   switch (args.mode) {
     case 'print-config':
       process.stdout.write((await import('../config/print')).printConfig(config));
