@@ -3,6 +3,7 @@
 
 import { verboseToStdout } from './verbose-output';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import type { Config } from '../config/types';
 import type { CliArgs } from './args';
@@ -275,6 +276,15 @@ async function runPersistent(
  * exit status is then EX_TEMPFAIL, so the command can be run again.
  */
 export async function exportQueue(config: Config): Promise<number> {
+  // A daemon still running would deliver, or (sendmail) set aside, items while they change format.
+  const { daemonTarget } = await import('./submit-to-daemon');
+  const target = daemonTarget(config);
+  if (await answers(target.address, target.port)) {
+    process.stderr.write(
+      `posthorn: a mail daemon answers at ${target.address} port ${target.port}; stop it (posthorn's or sendmail's) before the queue changes hands, then run this again\n`,
+    );
+    return EX_TEMPFAIL;
+  }
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
   const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
   await store.init();
@@ -288,4 +298,18 @@ export async function exportQueue(config: Config): Promise<number> {
   for (const id of lost) await writeStdout(`${id}: not rewritten: data file df${id} is missing; control file set aside as Qf${id}\n`);
   if (report.failed.length > 0 || lost.length > 0) return EX_IOERR;
   return report.locked.length > 0 ? EX_TEMPFAIL : EX_OK;
+}
+
+/** Tells whether something accepts a TCP connection at `address` and `port` within a second. */
+function answers(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address, port });
+    const done = (result: boolean): void => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }

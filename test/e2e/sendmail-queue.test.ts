@@ -62,6 +62,11 @@ test('--to-sendmail-queue hands the queue to sendmail', { timeout: 60_000 }, asy
   const queued = await ph.run(['-odq', 'bob@remote.example', 'carol@remote.example'], 'Subject: going back\nX-Folded: one\n two\n\nline1\n.dot\nlast\n');
   assert.equal(queued.code, 0, queued.stderr);
 
+  // Not while the daemon runs: it could deliver items while they change format.
+  const refused = await ph.run(['--to-sendmail-queue']);
+  assert.equal(refused.code, 75);
+  assert.match(refused.stderr, /a mail daemon answers at 127\.0\.0\.1 port \d+; stop it/);
+  await ph.kill('SIGTERM');
   const exported = await ph.run(['--to-sendmail-queue']);
   assert.equal(exported.code, 0, exported.stderr);
   assert.match(exported.stdout, /^1 items rewritten in sendmail's format in /);

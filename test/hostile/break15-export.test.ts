@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { posthornBin } from '../helpers/posthorn';
-import { runCommand } from '../helpers/process';
+import { freePort, runCommand } from '../helpers/process';
 
 const dirs: string[] = [];
 after(() => {
@@ -26,6 +26,8 @@ test('export reports item without data file', { timeout: 60_000 }, async () => {
     `define(\`QUEUE_DIR', \`${queueDir}')`,
     `define(\`confLOG_FILE', \`${path.join(dir, 'maillog')}')`,
     "define(`confDOMAIN_NAME', `mx.posthorn.test')",
+    // A port where no daemon runs: the export refuses to run beside one.
+    `DAEMON_OPTIONS(\`Port=${await freePort()}, Addr=127.0.0.1, Name=MTA')`,
     "MAILER(`smtp')",
     '',
   ].join('\n'));
