@@ -296,7 +296,10 @@ async function run(args: CliArgs): Promise<number> {
   applyDebugFlags(args, VERSION);
   const config = readConfig(args);
   traceSystemIdentity(config);
-  if (args.quarantine !== undefined && args.mode === 'queue-run') (await import('./queue-commands')).checkQuarantineUser(config);
+  // A submission with -Q needs the same trust: through the daemon the quarantine would be lost silently.
+  if (args.quarantine !== undefined && (args.mode === 'queue-run' || args.mode === 'deliver')) {
+    (await import('./queue-commands')).checkQuarantineUser(config);
+  }
   // A user who may not write the queue (a web server, a cron job) submits through the daemon, as sendmail's MSP does.
   if (args.mode === 'deliver' && queueNotWritable(config.queueDirectory)) {
     return (await import('./submit-to-daemon')).submitToDaemon(args, config);

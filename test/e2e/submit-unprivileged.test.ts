@@ -54,6 +54,11 @@ test('unprivileged -t goes through the daemon', { timeout: 60_000 }, async (t) =
   await ph.waitForMailbox('bob', 'Order 42 is ready');
   assert.deepEqual(submitFolders(), before);
 
+  // -Q needs a trusted user, as with sendmail; through the daemon it would be lost.
+  const quarantined = await submitAsNobody(ph, ['-Qspam', '-t', '-i'], MESSAGE);
+  assert.equal(quarantined.code, 64);
+  assert.match(quarantined.stderr, /^posthorn: Permission denied \(real uid not trusted\)$/m);
+
   await ph.kill('SIGTERM');
   const down = await submitAsNobody(ph, ['-t', '-i'], MESSAGE);
   assert.equal(down.code, 75);
