@@ -20,6 +20,7 @@ import { parseHeaderAddresses, parsePath, splitAddress } from '../smtp/address';
 import { addMissingHeaders, headerValue, messageSize, receivedHeader } from '../server/headers';
 import { ExitError, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE } from './sysexits';
 import { VERSION } from '../version';
+import { userByName } from '../aliases/passwd';
 import { SubmissionReader } from './submission-reader';
 import { guardSubmission } from './submission-signals';
 import type { DsnFlags } from './dsn-flags';
@@ -76,6 +77,18 @@ function trustedUser(config: Config, user: string): boolean {
 function senderWarning(config: Config, user: string, given: string | undefined): string | undefined {
   if (given === undefined || given === user || !config.privacyOptions.has('authwarnings') || trustedUser(config, user)) return undefined;
   return `${config.hostName}: ${user} set sender to ${given.replace(/[\x00-\x1f\x7f]/g, '?')} using -f`;
+}
+
+/**
+ * Returns the full name of the password file's GECOS field for a sender that
+ * is a local account ("root@<our name>"), as sendmail fills $x for the From:
+ * it adds ("From: root <root@host>") when -F is not given.
+ */
+function accountFullName(sender: string, hostName: string): string | undefined {
+  const at = sender.lastIndexOf('@');
+  if (at < 0 || sender.slice(at + 1).toLowerCase() !== hostName.toLowerCase()) return undefined;
+  const name = userByName(sender.slice(0, at))?.fullName.trim();
+  return name === undefined || name === '' ? undefined : name;
 }
 
 /**
@@ -136,7 +149,8 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
 
     const warning = senderWarning(config, user, opts.sender);
     const fields = { id, config, sender, recipients, headers: reader.headers, user, size: writer.size, warning };
-    const item = buildItem({ ...fields, fullName: opts.fullName, dsn: opts.dsn ?? {}, cliMacros: opts.macros });
+    const fullName = opts.fullName ?? accountFullName(sender, config.hostName);
+    const item = buildItem({ ...fields, fullName, dsn: opts.dsn ?? {}, cliMacros: opts.macros });
     if (opts.quarantine) item.quarantine = opts.quarantine.replace(/[\r\n]/g, '');
 
     // After a signal the guard removes the files and ends the process, so this

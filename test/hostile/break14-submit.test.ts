@@ -101,7 +101,8 @@ test('-f without a domain gets $j', { timeout: 60_000 }, async () => {
   assert.equal(result.code, 0, result.stderr);
   const qf = s.takeControlFile();
   assert.match(qf, /^S<www-data@mx\.posthorn\.test>$/m);
-  assert.match(qf, /^H\?\?From: www-data@mx\.posthorn\.test$/m);
+  // sendmail adds the account's full name from the password file: "From: www-data <www-data@host>".
+  assert.match(qf, /^H\?\?From: www-data <www-data@mx\.posthorn\.test>$/m);
 });
 
 test('old-style header list splits on blanks', { timeout: 60_000 }, async () => {
@@ -191,7 +192,7 @@ test('empty Date, From, Message-Id replaced', { timeout: 60_000 }, async () => {
   const cli = await s.run(['-odq', '-t', '-i'], input);
   assert.equal(cli.code, 0, cli.stderr);
   const fromCli = s.takeControlFile();
-  assert.match(fromCli, /^H\?\?From: \S+@mx\.posthorn\.test$/m);
+  assert.match(fromCli, /^H\?\?From: (\S+ <\S+@mx\.posthorn\.test>|\S+@mx\.posthorn\.test)$/m);
   assert.match(fromCli, /^H\?\?Date: \S.*\d{4}/m);
   assert.match(fromCli, /^H\?\?Message-Id: <[^>]+@mx\.posthorn\.test>$/m);
   assert.doesNotMatch(fromCli, /^H\?\?(From|Date|Message-Id):\s*$/im);
