@@ -304,6 +304,9 @@ async function run(args: CliArgs): Promise<number> {
   if (args.mode === 'deliver' && queueNotWritable(config.queueDirectory)) {
     return (await import('./submit-to-daemon')).submitToDaemon(args, config);
   }
+  if (args.mode === 'smtp' && queueNotWritable(config.queueDirectory)) {
+    return (await import('./submit-to-daemon')).relaySmtpToDaemon(config);
+  }
   if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory, !READ_QUEUE_MODES.has(args.mode));
   // -X records the SMTP dialogues of this process: the next hops of a submission or a queue run (the daemon opens its own).
   if (args.mode === 'deliver' || args.mode === 'queue-run') openTranscript(args);

@@ -154,6 +154,7 @@ async function runQuarantine(config: Config, args: CliArgs): Promise<number> {
     reason: args.quarantine === '' ? undefined : args.quarantine,
     quarantinedItems: queueKind(args) === 'hf',
     select: (id, item) => matchesSelectors(selectors, id, item),
+    hostName: config.macros.get('j'),
     verbose: args.verbose,
   });
   for (const line of result.output) process.stdout.write(line + '\n');

@@ -12,6 +12,7 @@
 // command fails with EX_TEMPFAIL and an error message, and nothing is kept.
 
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Config } from '../config/types';
@@ -188,4 +189,38 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
     fs.rmSync(dir, { recursive: true, force: true });
     removeHandlers();
   }
+}
+
+/**
+ * Runs -bs for a user who may not write the queue (mutt and other mail
+ * programs call `sendmail -bs` as the user): the SMTP session on standard
+ * input and output is passed through to the daemon, whose replies and checks
+ * the client gets, as sendmail's submission program relays it. When the
+ * daemon cannot be reached the client gets a 421 reply and the exit status
+ * is EX_TEMPFAIL.
+ */
+export function relaySmtpToDaemon(config: Config): Promise<number> {
+  const target = daemonTarget(config);
+  return new Promise((resolve) => {
+    let connected = false;
+    const socket = net.connect({ host: target.address, port: target.port, allowHalfOpen: true });
+    // A reader of standard output that went away ends the session, not the process with an error.
+    process.stdout.on('error', () => socket.destroy());
+    socket.once('connect', () => {
+      connected = true;
+      process.stdin.pipe(socket);
+      socket.pipe(process.stdout);
+    });
+    socket.once('error', (err) => {
+      if (connected) return;
+      process.stdout.write(`421 4.3.2 ${config.hostName} the mail daemon at ${target.address} port ${target.port} cannot be reached (${err.message}); try again later\r\n`);
+      resolve(EX_TEMPFAIL);
+    });
+    socket.once('close', () => {
+      if (!connected) return;
+      process.stdin.unpipe(socket);
+      process.stdin.destroy();
+      resolve(EX_OK);
+    });
+  });
 }

@@ -2,7 +2,7 @@
 // conversions between Posthorn's and sendmail's data files.
 
 import * as fs from 'node:fs';
-import { READ_NO_FOLLOW } from './no-follow';
+import { openRegular } from './no-follow';
 import { unlinkIfExists } from './lock';
 
 const BLOCK_BYTES = 1024 * 1024;
@@ -14,11 +14,12 @@ export interface BlockConversion {
 }
 
 /**
- * Writes `convert` of `source` to a new file `target` (a leftover of an
+ * Writes `convert` of `source` (a regular file, never through a symbolic link) to a new file `target` (a leftover of an
  * earlier attempt is replaced), fsyncs it, and returns its size.
  */
 export async function copyConverted(source: string, target: string, convert: BlockConversion): Promise<number> {
-  const input = await fs.promises.open(source, READ_NO_FOLLOW);
+  // A FIFO or device fails with ENOTREG, because it would otherwise read as an empty file.
+  const input = await openRegular(source);
   try {
     await unlinkIfExists(target);
     const output = await fs.promises.open(target, 'wx', 0o600);

@@ -5,6 +5,7 @@
 // line; QueueStore.update() does the rename and the fsyncs that SuperSafe asks for.
 
 import type { Logger } from '../log/logger';
+import { adoptSendmailItem } from './sendmail-queue';
 import type { QueueStore } from './store';
 import type { QueueItem } from './types';
 
@@ -17,6 +18,8 @@ export interface QuarantineRequest {
   select: (id: string, item: QueueItem) => boolean;
   /** -v: print per-item and summary messages. */
   verbose: boolean;
+  /** The name ($j) given to a sender without a domain in an item that sendmail queued. */
+  hostName?: string;
 }
 
 export interface QuarantineResult {
@@ -106,6 +109,9 @@ async function quarantineItem(
       return 'unchanged';
     }
 
+    // An item that sendmail queued is converted first, as before a delivery, because
+    // otherwise its LF data file and sender without a domain would stay in Posthorn's format.
+    if (item.fromSendmail) await adoptSendmailItem(store, item, request.hostName ?? 'localhost', logger);
     item.quarantine = reason;
     await store.update(item);
 

@@ -75,9 +75,10 @@ export function runStaged(
   file: string,
   args: string[],
   steps: Array<[input: string, until: RegExp]>,
-): Promise<{ stdout: string; stderr: string }> {
+  opts: Pick<CommandOptions, 'env' | 'cwd' | 'uid' | 'gid'> = {},
+): Promise<{ stdout: string; stderr: string; code: number | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env, cwd: opts.cwd, uid: opts.uid, gid: opts.gid });
     let stdout = '';
     let stderr = '';
     let step = 0;
@@ -97,9 +98,9 @@ export function runStaged(
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
     child.on('error', reject);
-    child.on('close', () => {
+    child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ stdout, stderr });
+      resolve({ stdout, stderr, code });
     });
     advance();
   });
