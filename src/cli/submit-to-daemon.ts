@@ -192,12 +192,12 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
 }
 
 /**
- * Runs -bs for a user who may not write the queue (mutt and other mail
- * programs call `sendmail -bs` as the user): the SMTP session on standard
- * input and output is passed through to the daemon, whose replies and checks
- * the client gets, as sendmail's submission program relays it. When the
- * daemon cannot be reached the client gets a 421 reply and the exit status
- * is EX_TEMPFAIL.
+ * Runs -bs for a user who may not write the queue, as mutt and other mail
+ * programs call `sendmail -bs` as the user. The SMTP session on standard
+ * input and output is passed through to the daemon, so the client gets the
+ * daemon's replies and checks, as sendmail's submission program relays it.
+ * When the daemon cannot be reached, the client gets a 421 reply and the
+ * exit status is EX_TEMPFAIL.
  */
 export function relaySmtpToDaemon(config: Config): Promise<number> {
   const target = daemonTarget(config);

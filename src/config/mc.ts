@@ -186,6 +186,9 @@ class McReader {
     const privacyDef = optionByName('PrivacyOptions');
     if (privacy !== undefined && privacyDef !== undefined) {
       this.builder.setOptionDef(privacyDef, privacy.value, privacy.where);
+    } else if (privacyDef !== undefined && this.state.m4Values.get('confPRIVACY_FLAGS') === CF_M4_DEFAULTS.confPRIVACY_FLAGS) {
+      // cf.m4 writes "O PrivacyOptions=authwarnings" when the .mc neither sets nor undefines confPRIVACY_FLAGS.
+      this.builder.setOptionDef(privacyDef, CF_M4_DEFAULTS.confPRIVACY_FLAGS, where);
     }
     const features = new Set(this.builder.features.map((f) => f.name));
     if (features.has('use_cw_file')) {

@@ -120,3 +120,10 @@ test('expansions in a 10 MB file stop', { timeout: 60_000 }, () => {
   const err = loadError(`define(\`_A', \`x')dnl\ndivert(-1)\n${'_A\n'.repeat(9000)}${filler}`);
   assert.match(err.message, /m4 expansion of _A does not end or is too large/);
 });
+
+test('privacy flags default to authwarnings', () => {
+  // cf.m4 writes "O PrivacyOptions=authwarnings" for an .mc without confPRIVACY_FLAGS (checked with m4).
+  const cfg = load("MAILER(`smtp')\n");
+  assert.deepEqual(cfg.options.get('PrivacyOptions'), ['authwarnings']);
+  assert.ok(cfg.privacyOptions.has('authwarnings'));
+});

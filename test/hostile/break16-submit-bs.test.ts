@@ -1,7 +1,7 @@
-// `posthorn -bs` run by a user who may not write the queue (mutt and other
-// mail programs call `sendmail -bs` as the user). As sendmail's mail
-// submission program relays such a session to the daemon, posthorn passes it
-// through to the daemon's listener; before, it ended with exit 78 ("can not
+// `posthorn -bs` run by a user who may not write the queue, as mutt and other
+// mail programs call `sendmail -bs` as the user. sendmail's mail submission
+// program relays such a session to the daemon, so posthorn passes it through
+// to the daemon's listener. Before, it ended with exit 78 ("can not
 // chdir(<queue>): Permission denied") and no greeting.
 
 import { test } from 'node:test';
