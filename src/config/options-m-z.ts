@@ -97,7 +97,7 @@ export const OPTIONS_M_TO_Z: OptionDef[] = [
   { name: 'PostmasterCopy', short: 'P', m4: 'confCOPY_ERRORS_TO', type: 'string',
     description: 'Address that receives a copy of every bounce.' },
   { name: 'PrivacyOptions', short: 'p', m4: 'confPRIVACY_FLAGS', type: 'list', values: PRIVACY_WORDS,
-    default: ['public'], description: 'SMTP restrictions such as novrfy, noexpn, needmailhelo; goaway sets the *helo, noexpn, novrfy, noverb and authwarnings. authwarnings adds X-Authentication-Warning: when an untrusted user sets the sender with -f.',
+    default: ['public'], description: 'SMTP restrictions such as novrfy, noexpn, needmailhelo; goaway sets the *helo, noexpn, novrfy, noverb and authwarnings. authwarnings adds X-Authentication-Warning: when an untrusted user sets the sender with -f. An .mc without confPRIVACY_FLAGS gets authwarnings, as cf.m4 writes it.',
     status: 'implemented' },
   { name: 'ProcessTitlePrefix', m4: 'confPROCESS_TITLE_PREFIX', type: 'string',
     description: 'Text put in front of the process title shown by ps.' },
