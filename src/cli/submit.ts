@@ -276,7 +276,9 @@ function buildItem(f: ItemFields): QueueItem {
   if (f.warning !== undefined) headers.push(`X-Authentication-Warning: ${f.warning}`);
   headers.push(...f.headers);
   const fullName = f.fullName === undefined ? undefined : displayName(f.fullName);
-  addMissingHeaders(headers, { sender: f.sender, hostName: f.config.hostName, id: f.id, now, fullName });
+  // sendmail puts the headers it adds (Date:, From:, Message-Id:) after its own Received: and before the message's.
+  const insertAt = f.warning === undefined ? 1 : 2;
+  addMissingHeaders(headers, { sender: f.sender, hostName: f.config.hostName, id: f.id, now, fullName, insertAt });
 
   const size = messageSize(headers, f.size);
   const klass = precedenceClass(headerValue(headers, 'precedence') ?? '');

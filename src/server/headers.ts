@@ -63,13 +63,19 @@ export interface AddedHeaderFields {
   now: Date;
   /** Full name for From: (the -F flag). */
   fullName?: string;
+  /**
+   * Where Date:, From: and Message-Id: go: after this many leading headers
+   * (a submission's own Received: and X-Authentication-Warning:), as sendmail
+   * puts them before the message's headers. Without it they are appended.
+   */
+  insertAt?: number;
 }
 
 /** Headers that sendmail's configuration gives a default value (H?D?, H?F?, H?M? lines). */
 const DEFAULTED = new Set(['date', 'from', 'message-id', 'resent-date', 'resent-from', 'resent-message-id']);
 
 /**
- * Appends Date:, Message-Id: and From: when missing, as sendmail's H?D?, H?M?,
+ * Adds Date:, Message-Id: and From: when missing, as sendmail's H?D?, H?M?,
  * H?F? lines do. One of them with an empty value counts as missing: sendmail
  * drops it and adds its own, so the message never goes out with "From:" alone.
  */
@@ -81,20 +87,27 @@ export function addMissingHeaders(headers: string[], f: AddedHeaderFields): void
     if (headers[i].slice(colon + 1).replace(/\r?\n[ \t]/g, ' ').trim() === '') headers.splice(i, 1);
   }
 
-  if (!hasHeader(headers, 'date')) headers.push(`Date: ${rfc822Date(f.now)}`);
+  const added: string[] = [];
+  if (!hasHeader(headers, 'date')) added.push(`Date: ${rfc822Date(f.now)}`);
+
+  if (f.insertAt !== undefined && !hasHeader(headers, 'from')) added.push(fromHeader(f));
 
   if (!hasHeader(headers, 'message-id')) {
     const stamp = f.now.toISOString().replace(/[-:TZ.]/g, '').slice(0, 14);
-    headers.push(`Message-Id: <${stamp}.${f.id}@${f.hostName}>`);
+    added.push(`Message-Id: <${stamp}.${f.id}@${f.hostName}>`);
   }
 
-  if (!hasHeader(headers, 'from')) {
-    const address = f.sender === '' ? `MAILER-DAEMON@${f.hostName}` : f.sender;
-    headers.push(f.fullName ? `From: ${f.fullName} <${address}>` : `From: ${address}`);
-  }
+  if (f.insertAt === undefined && !hasHeader(headers, 'from')) added.push(fromHeader(f));
+  if (f.insertAt === undefined) headers.push(...added);
+  else headers.splice(f.insertAt, 0, ...added);
 
   // A message with a Resent- header is being resent: sendmail adds the Resent- forms too.
   if (resent) addMissingResentHeaders(headers, f);
+}
+
+function fromHeader(f: AddedHeaderFields): string {
+  const address = f.sender === '' ? `MAILER-DAEMON@${f.hostName}` : f.sender;
+  return f.fullName ? `From: ${f.fullName} <${address}>` : `From: ${address}`;
 }
 
 function isResentHeader(header: string): boolean {
