@@ -63,7 +63,7 @@ export function resultsOf(session: SessionResult, tx: Transaction): RecipientRes
   if (session.kind === 'rejected') {
     return tx.recipients.map((r) => ({ address: r.address, status: 'permfail', dsn: session.dsn, text: session.text, diagnostic: session.diagnostic }));
   }
-  return everyone(tx, 'tempfail', '4.0.0', session.text);
+  return everyone(tx, 'tempfail', session.dsn ?? '4.0.0', session.text);
 }
 
 function connectIpc(target: IpcTarget, timeoutMs: number): Promise<net.Socket> {

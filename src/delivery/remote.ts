@@ -37,6 +37,8 @@ interface HostAttempt {
   failure?: string;
   unknown?: boolean;
   dnsFailed?: boolean;
+  /** The enhanced status of the failure when it has its own, e.g. 4.7.0 from tls_server. */
+  dsn?: string;
 }
 
 /** Returns a host name as sendmail logs it: fully qualified, with a trailing dot. */
@@ -66,6 +68,7 @@ async function tryHost(
   if (addrs.kind === 'tempfail') return { failure: `Name server timeout for ${host.name}`, dnsFailed: true };
 
   let failure = '';
+  let dsn: string | undefined;
   let relay: string | undefined;
   // A host that rejected the session (5xx greeting or HELO) is passed over
   // like one that could not be reached. Its rejection counts only if it came last.
@@ -92,8 +95,9 @@ async function tryHost(
     }
     rejection = undefined;
     failure = result.text;
+    dsn = result.dsn;
   }
-  return rejection ?? { failure, relay };
+  return rejection ?? { failure, relay, dsn };
 }
 
 function outcomeOf(result: SessionResult, tx: Transaction, relay: string | undefined, host: RelayHost): RemoteOutcome {
@@ -111,7 +115,7 @@ function outcomeOf(result: SessionResult, tx: Transaction, relay: string | undef
     }));
     return { recipients, relay, remoteMta, transcript: result.transcript };
   }
-  return { recipients: everyone(tx, 'tempfail', '4.4.1', result.text), relay, transcript: result.transcript };
+  return { recipients: everyone(tx, 'tempfail', result.dsn ?? '4.4.1', result.text), relay, transcript: result.transcript };
 }
 
 /** Delivers `tx` to the destination of a route and returns one result per recipient. */
@@ -147,7 +151,7 @@ export async function deliverRemote(destination: string, tx: Transaction, ctx: R
         continue;
       }
       lastFailure = tried.failure ?? lastFailure;
-      lastDsn = tried.dnsFailed ? '4.4.3' : '4.4.1';
+      lastDsn = tried.dnsFailed ? '4.4.3' : tried.dsn ?? '4.4.1';
       lastRelay = tried.relay ?? lastRelay;
       allUnknown &&= tried.unknown === true;
     }
@@ -165,7 +169,7 @@ export async function deliverRemote(destination: string, tx: Transaction, ctx: R
   if (list.fallback) {
     const tried = await tryHost(list.fallback, tx, ctx);
     if (tried.result) return outcomeOf(tried.result, tx, tried.relay, list.fallback);
-    const dsn = tried.dnsFailed ? '4.4.3' : '4.4.1';
+    const dsn = tried.dnsFailed ? '4.4.3' : tried.dsn ?? '4.4.1';
     return { recipients: everyone(tx, 'tempfail', dsn, tried.failure ?? lastFailure), relay: tried.relay, transcript: [] };
   }
   if (allUnknown) {

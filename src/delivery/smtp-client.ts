@@ -102,7 +102,12 @@ export interface RecipientResult {
  * tries the next host. `rejected` means it rejected with 5xx before MAIL.
  */
 export type SessionResult = (
-  | { kind: 'unreachable'; text: string }
+  | {
+      kind: 'unreachable';
+      text: string;
+      /** The enhanced status of a tls_server failure, e.g. 4.7.0. */
+      dsn?: string;
+    }
   | { kind: 'rejected'; dsn: string; text: string; diagnostic: string }
   | { kind: 'transaction'; recipients: RecipientResult[] }
 ) & {
@@ -221,6 +226,10 @@ class SmtpSession {
   retryWithoutTls = false;
   /** A reply of the wrong class came, so the session is not cached. */
   protocolError = false;
+  /** A 421 reply to STARTTLS: the server is closing the session. */
+  private closing?: Reply;
+  /** Recipients joined by commas, as sendmail's try_tls log line names them (e->e_to). */
+  recipientList = '';
 
   constructor(
     private socket: net.Socket,
@@ -336,15 +345,24 @@ class SmtpSession {
 
     let verify = 'NONE';
     const context = policy.secureContext();
-    if (this.extensions.has('STARTTLS') && !this.opts.noTls && context && policy.tryTls(name, addr)) {
-      verify = await this.negotiateTls(policy, context, name, relay);
+    if (this.extensions.has('STARTTLS') && !this.opts.noTls && context) {
+      if (policy.tryTls(name, addr)) {
+        verify = await this.negotiateTls(policy, context, name, relay);
+      } else {
+        // sendmail's rscheck() logs try_tls's error with the recipients (e->e_to) before the text.
+        const recipients = this.recipientList === '' ? '' : `${this.recipientList}... `;
+        this.opts.logger?.notice(`ruleset=try_tls, arg1=${name}, relay=${name}, reject=550 5.7.1 ${recipients}do not try TLS with ${name} [${addr}]`, 4);
+      }
     }
     this.macros.set('{verify}', verify);
+    // A 421 ends the session, as in sendmail's reply(), so the recipients are deferred with that reply.
+    if (this.closing) return this.closing;
 
     const failure = policy.tlsServer(name, addr, tlsFactsFromMacros(this.macros, name));
     if (failure) {
       this.tlsFailure = failure;
-      this.opts.logger?.notice(`ruleset=tls_server, arg1=${verify}, relay=${relay}, reject=${replyLine(failure)}`, 4);
+      // sendmail logs the host name here without its trailing dot and without the address.
+      this.opts.logger?.notice(`ruleset=tls_server, arg1=${verify}, relay=${name}, reject=${replyLine(failure)}`, 4);
       return failure;
     }
     if (!this.macros.has('{tls_version}')) return ehlo;
@@ -367,6 +385,7 @@ class SmtpSession {
       return 'FAILURE';
     }
     // sendmail 8.13.5 and later treat 421 like 454, as a temporary failure.
+    if (answer.code === 421) this.closing = answer;
     if (answer.code === 454 || answer.code === 421) return 'TEMP';
     if (answer.code === 501) return 'USAGE';
     if (answer.code !== 220) return 'PROTOCOL';
@@ -410,8 +429,8 @@ class SmtpSession {
 
     for (const [i, failure] of blocked.entries()) {
       if (!failure) continue;
-      const relay = `${this.opts.hostName} [${this.opts.address}]`;
-      this.opts.logger?.notice(`ruleset=tls_rcpt, arg1=<${tx.recipients[i].address}>, relay=${relay}, reject=${replyLine(failure)}`, 4);
+      // sendmail logs the address without angle brackets and the host name (with its dot) without the address.
+      this.opts.logger?.notice(`ruleset=tls_rcpt, arg1=${tx.recipients[i].address}, relay=${this.opts.hostName}, reject=${replyLine(failure)}`, 4);
     }
     const merge = (sent: RecipientResult[] | undefined): RecipientResult[] => {
       let next = 0;
@@ -705,6 +724,7 @@ export async function runSessionOn(
   cacheAs?: string,
 ): Promise<SessionResult> {
   const session = new SmtpSession(socket, opts);
+  session.recipientList = tx.recipients.map((r) => r.address).join(',');
   const transcript = session.transcript;
   let hello: Reply;
   try {
@@ -719,6 +739,7 @@ export async function runSessionOn(
     if (session.tlsFailure && hello.code >= 500) {
       return { kind: 'rejected', dsn: dsnOf(hello), text: replyLine(hello), diagnostic: replyLine(hello), transcript };
     }
+    if (session.tlsFailure) return { kind: 'unreachable', text: replyLine(hello), dsn: dsnOf(hello), transcript };
     if (hello.code < 500) return { kind: 'unreachable', text: replyLine(hello), transcript };
     const dsn = dsnOf(hello);
     return { kind: 'rejected', dsn, text: permanentText(dsn), diagnostic: replyLine(hello), transcript };
