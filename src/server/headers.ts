@@ -64,9 +64,9 @@ export interface AddedHeaderFields {
   /** Full name for From: (the -F flag). */
   fullName?: string;
   /**
-   * Where Date:, From: and Message-Id: go: after this many leading headers
-   * (a submission's own Received: and X-Authentication-Warning:), as sendmail
-   * puts them before the message's headers. Without it they are appended.
+   * The number of leading headers (a submission's own Received: and
+   * X-Authentication-Warning:) that Date:, From: and Message-Id: follow, as
+   * sendmail puts them before the message's headers. Without it they are appended.
    */
   insertAt?: number;
 }
