@@ -185,7 +185,7 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   // LogFile=stderr only errors are shown unless -v is given.
   const toStderr = config.logFile === '' || config.logFile === 'stderr';
   const level = toStderr && !args.verbose ? Math.min(config.logLevel, 3) : config.logLevel;
-  const [{ Logger, openSink }, { createServices }, { submitMessage }] =
+  const [{ Logger, openSink }, { createServices }, { submissionInputs, submitMessage }] =
     await Promise.all([import('../log/logger'), import('../daemon/services'), import('./submit')]);
   const logger = new Logger([openSink(config.logFile)], level);
   const services = await createServices(config, logger, { recover: false });
@@ -195,15 +195,7 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
     config: interactive ? { ...config, deliveryMode: 'interactive' } : config,
     store: services.store,
     logger,
-    input: process.stdin,
-    recipients: args.recipients,
-    readRecipients: args.readRecipients,
-    ignoreDots: args.ignoreDots || config.options.get('IgnoreDots') === true,
-    sender: args.sender,
-    fullName: args.fullName,
-    dsn: args.dsn,
-    quarantine: args.quarantine,
-    macros: args.macros,
+    ...submissionInputs(args, config),
   });
 
   if (interactive) {

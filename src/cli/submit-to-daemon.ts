@@ -21,7 +21,7 @@ import { clientTimeouts } from '../delivery/timing';
 import { Logger, openSink, StreamSink } from '../log/logger';
 import { QueueStore } from '../queue/store';
 import type { CliArgs } from './args';
-import { submitMessage } from './submit';
+import { submissionInputs, submitMessage } from './submit';
 import { ExitError, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE } from './sysexits';
 import { verboseOutputLine } from './verbose-output';
 
@@ -95,15 +95,7 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
       config: local,
       store,
       logger,
-      input: process.stdin,
-      recipients: args.recipients,
-      readRecipients: args.readRecipients,
-      ignoreDots: args.ignoreDots || config.options.get('IgnoreDots') === true,
-      sender: args.sender,
-      fullName: args.fullName,
-      dsn: args.dsn,
-      quarantine: args.quarantine,
-      macros: args.macros,
+      ...submissionInputs(args, config),
       final: false,
     });
     const item = await store.read(id);

@@ -24,6 +24,7 @@ import { userByName } from '../aliases/passwd';
 import { SubmissionReader } from './submission-reader';
 import { guardSubmission } from './submission-signals';
 import type { DsnFlags } from './dsn-flags';
+import type { CliArgs } from './args';
 
 export interface SubmitOptions {
   config: Config;
@@ -48,6 +49,24 @@ export interface SubmitOptions {
    * process by that signal, never with status 0, since nothing is queued yet.
    */
   final?: boolean;
+}
+
+/** Returns the parts of the submission options that come from the command line and standard input. */
+export function submissionInputs(
+  args: CliArgs,
+  config: Config,
+): Pick<SubmitOptions, 'input' | 'recipients' | 'readRecipients' | 'ignoreDots' | 'sender' | 'fullName' | 'dsn' | 'quarantine' | 'macros'> {
+  return {
+    input: process.stdin,
+    recipients: args.recipients,
+    readRecipients: args.readRecipients,
+    ignoreDots: args.ignoreDots || config.options.get('IgnoreDots') === true,
+    sender: args.sender,
+    fullName: args.fullName,
+    dsn: args.dsn,
+    quarantine: args.quarantine,
+    macros: args.macros,
+  };
 }
 
 /** The recipient headers of sendmail's header table (H_RCPT), Apparently-To: included. */

@@ -4,6 +4,7 @@
 
 import * as dns from 'node:dns';
 import * as net from 'node:net';
+import { ipv6Groups } from './ipv6';
 
 export interface MxHost {
   name: string;
@@ -34,18 +35,7 @@ export function parseAddressLiteral(host: string): string | undefined {
 export function reverseName(ip: string): string | undefined {
   if (net.isIPv4(ip)) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
   if (!net.isIPv6(ip)) return undefined;
-  const halves = ip.toLowerCase().split('::');
-  // An IPv4 tail such as ::ffff:192.0.2.1 counts as two groups.
-  const groupsOf = (part: string | undefined): string[] =>
-    (part ? part.split(':') : []).flatMap((group) => {
-      if (!group.includes('.')) return [group];
-      const bytes = group.split('.').map(Number);
-      return [((bytes[0] << 8) | bytes[1]).toString(16), ((bytes[2] << 8) | bytes[3]).toString(16)];
-    });
-  const head = groupsOf(halves[0]);
-  const tail = groupsOf(halves[1]);
-  const zeros = Array<string>(8 - head.length - tail.length).fill('0');
-  const full = halves.length > 1 ? [...head, ...zeros, ...tail] : head;
+  const full = ipv6Groups(ip);
   const nibbles = full.map((group) => group.padStart(4, '0')).join('');
   return `${[...nibbles].reverse().join('.')}.ip6.arpa`;
 }

@@ -3,6 +3,7 @@
 // host names then their parent domains, addresses then shorter prefixes, and
 // the bare tag ("Tag:") as the default entry.
 
+import { ipv6Groups } from '../dns/ipv6';
 import * as net from 'node:net';
 import type { Config } from '../config/types';
 import { openMap, parseMapSpec, type LookupMap } from '../maps/map';
@@ -109,19 +110,7 @@ export function addressKeys(ip: string): string[] {
 
 /** Returns the eight groups of an IPv6 address in hex without leading zeros, as sendmail's IPV6_FULL writes them. */
 function fullIpv6Groups(address: string): string[] {
-  const halves = address.toLowerCase().split('::');
-  // An IPv4 tail such as ::ffff:192.0.2.1 counts as two groups.
-  const groupsOf = (part: string | undefined): string[] =>
-    (part ? part.split(':') : []).flatMap((group) => {
-      if (!group.includes('.')) return [group];
-      const bytes = group.split('.').map(Number);
-      return [((bytes[0] << 8) | bytes[1]).toString(16), ((bytes[2] << 8) | bytes[3]).toString(16)];
-    });
-  const head = groupsOf(halves[0]);
-  const tail = groupsOf(halves[1]);
-  const zeros = Array<string>(8 - head.length - tail.length).fill('0');
-  const groups = halves.length > 1 ? [...head, ...zeros, ...tail] : head;
-  return groups.map((group) => parseInt(group, 16).toString(16));
+  return ipv6Groups(address).map((group) => parseInt(group, 16).toString(16));
 }
 
 /** Parses an access map value: OK, RELAY, REJECT, DISCARD, SKIP, QUARANTINE:r, ERROR:... */

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { DESCRIPTOR_HEADROOM, DescriptorWatch, openFileLimit } from '../../src/daemon/descriptor-limit';
 import { baseMc } from '../helpers/posthorn';
-import { freePort, waitFor } from '../helpers/process';
+import { canConnect, freePort, waitFor } from '../helpers/process';
 
 test('openFileLimit reads the soft limit', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-limits-'));
@@ -58,7 +58,7 @@ test('daemon logs when sessions near the limit', { timeout: 60_000 }, async (t) 
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const log = (): string => (fs.existsSync(path.join(dir, 'maillog')) ? fs.readFileSync(path.join(dir, 'maillog'), 'latin1') : '');
-  await waitFor('the daemon to listen', async () => /listening on/.test(log()) || (await canConnect(port)), 20_000);
+  await waitFor('the daemon to listen', async () => /listening on/.test(log()) || (await canConnect('127.0.0.1', port)), 20_000);
   for (let i = 0; i < 60; i++) {
     const socket = net.connect(port, '127.0.0.1');
     socket.on('error', () => undefined);
@@ -69,12 +69,3 @@ test('daemon logs when sessions near the limit', { timeout: 60_000 }, async (t) 
   assert.equal(log().match(/near the limit of/g)?.length, 1);
 });
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
