@@ -341,6 +341,8 @@ export class QueueStore {
    * removed. On failure the previous control file is left as it was.
    */
   async update(item: QueueItem): Promise<void> {
+    // Written in Posthorn's format, sendmail's LF data file and sender would pass for converted ones.
+    if (item.fromSendmail) throw new Error(`control file of ${item.id} was written by sendmail: convert it with adoptSendmailItem() first`);
     try {
       await this.writeControlFile(item, false);
     } catch (err) {

@@ -135,3 +135,14 @@ test('lfLineEnds drops the CR of CRLF', () => {
   assert.deepEqual(lfLineEnds(Buffer.from('\ne'), true), { out: Buffer.from('\ne'), heldCr: false });
   assert.deepEqual(lfLineEnds(Buffer.from('f'), true), { out: Buffer.from('\rf'), heldCr: false });
 });
+
+test('store rejects unconverted sendmail items', async () => {
+  const dir = makeTempDir();
+  const { logger } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'false', logger });
+  await store.init({ recover: false });
+  const item = parseControlFile(sendmailFile(['RPFD:bob@remote.example'], ['H??Subject: t']), ID);
+  await assert.rejects(store.update(item), /written by sendmail: convert it with adoptSendmailItem\(\) first/);
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => !n.startsWith('.')), []);
+  removeDir(dir);
+});
