@@ -4,26 +4,33 @@
 // to the daemon's listener. Before, it ended with exit 78 ("can not
 // chdir(<queue>): Permission denied") and no greeting.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
+import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { runCommand, runStaged } from '../helpers/process';
 
 const NOBODY = 65534;
 const MAIN = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
-test('-bs as nobody relays', { timeout: 60_000 }, async (t) => {
+/** Starts a daemon whose configuration the user nobody can read, or skips the test when not run as root. */
+async function daemonForNobody(t: TestContext): Promise<Posthorn | undefined> {
   if (process.getuid?.() !== 0) {
     t.skip('needs root to run the session as another user');
-    return;
+    return undefined;
   }
   const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=background'] });
   t.after(() => ph.stop());
   fs.chmodSync(ph.dir, 0o755);
   fs.chmodSync(ph.mcPath, 0o644);
+  return ph;
+}
+
+test('-bs as nobody relays', { timeout: 60_000 }, async (t) => {
+  const ph = await daemonForNobody(t);
+  if (ph === undefined) return;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-break16-tmp-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   fs.chownSync(tmp, NOBODY, NOBODY);
@@ -50,14 +57,8 @@ test('-bs as nobody relays', { timeout: 60_000 }, async (t) => {
 });
 
 test('-bs as nobody without a daemon', { timeout: 60_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    t.skip('needs root to run the session as another user');
-    return;
-  }
-  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=background'] });
-  t.after(() => ph.stop());
-  fs.chmodSync(ph.dir, 0o755);
-  fs.chmodSync(ph.mcPath, 0o644);
+  const ph = await daemonForNobody(t);
+  if (ph === undefined) return;
   await ph.kill('SIGTERM');
   const run = await runCommand(process.execPath, [MAIN, '-C', ph.mcPath, '-bs'], { input: 'QUIT\r\n', cwd: '/', uid: NOBODY, gid: NOBODY });
   assert.equal(run.code, 75);
