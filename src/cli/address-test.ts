@@ -130,9 +130,9 @@ export function answer(config: Config, input: string): string[] {
 }
 
 /**
- * The longest input line processed, in bytes. sendmail reads -bt input into a
- * buffer of MAXLINE (2048) bytes. A longer line is rejected here as a whole,
- * so that input without line ends cannot fill the memory.
+ * The maximum length of an input line, in bytes. A longer line is rejected as
+ * a whole, so that input without line ends cannot fill the memory. sendmail
+ * reads -bt input into a buffer of MAXLINE (2048) bytes.
  */
 export const MAX_TEST_LINE = 16 * 1024;
 
@@ -146,8 +146,8 @@ function printable(text: string): string {
  * line is given as `undefined`, and its bytes are dropped as they come.
  */
 async function* inputLines(input: NodeJS.ReadableStream): AsyncGenerator<string | undefined> {
-  let held: Buffer[] = [];
-  let heldSize = 0;
+  let pending: Buffer[] = [];
+  let pendingSize = 0;
   let tooLong = false;
   for await (const chunk of input) {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -155,26 +155,26 @@ async function* inputLines(input: NodeJS.ReadableStream): AsyncGenerator<string 
     for (let lf = bytes.indexOf(0x0a, start); lf >= 0; lf = bytes.indexOf(0x0a, start)) {
       const part = bytes.subarray(start, lf);
       start = lf + 1;
-      if (tooLong || heldSize + part.length > MAX_TEST_LINE) yield undefined;
-      else yield Buffer.concat([...held, part]).toString('utf8').replace(/\r$/, '');
-      held = [];
-      heldSize = 0;
+      if (tooLong || pendingSize + part.length > MAX_TEST_LINE) yield undefined;
+      else yield Buffer.concat([...pending, part]).toString('utf8').replace(/\r$/, '');
+      pending = [];
+      pendingSize = 0;
       tooLong = false;
     }
     const rest = bytes.subarray(start);
     if (tooLong || rest.length === 0) continue;
-    if (heldSize + rest.length > MAX_TEST_LINE) {
+    if (pendingSize + rest.length > MAX_TEST_LINE) {
       tooLong = true;
-      held = [];
-      heldSize = 0;
+      pending = [];
+      pendingSize = 0;
       continue;
     }
-    held.push(rest);
-    heldSize += rest.length;
+    pending.push(rest);
+    pendingSize += rest.length;
   }
   // A last line without LF counts as a line, as sendmail's fgets() returns it.
   if (tooLong) yield undefined;
-  else if (heldSize > 0) yield Buffer.concat(held).toString('utf8').replace(/\r$/, '');
+  else if (pendingSize > 0) yield Buffer.concat(pending).toString('utf8').replace(/\r$/, '');
 }
 
 /** Runs address test mode on standard input until the input ends or a /quit line. */

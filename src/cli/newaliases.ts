@@ -41,10 +41,10 @@ export function runNewaliases(config: Config, io: NewaliasesOutput): number {
       continue;
     }
     const parsed = parseAliases(text, source.path);
-    // As sendmail 8.17: each bad line on standard output before the summary,
-    // and exit 70 (EX_SOFTWARE) after a line that was left out; a warning alone
-    // (a duplicate name) keeps 0. A damaged file's bytes could drive the
-    // terminal, so control bytes show as '?'.
+    // As sendmail 8.17 prints them, each bad line goes to standard output
+    // before the summary. A line that was left out makes the exit status 70
+    // (EX_SOFTWARE), while a warning alone (a duplicate name) keeps 0. Control
+    // bytes show as '?' because a damaged file's bytes could drive the terminal.
     for (const e of parsed.errors) {
       io.out(e.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?'));
       if (!/\.\.\. Warning: /.test(e) && status === EX_OK) status = EX_SOFTWARE;

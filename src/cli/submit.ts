@@ -93,9 +93,9 @@ function trustedUser(config: Config, user: string): boolean {
  * that an untrusted user gave with a name other than their own. Returns
  * undefined unless PrivacyOptions has authwarnings (goaway includes it).
  */
-function senderWarning(config: Config, user: string, given: string | undefined): string | undefined {
-  if (given === undefined || given === user || !config.privacyOptions.has('authwarnings') || trustedUser(config, user)) return undefined;
-  return `${config.hostName}: ${user} set sender to ${given.replace(/[\x00-\x1f\x7f]/g, '?')} using -f`;
+function senderWarning(config: Config, user: string, requested: string | undefined): string | undefined {
+  if (requested === undefined || requested === user || !config.privacyOptions.has('authwarnings') || trustedUser(config, user)) return undefined;
+  return `${config.hostName}: ${user} set sender to ${requested.replace(/[\x00-\x1f\x7f]/g, '?')} using -f`;
 }
 
 /**

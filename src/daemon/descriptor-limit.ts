@@ -1,9 +1,9 @@
 // A warning before the daemon runs out of file descriptors. When accept()
 // fails with EMFILE, libuv closes the pending connections itself and Node
 // reports nothing, so clients see a dropped connection without a greeting
-// and the log stays silent. The daemon instead counts its open sessions
-// against the soft limit of open files and logs a warning, at most once a
-// minute, when few descriptors are left.
+// and the log stays silent. So the daemon compares its open sessions with
+// the soft limit of open files and logs a warning, at most once a minute,
+// when fewer than DESCRIPTOR_HEADROOM descriptors are left beyond them.
 
 import * as fs from 'node:fs';
 

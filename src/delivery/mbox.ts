@@ -1,7 +1,7 @@
 // The built-in local mailer: appends a message to <MailboxDirectory>/<user> in
 // mbox format, under a dot-lock (<user>.lock, created with O_EXCL). A failed
 // append truncates the mailbox back to its original length, so a reader never
-// sees half a message. As sendmail's mail.local, it writes only to a regular
+// reads half a message. As sendmail's mail.local, it writes only to a regular
 // file with one link: a symbolic link, a hard link, a FIFO or a folder put in
 // place of a mailbox fails with 5.2.0, and so does a mailbox of a user in
 // /etc/passwd that another user owns. A new mailbox of such a user is given

@@ -169,7 +169,7 @@ export class MailResolver {
   /**
    * Looks up the PTR names of an IPv4 or IPv6 address. Node's reverse() reports
    * a failing name server (SERVFAIL, or no reply) as ENOTFOUND. So a "not found"
-   * is looked up again as a PTR query, whose error tells a temporary failure apart.
+   * is looked up again as a PTR query, whose error distinguishes a temporary failure.
    */
   async reverse(ip: string): Promise<PtrResult> {
     try {

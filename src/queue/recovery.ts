@@ -281,7 +281,7 @@ async function dropOlderControlFile(
 }
 
 /**
- * Removes lf<id> when no live process holds it. Another process may take a
+ * Removes lf<id> when no live process has it. Another process may take a
  * stale lock over at any moment (a queue run started beside the daemon), so
  * the lock is not unlinked by name after the check. LockFiles removes it
  * under its takeover guard, after reading it again.

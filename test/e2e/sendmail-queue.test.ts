@@ -63,9 +63,9 @@ test('--to-sendmail-queue hands the queue to sendmail', { timeout: 60_000 }, asy
   assert.equal(queued.code, 0, queued.stderr);
 
   // Not while the daemon runs: it could deliver items while they change format.
-  const refused = await ph.run(['--to-sendmail-queue']);
-  assert.equal(refused.code, 75);
-  assert.match(refused.stderr, /a mail daemon answers at 127\.0\.0\.1 port \d+; stop it/);
+  const whileRunning = await ph.run(['--to-sendmail-queue']);
+  assert.equal(whileRunning.code, 75);
+  assert.match(whileRunning.stderr, /a mail daemon answers at 127\.0\.0\.1 port \d+; stop it/);
   await ph.kill('SIGTERM');
   const exported = await ph.run(['--to-sendmail-queue']);
   assert.equal(exported.code, 0, exported.stderr);

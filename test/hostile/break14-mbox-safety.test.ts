@@ -1,7 +1,7 @@
-// The built-in mbox mailer against a hostile mail folder and hostile
-// messages: a mailbox that is a symbolic link, a hard link, a FIFO or a
-// folder; a mailbox another user made; a header line that starts with
-// "From "; a write that the file size limit cuts short.
+// The built-in mbox mailer against a hostile mail folder and hostile messages.
+// The cases are a mailbox that is a symbolic link, a hard link, a FIFO or a
+// folder, a mailbox another user made, a header line that starts with
+// "From ", and a write that the file size limit cuts short.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -52,9 +52,9 @@ test('recovery running beside deliveries keeps the locks this process holds', as
   assert.ok(!fs.existsSync(path.join(dir, `lf${leftover}`)), 'a lock with this pid that is not held is a leftover');
   assert.equal(store.recoveryRunning, false);
 
-  // A plain recovery, without the store's locks, still knows which locks this
-  // process holds: a lock with this pid that nothing here holds (an earlier
-  // process with the same pid left it) goes, and a held one stays.
+  // A plain recovery, without the store's locks, still checks the locks this
+  // process has taken. A lock with this pid that nothing here has taken (an
+  // earlier process with the same pid left it) goes, and a taken one stays.
   fs.writeFileSync(path.join(dir, `lf${leftover}`), `${process.pid}\n`);
   await recoverQueue(dir, new Logger([], 0));
   assert.ok(!fs.existsSync(path.join(dir, `lf${leftover}`)));
