@@ -121,7 +121,7 @@ async function runDaemon(args: CliArgs, config: Config): Promise<number> {
   if (!worker) for (const notice of config.notices ?? []) logger.notice(notice);
   const workers = worker ? 1 : workerCount(config, logger);
   const role = worker ? 'worker' : workers > 1 ? 'primary' : undefined;
-  const services = await createServices(config, logger, { recover: !worker });
+  const services = await createServices(config, logger, { recover: !worker, journal: true });
   const daemon = new Daemon(services, {
     queueInterval: worker ? 0 : args.queueInterval ?? 0,
     commandLine: ['posthorn', ...process.argv.slice(2)].join(' '),

@@ -34,6 +34,11 @@ export const OPTIONS_A_TO_L: OptionDef[] = [
     description: 'Outgoing socket options (Family=, Addr=, Port=, Modifiers=); may be given once per family.' },
   { name: 'ColonOkInAddr', m4: 'confCOLON_OK_IN_ADDR', type: 'boolean', default: true,
     description: 'Allow colons in addresses outside of group syntax.' },
+  { name: 'CommitJournal', m4: 'confCOMMIT_JOURNAL', type: 'boolean', default: true,
+    description: '(Posthorn) The daemon makes a small message for immediate delivery durable in a shared journal file, one fdatasync for '
+      + 'all commits waiting at the time, and writes df and qf only if it is still queued after its first delivery (docs/queue-format.md). '
+      + 'False writes df and qf for every message, as sendmail does.',
+    status: 'implemented' },
   { name: 'ConnectionCacheSize', short: 'k', m4: 'confMCI_CACHE_SIZE', type: 'number', default: 1,
     description: 'Number of outgoing SMTP connections kept open between deliveries.', status: 'implemented' },
   { name: 'ConnectionCacheTimeout', short: 'K', m4: 'confMCI_CACHE_TIMEOUT', type: 'duration', unit: 'm',

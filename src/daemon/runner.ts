@@ -116,6 +116,8 @@ export class DeliveryRunner {
     if (opts.verbose) this.verboseRun = opts.verbose;
     let count = 0;
     try {
+      // Journals left by a process that is gone (a worker that died) become df and qf for this run.
+      await this.store.recoverJournals().catch((err: unknown) => this.logger.error(`commit journal recovery failed: ${(err as Error).message}`));
       const policy = this.options.policy?.();
       const kind = opts.kind ?? 'qf';
       const ids = policy ? await queueRunIds(this.store, policy, { kind }) : await this.store.list(kind);

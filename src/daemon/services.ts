@@ -50,9 +50,11 @@ export function createLogger(config: Config, foreground: boolean): Logger {
 export async function createServices(
   config: Config,
   logger: Logger,
-  opts: { recover?: boolean; deferRecovery?: boolean } = {},
+  opts: { recover?: boolean; deferRecovery?: boolean; journal?: boolean } = {},
 ): Promise<Services> {
-  const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger });
+  // The commit journal only in the daemon: a short-lived process would leave its entries to the next recovery.
+  const journal = opts.journal === true && config.options.get('CommitJournal') !== false;
+  const store = new QueueStore({ dir: config.queueDirectory, superSafe: config.superSafe, logger, journal });
   // deferRecovery: a queue run starts the recovery once it has gathered its items.
   await store.init({ recover: opts.recover ?? true, background: true, deferred: opts.deferRecovery });
   ensureMailboxDirectory(config, logger);

@@ -114,6 +114,11 @@ function logQuarantined(logger: Logger, item: QueueItem, nowSeconds: number): vo
     .info(`to=${to}, delay=${formatDelay(nowSeconds - item.created)}, pri=${item.priority}, quarantine=${item.quarantine}, stat=quarantined`);
 }
 
+/** Tells whether a recipient asked for success or delay notices (NOTIFY=SUCCESS or DELAY). */
+function asksForNotice(item: QueueItem): boolean {
+  return item.recipients.some((r) => r.notify?.some((n) => n === 'SUCCESS' || n === 'DELAY') === true);
+}
+
 export class Deliverer {
   private expander: AliasExpander | undefined;
 
@@ -177,7 +182,8 @@ export class Deliverer {
       return undefined;
     }
     // While recovery runs in the background it may not have seen this item yet.
-    if (this.ctx.store.recoveryRunning && !(await this.ctx.store.hasDataFile(id))) {
+    // An item in the commit journal has no df until it is written out.
+    if (this.ctx.store.recoveryRunning && !this.ctx.store.inJournal(id) && !(await this.ctx.store.hasDataFile(id))) {
       await this.ctx.store.setAside(id, `data file df${id} is missing`);
       return undefined;
     }
@@ -200,8 +206,14 @@ export class Deliverer {
     const results = returnDue ? [] : await this.deliverAll(item, firstAttempt);
 
     const newlyBounced: QueueRecipient[] = [];
+    for (const rr of results) this.apply(rr, newlyBounced);
+    if (returnDue) newlyBounced.push(...this.expireDeliverBy(item));
+    newlyBounced.push(...this.expireDeferred(item, started));
+    const open = item.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
+    // Bounces and notices copy the df, and a queued item needs its files: out
+    // of the commit journal first, before the log says the item is deferred.
+    if (newlyBounced.length > 0 || open.length > 0 || asksForNotice(item)) await this.ctx.store.materialize(item);
     for (const rr of results) {
-      this.apply(rr, newlyBounced);
       this.logRoute(item, rr, started);
       if (verbose !== undefined) {
         const port = this.ctx.config.mailers.find((m) => m.name === rr.route.mailer)?.port;
@@ -209,8 +221,6 @@ export class Deliverer {
       }
       if (onResult !== undefined) for (const r of rr.results) onResult(r);
     }
-    if (returnDue) newlyBounced.push(...this.expireDeliverBy(item));
-    newlyBounced.push(...this.expireDeferred(item, started));
 
     item.attempts += 1;
     item.lastAttempt = Math.floor(started / 1000);
@@ -221,7 +231,6 @@ export class Deliverer {
     const [bounceId, ...ownerBounceIds] = newlyBounced.length > 0 ? await this.bounce(item, newlyBounced, transcript) : [];
     const noticeIds = [...ownerBounceIds, ...(await this.notices(item, results, transcript))];
 
-    const open = item.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
     if (open.length === 0) {
       await this.ctx.store.remove(item.id);
       return { removed: true, bounceId, noticeIds };
@@ -238,6 +247,10 @@ export class Deliverer {
     const routes = routeRecipients(item, this.ctx.config)
       .map((route) => ({ ...route, recipients: route.recipients.filter((r) => !failed.has(r)) }))
       .filter((route) => route.recipients.length > 0);
+    // Local delivery reads the df, which an item in the commit journal does not have yet.
+    if (this.ctx.store.inJournal(item.id) && routes.some((route) => isLocalRoute(route, this.ctx.config))) {
+      await this.ctx.store.materialize(item);
+    }
     const delivered = await Promise.all(routes.map((route) => this.deliverRoute(item, route, firstAttempt)));
     return [...expansionResults, ...delivered];
   }

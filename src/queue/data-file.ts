@@ -5,6 +5,9 @@
 // disk writes and a session keeps at most two batches. Operations run one at a time, so the bytes land in the
 // order they were given. The file stays open after close() so that the commit
 // can fsync it without opening it again; the store closes it (release()).
+// A lazy writer (the commit journal's) creates the file only when the first
+// batch goes to disk or the store asks for it (writeOut()): a small message
+// committed to the journal never has a df.
 
 import * as fs from 'node:fs';
 import { BufferPool } from './buffer-pool';
@@ -39,6 +42,8 @@ export interface DataFileOptions {
   path: string;
   /** Called once after a failed write, e.g. to unlink the file. */
   onError(err: unknown): Promise<void>;
+  /** Creates the file when the writer was made without a descriptor (lazy). */
+  create?: () => Promise<number>;
 }
 
 export class BufferedDataFile implements DataFileWriter {
@@ -61,11 +66,43 @@ export class BufferedDataFile implements DataFileWriter {
   private tail: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private open = true;
+  private descriptor: number | undefined;
+  private creating: Promise<number> | undefined;
 
-  constructor(
-    readonly fd: number,
-    private readonly opts: DataFileOptions,
-  ) {}
+  constructor(fd: number | undefined, private readonly opts: DataFileOptions) {
+    this.descriptor = fd;
+  }
+
+  /** The open file; only after close() or a written batch for a lazy writer. */
+  get fd(): number {
+    if (this.descriptor === undefined) throw new Error(`data file ${this.opts.path} was not created`);
+    return this.descriptor;
+  }
+
+  /** True when close() kept the whole message in `contents` and created no file (lazy writer). */
+  get unwritten(): boolean {
+    return this.closed && this.failure === undefined && this.descriptor === undefined && this.contents !== undefined;
+  }
+
+  /** Creates the file of a lazy writer and writes the contents close() kept. */
+  writeOut(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.descriptor !== undefined || this.contents === undefined) return;
+      const fd = await this.ensureCreated();
+      const data = this.contents;
+      let offset = 0;
+      while (offset < data.length) offset += fs.writeSync(fd, data, offset, data.length - offset, offset);
+    });
+  }
+
+  private ensureCreated(): Promise<number> {
+    if (this.descriptor !== undefined) return Promise.resolve(this.descriptor);
+    this.creating ??= this.opts.create!().then((fd) => {
+      this.descriptor = fd;
+      return fd;
+    });
+    return this.creating;
+  }
 
   write(chunk: Buffer): Promise<void> {
     if (this.closing !== undefined) {
@@ -84,8 +121,9 @@ export class BufferedDataFile implements DataFileWriter {
   release(): void {
     if (!this.open) return;
     this.open = false;
+    if (this.descriptor === undefined) return;
     try {
-      fs.closeSync(this.fd);
+      fs.closeSync(this.descriptor);
     } catch {
       // Nothing is left to flush: the data was written (and fsynced) before.
     }
@@ -125,7 +163,9 @@ export class BufferedDataFile implements DataFileWriter {
     this.buffer = spareBatches.take(this.position + length >= BIG_BATCH_FROM ? BIG_BATCH_SIZE : BATCH_SIZE);
     this.buffered = 0;
     this.position += length;
-    const write = this.writeAll(full.subarray(0, length), position).then(() => spareBatches.give(full));
+    const write = this.ensureCreated()
+      .then(() => this.writeAll(full.subarray(0, length), position))
+      .then(() => spareBatches.give(full));
     // Handled here so that a failure is not reported as unhandled; settle() rethrows it.
     write.catch(() => undefined);
     this.inFlight = write;
@@ -157,8 +197,11 @@ export class BufferedDataFile implements DataFileWriter {
     const data = this.buffer!.subarray(0, this.buffered);
     if (this.position === 0) {
       this.contents = Buffer.from(data);
+      // A lazy writer leaves it to the store: to the journal, or to writeOut().
       let offset = 0;
-      while (offset < data.length) offset += fs.writeSync(this.fd, data, offset, data.length - offset, offset);
+      if (this.descriptor !== undefined) {
+        while (offset < data.length) offset += fs.writeSync(this.descriptor, data, offset, data.length - offset, offset);
+      }
     } else {
       await this.writeAll(data, this.position);
       spareBatches.give(this.buffer!);

@@ -7,6 +7,11 @@
 // renamed to qf<id> (or hf<id>), and the directory is fsynced again. A qf file
 // therefore only exists once its df is complete on stable storage. Directory
 // fsyncs are shared between commits that run at the same time.
+//
+// With the commit journal (journal.ts) a small message accepted for immediate
+// delivery skips all of that: its control file and body are appended to the
+// journal, and df and qf are written only if the message is still queued
+// after its first delivery (materialize()).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,6 +25,7 @@ import { decodeControlFile, parseControlFile, serializeControlFile } from './qf'
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
 import { READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
+import { CommitJournal, isJournalName, journalOwnerGone, readJournal } from './journal';
 
 export type { DataFileWriter } from './data-file';
 
@@ -30,6 +36,8 @@ export interface QueueStoreOptions {
   /** Replaces fsync for files and the directory, e.g. to count or fail syncs. */
   sync?: SyncFunction;
   idGenerator?: QueueIdGenerator;
+  /** Commit small messages for immediate delivery to the journal (the daemon, CommitJournal=true). */
+  journal?: boolean;
 }
 
 /** The first two letters of a queue file name. */
@@ -107,6 +115,9 @@ export class QueueStore {
   /** Bytes of message bodies kept in freshControl (bounded by FRESH_BODY_BYTES). */
   private freshBodyBytes = 0;
   private fileSyncs = 0;
+  private readonly journal: CommitJournal | undefined;
+  /** The journal recovery running now, if any (one at a time per process). */
+  private journalRecovery: Promise<void> | undefined;
 
   constructor(opts: QueueStoreOptions) {
     this.dir = opts.dir;
@@ -117,10 +128,19 @@ export class QueueStore {
     this.ids = opts.idGenerator ?? new QueueIdGenerator();
     this.dirSync = new DirectorySync(this.dir, sync);
     this.locks = new LockFiles(this.dir);
+    if (opts.journal === true) {
+      const fdatasync: SyncFunction = opts.sync ?? ((fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))));
+      this.journal = new CommitJournal(this.dir, fdatasync, () => this.dirSync.request(), (m) => this.logger.error(m));
+    }
   }
 
   get stats(): QueueStoreStats {
     return { dirSyncs: this.dirSync.syncs, fileSyncs: this.fileSyncs };
+  }
+
+  /** fdatasync() calls of the commit journal so far, one per batch of commits. */
+  get journalSyncs(): number {
+    return this.journal?.syncs ?? 0;
   }
 
   /**
@@ -161,7 +181,8 @@ export class QueueStore {
       unlock: (id: string) => this.unlock(id),
       holds: (id: string) => this.locks.holds(id),
     };
-    this.recovering = recoverQueue(this.dir, this.logger, Date.now(), locks).then(
+    // Journals of a gone process first: their items become df and qf, which the queue recovery then sees whole.
+    this.recovering = this.recoverJournals().then(() => recoverQueue(this.dir, this.logger, Date.now(), locks)).then(
       (report) => {
         this.recovery = report;
         this.recoveryRunning = false;
@@ -218,9 +239,23 @@ export class QueueStore {
     return path.join(this.dir, kind + id);
   }
 
-  /** Creates df<id>; fails with EEXIST if it exists. */
-  async openDataFile(id: string): Promise<DataFileWriter> {
+  /**
+   * Creates df<id>; fails with EEXIST if it exists. With `lazy` (and the
+   * journal on) the file is created only when a batch of the body goes to
+   * disk or the commit needs it: a small message that goes to the journal
+   * never has one.
+   */
+  async openDataFile(id: string, opts: { lazy?: boolean } = {}): Promise<DataFileWriter> {
     const file = this.dataPath(id);
+    if (opts.lazy === true && this.journal !== undefined) {
+      const lazy = new BufferedDataFile(undefined, {
+        path: file,
+        onError: () => unlinkIfExists(file),
+        create: () => openFile(file, 'wx'),
+      });
+      this.writers.set(id, lazy);
+      return lazy;
+    }
     // Creates go through the thread pool: allocating an inode can cost more
     // than the round trip (ext4 without a journal scans past recently freed
     // inodes), and the event loop is the daemon's bottleneck.
@@ -246,6 +281,7 @@ export class QueueStore {
     // rename that makes the item visible still waits for both.
     const writer = this.writers.get(item.id);
     const later = opts.syncLater === true;
+    if (writer !== undefined && this.journal !== undefined && (await this.commitToJournal(item, writer, opts))) return;
     const dataSynced = this.syncDataFile(item.id, later).catch((err: unknown) => {
       // The session's reply names the file that failed ("error writing data file").
       if (err instanceof Error) Object.assign(err, { queueFile: 'data' });
@@ -274,7 +310,158 @@ export class QueueStore {
    * caller reads the df.
    */
   takeBody(id: string): Buffer | undefined {
-    return this.takenBodies.get(id);
+    return this.takenBodies.get(id) ?? this.journal?.entry(id)?.body;
+  }
+
+  /** Tells whether `id` is held in the commit journal only, without df and qf. */
+  inJournal(id: string): boolean {
+    return this.journal?.has(id) === true;
+  }
+
+  /**
+   * Writes an item held in the journal out as df and qf (with `item` as its
+   * control file), takes its lock file and marks the journal entry finished.
+   * Callers that need the df (local delivery, a bounce) or leave the item
+   * queued call it; it does nothing for an item that is not in the journal.
+   */
+  async materialize(item: QueueItem): Promise<void> {
+    const entry = this.journal?.entry(item.id);
+    if (entry === undefined) return;
+    if (!(await this.locks.lock(item.id))) throw new Error(`cannot lock ${item.id} to write it out of the commit journal`);
+    try {
+      await this.writeItemFiles(item.id, Buffer.from(serializeControlFile(item), 'utf8'), entry.body);
+    } catch (err) {
+      await this.locks.unlock(item.id).catch(() => undefined);
+      throw err;
+    }
+    this.journal!.finish(item.id);
+  }
+
+  /**
+   * Writes df and qf of an item that has neither (materialize, journal
+   * recovery): df, then tf, each fsynced, the folder fsynced, tf renamed to
+   * qf, the folder fsynced again. The caller holds the item's lock.
+   */
+  private async writeItemFiles(id: string, control: Buffer, body: Buffer): Promise<void> {
+    const temp = path.join(this.dir, `tf${id}`);
+    const writeFile = async (file: string, bytes: Buffer): Promise<void> => {
+      const fd = await openFile(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW);
+      try {
+        let offset = 0;
+        while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+        if (this.safe) await this.syncFile(fd, file);
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    try {
+      await writeFile(this.dataPath(id), body);
+      await writeFile(temp, control);
+      if (this.safe) await this.dirSync.request();
+      fs.renameSync(temp, this.controlPath(id, 'qf'));
+    } catch (err) {
+      await unlinkIfExists(temp).catch(() => undefined);
+      await unlinkIfExists(this.dataPath(id)).catch(() => undefined);
+      throw err;
+    }
+    if (this.safe) await this.dirSync.request();
+  }
+
+  /**
+   * Commits to the journal when the message qualifies: held for immediate
+   * delivery with its body kept, small enough that the lazy writer created no
+   * df, no quarantine, SuperSafe on. Returns false when it did not; a lazy
+   * writer's df is then written out for the normal commit.
+   */
+  private async commitToJournal(item: QueueItem, writer: BufferedDataFile, opts: CommitOptions): Promise<boolean> {
+    if (!writer.closed) await writer.close().catch(() => undefined);
+    const qualifies =
+      writer.unwritten &&
+      opts.lock === true &&
+      opts.keepBody === true &&
+      opts.syncLater !== true &&
+      (this.superSafe === 'true' || this.superSafe === 'postmilter') &&
+      item.quarantine === undefined &&
+      this.journal!.hasRoom(writer.contents!.length);
+    if (!qualifies) {
+      if (writer.unwritten) {
+        // syncDataFile() reports a failure here as a data file error.
+        await writer.writeOut().catch(() => undefined);
+      }
+      return false;
+    }
+    this.writers.delete(item.id);
+    writer.release();
+    this.forget(item.id);
+    try {
+      await this.journal!.append(item.id, serializeControlFile(item), writer.contents!);
+    } catch (err) {
+      if (err instanceof Error) Object.assign(err, { queueFile: 'data' });
+      throw err;
+    }
+    return true;
+  }
+
+  /**
+   * Writes out the open entries of journals whose process is gone, each as
+   * df and qf under its lock, then removes the journal. Runs at start and
+   * before each queue run (a worker that died leaves its journal to the
+   * primary's next run); one at a time per process.
+   */
+  recoverJournals(): Promise<void> {
+    this.journalRecovery ??= this.recoverJournalFiles().finally(() => {
+      this.journalRecovery = undefined;
+    });
+    return this.journalRecovery;
+  }
+
+  private async recoverJournalFiles(): Promise<void> {
+    let names: string[];
+    try {
+      names = (await fs.promises.readdir(this.dir)).filter(isJournalName);
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    for (const name of names) {
+      if (this.journal?.isOwn(name) === true) continue;
+      if (!journalOwnerGone(name)) continue;
+      // The rename claims the file: of two processes recovering at once, one gets it.
+      const claimed = path.join(this.dir, this.journal?.claimName() ?? `.jr.${process.pid}.${Date.now()}.r${name.length}${Math.floor(Math.random() * 1e6)}`);
+      try {
+        await fs.promises.rename(path.join(this.dir, name), claimed);
+      } catch (err) {
+        if (errorCode(err) === 'ENOENT') continue;
+        throw err;
+      }
+      await this.recoverJournalFile(claimed, name);
+    }
+  }
+
+  private async recoverJournalFile(file: string, name: string): Promise<void> {
+    const data = await readBytesNoFollow(file);
+    const { open, damagedAt } = readJournal(data);
+    if (damagedAt !== undefined && damagedAt < data.length) {
+      this.logger.notice(`commit journal ${name}: ignored ${data.length - damagedAt} bytes after offset ${damagedAt}, a record cut short by a crash`);
+    }
+    let left = 0;
+    for (const entry of open) {
+      const exists = await Promise.all((['qf', 'hf', 'Qf'] as const).map((kind) => fs.promises.lstat(this.controlPath(entry.id, kind)).then(() => true, () => false)));
+      // Written out before the process went, but its entry was not marked.
+      if (exists.includes(true)) continue;
+      if (!(await this.lock(entry.id))) {
+        left += 1;
+        continue;
+      }
+      try {
+        await this.writeItemFiles(entry.id, entry.control, entry.body);
+        this.logger.child(entry.id).notice(`written out from commit journal ${name}`);
+      } finally {
+        await this.unlock(entry.id);
+      }
+    }
+    // An entry locked by a live process stays; the next recovery claims the file again.
+    if (left === 0) await unlinkIfExists(file);
   }
 
   /**
@@ -311,6 +498,12 @@ export class QueueStore {
 
   /** Reads the control file of `id` (qf, else hf); throws QueueFileError if damaged. */
   async read(id: string): Promise<QueueItem> {
+    const journaled = this.journal?.entry(id);
+    if (journaled !== undefined) {
+      this.heldSinceCommit.add(id);
+      this.takenBodies.set(id, journaled.body);
+      return parseControlFile(journaled.text, id);
+    }
     const fresh = this.freshControl.get(id);
     if (fresh !== undefined) {
       this.dropFresh(id, fresh);
@@ -343,6 +536,8 @@ export class QueueStore {
   async update(item: QueueItem): Promise<void> {
     // Written in Posthorn's format, sendmail's LF data file and sender would pass for converted ones.
     if (item.fromSendmail) throw new Error(`control file of ${item.id} was written by sendmail: convert it with adoptSendmailItem() first`);
+    // Still queued after its first delivery: it leaves the journal for df and qf.
+    if (this.inJournal(item.id)) return this.materialize(item);
     try {
       await this.writeControlFile(item, false);
     } catch (err) {
@@ -369,6 +564,10 @@ export class QueueStore {
     // and that forgets the item.
     const clean = this.heldSinceCommit.has(id);
     this.forget(id);
+    if (this.inJournal(id)) {
+      this.journal!.finish(id);
+      return;
+    }
     const names = clean ? ['qf'] : ['qf', 'hf', 'tf'];
     await Promise.all(names.map((kind) => unlinkIfExists(path.join(this.dir, kind + id))));
     await unlinkIfExists(this.dataPath(id));
@@ -398,15 +597,25 @@ export class QueueStore {
     return this.locks.lock(id);
   }
 
-  unlock(id: string): Promise<void> {
+  async unlock(id: string): Promise<void> {
+    const journaled = this.journal?.entry(id);
+    if (journaled !== undefined) {
+      // Left queued without a delivery (shutdown, QueueLA): other processes must see it.
+      try {
+        await this.materialize(parseControlFile(journaled.text, id));
+      } catch (err) {
+        this.logger.child(id).error(`cannot write the item out of the commit journal, it stays there until the next start: ${(err as Error).message}`);
+        return;
+      }
+    }
     // Another process may change the item once it is unlocked.
     this.forget(id);
     return this.locks.unlock(id);
   }
 
-  /** Tests whether this store holds the lock on `id` (taken by lock() or commit()). */
+  /** Tests whether this store holds the lock on `id` (taken by lock() or commit(), or in the journal). */
   holdsLock(id: string): boolean {
-    return this.locks.holds(id);
+    return this.locks.holds(id) || this.inJournal(id);
   }
 
   /** Tests whether any live process has the lock on `id` (mailq's "*"). */

@@ -42,7 +42,9 @@ export async function handleData(session: Session, arg: string): Promise<void> {
 
   let writer: DataFileWriter;
   try {
-    writer = await session.ctx.store.openDataFile(tx.id);
+    // A message that will be delivered at once may go to the commit journal: no df unless it needs one.
+    const lazy = session.ctx.config.mailFilters.length === 0 && session.ctx.deliversAtOnce?.() === true;
+    writer = await session.ctx.store.openDataFile(tx.id, { lazy });
   } catch (err) {
     session.ctx.logger.child(tx.id).error(`cannot create data file: ${(err as Error).message}`);
     session.send(reply(451, '4.3.0', 'Error creating data file; try again later'));

@@ -4,6 +4,8 @@
 // at least once, byte for byte, and the queue must hold no item or stray file.
 // Used by test/hostile/torture.test.ts (short) and scripts/torture.js (long).
 
+import { isJournalName } from '../../src/queue/journal';
+import { journalOpenIds } from '../helpers/journal';
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { startDnsServer } from '../helpers/dns-server';
@@ -205,7 +207,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureResult> {
     for (;;) {
       const delivered = new Set(sink.messages.map((m) => checkSinkMessage(m).tag));
       const missing = [...accepted.keys()].filter((t) => !delivered.has(t));
-      const queued = ph.queueFiles().filter((f) => !isLeftover(f));
+      const queued = [...ph.queueFiles().filter((f) => !isLeftover(f) && !isJournalName(f)), ...journalOpenIds(ph.queueDir)];
       if ((missing.length === 0 && queued.length === 0) || Date.now() > deadline) break;
       log(`draining: ${missing.length} not delivered, queue holds ${queued.join(' ')}`);
       await ph.run(['-q']);
@@ -228,7 +230,8 @@ export async function runTorture(opts: TortureOptions): Promise<TortureResult> {
       duplicates: [...seen.values()].reduce((a, n) => a + n - 1, 0),
       lost: [...accepted.entries()].filter(([tag]) => !seen.has(tag)).map(([tag, id]) => `${tag} (${id})`),
       corrupted,
-      leftInQueue: ph.queueFiles().filter((f) => !isLeftover(f)),
+      // The running daemon's journal file stays; an open entry in any journal is an item left.
+      leftInQueue: [...ph.queueFiles().filter((f) => !isLeftover(f) && !isJournalName(f)), ...journalOpenIds(ph.queueDir).map((id) => `journal entry ${id}`)],
       leftoverFiles: ph.queueFiles().filter(isLeftover).length,
       damagedLog,
       seconds: (Date.now() - started) / 1000,

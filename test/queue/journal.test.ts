@@ -1,0 +1,184 @@
+// The commit journal (src/queue/journal.ts) and the store's use of it: what is
+// on disk after a commit, a delivery, a deferral and a crash.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { readJournal } from '../../src/queue/journal';
+import { parseControlFile, serializeControlFile } from '../../src/queue/qf';
+import { QueueStore } from '../../src/queue/store';
+import { captureLogger, makeTempDir, removeDir, sampleItem } from './helpers';
+import { journalOpenIds } from '../helpers/journal';
+
+async function openStore(dir = makeTempDir()) {
+  const capture = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'true', logger: capture.logger, journal: true });
+  await store.init();
+  await store.recovered();
+  return { dir, store, capture };
+}
+
+/** Receives a small message as a session that delivers at once does. */
+async function commitSmall(store: QueueStore, body: string) {
+  const id = store.newId();
+  const writer = await store.openDataFile(id, { lazy: true });
+  await writer.write(Buffer.from(body));
+  await writer.close();
+  const item = { ...sampleItem(id), bodySize: body.length };
+  await store.commit(item, { lock: true, keepBody: true });
+  return { id, item };
+}
+
+function queueNames(dir: string): string[] {
+  // Without journal files and the lock pid file.
+  return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+}
+
+/** A pid that no process has now: one of a child that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+  return Number(child.stdout.trim());
+}
+
+function record(id: string, control: string, body: string): Buffer {
+  const c = Buffer.from(control);
+  const b = Buffer.from(body);
+  const crc = zlib.crc32(b, zlib.crc32(c)).toString(16);
+  return Buffer.concat([Buffer.from(`P ${id} ${c.length} ${b.length} ${crc}\n`), c, b]);
+}
+
+test('a journaled commit leaves no df, qf or lock, and reads back whole', async () => {
+  const { dir, store } = await openStore();
+  const { id, item } = await commitSmall(store, 'Subject: hi\r\n\r\nbody\r\n');
+  assert.deepEqual(queueNames(dir), []);
+  assert.deepEqual(journalOpenIds(dir), [id]);
+  assert.ok(store.holdsLock(id));
+  assert.deepEqual(await store.read(id), item);
+  assert.equal(store.takeBody(id)?.toString(), 'Subject: hi\r\n\r\nbody\r\n');
+
+  await store.remove(id);
+  assert.deepEqual(journalOpenIds(dir), []);
+  assert.deepEqual(queueNames(dir), []);
+  removeDir(dir);
+});
+
+test('a deferred item is written out as df and qf and leaves the journal', async () => {
+  const { dir, store } = await openStore();
+  const { id, item } = await commitSmall(store, 'Subject: later\r\n\r\nbody\r\n');
+  const read = await store.read(id);
+  read.attempts = 1;
+  read.recipients[0].state = 'deferred';
+  await store.update(read);
+  assert.ok(!store.inJournal(id));
+  assert.deepEqual(queueNames(dir), [`df${id}`, `lf${id}`, `qf${id}`]);
+  assert.equal(fs.readFileSync(path.join(dir, `df${id}`), 'utf8'), 'Subject: later\r\n\r\nbody\r\n');
+  assert.equal(parseControlFile(fs.readFileSync(path.join(dir, `qf${id}`), 'utf8'), id).attempts, 1);
+  assert.deepEqual(journalOpenIds(dir), []);
+  await store.unlock(id);
+  assert.deepEqual(queueNames(dir), [`df${id}`, `qf${id}`]);
+  assert.equal(item.id, id);
+  removeDir(dir);
+});
+
+test('unlock without a delivery writes the item out for queue runs', async () => {
+  const { dir, store } = await openStore();
+  const { id } = await commitSmall(store, 'Subject: unlocked\r\n\r\nx\r\n');
+  await store.unlock(id);
+  assert.deepEqual(queueNames(dir), [`df${id}`, `qf${id}`]);
+  assert.deepEqual(await store.list(), [id]);
+  removeDir(dir);
+});
+
+test('a large body or a quarantine goes to df and qf as before', async () => {
+  const { dir, store } = await openStore();
+  const large = store.newId();
+  const writer = await store.openDataFile(large, { lazy: true });
+  const body = Buffer.alloc(300 * 1024, 'a');
+  await writer.write(body);
+  await writer.close();
+  await store.commit({ ...sampleItem(large), bodySize: body.length }, { lock: true, keepBody: true });
+  assert.deepEqual(fs.readFileSync(path.join(dir, `df${large}`)), body);
+  assert.ok(fs.existsSync(path.join(dir, `qf${large}`)));
+
+  const held = store.newId();
+  const small = await store.openDataFile(held, { lazy: true });
+  await small.write(Buffer.from('x\r\n'));
+  await small.close();
+  await store.commit({ ...sampleItem(held), bodySize: 3, quarantine: 'spam' }, { lock: true, keepBody: true });
+  assert.ok(fs.existsSync(path.join(dir, `hf${held}`)));
+  assert.equal(fs.readFileSync(path.join(dir, `df${held}`), 'utf8'), 'x\r\n');
+  assert.deepEqual(journalOpenIds(dir), []);
+  removeDir(dir);
+});
+
+test('recovery writes out the open entries of a gone process and removes its journal', async () => {
+  const dir = makeTempDir();
+  const pid = deadPid();
+  const done = sampleItem('6B5AAAAA000001');
+  const open = sampleItem('6B5AAAAA000002');
+  const data = Buffer.concat([
+    record(done.id, serializeControlFile(done), 'done body\r\n'),
+    record(open.id, serializeControlFile(open), 'open body\r\n'),
+    Buffer.from(`D ${done.id}\n`),
+    // Cut short by the crash: never acknowledged.
+    record('6B5AAAAA000003', serializeControlFile(sampleItem('6B5AAAAA000003')), 'cut\r\n').subarray(0, 40),
+  ]);
+  const name = `.jr.${pid}.${Date.now() - 5000}.1`;
+  fs.writeFileSync(path.join(dir, name), data);
+
+  const { store, capture } = await openStore(dir);
+  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${open.id}`, `qf${open.id}`]);
+  assert.equal(fs.readFileSync(path.join(dir, `df${open.id}`), 'utf8'), 'open body\r\n');
+  assert.deepEqual(await store.read(open.id), open);
+  assert.match(capture.lines.join('\n'), new RegExp(`${open.id}: written out from commit journal ${name.replace(/\./g, '\\.')}`));
+  assert.match(capture.lines.join('\n'), /ignored 40 bytes after offset \d+, a record cut short by a crash/);
+  removeDir(dir);
+});
+
+test('recovery leaves the journal of a live process alone', async () => {
+  const dir = makeTempDir();
+  const item = sampleItem('6B5AAAAA000004');
+  // This test's own parent is alive and started before the file was made.
+  const name = `.jr.${process.ppid}.${Date.now()}.1`;
+  fs.writeFileSync(path.join(dir, name), record(item.id, serializeControlFile(item), 'b\r\n'));
+  await openStore(dir);
+  assert.deepEqual(fs.readdirSync(dir), [name]);
+  removeDir(dir);
+});
+
+test('an entry already written out is not written again', async () => {
+  const dir = makeTempDir();
+  const item = sampleItem('6B5AAAAA000005');
+  fs.writeFileSync(path.join(dir, `qf${item.id}`), serializeControlFile({ ...item, attempts: 3 }));
+  fs.writeFileSync(path.join(dir, `df${item.id}`), 'kept\r\n');
+  fs.writeFileSync(path.join(dir, `.jr.${deadPid()}.${Date.now() - 5000}.1`), record(item.id, serializeControlFile(item), 'old\r\n'));
+  const { store } = await openStore(dir);
+  assert.equal((await store.read(item.id)).attempts, 3);
+  assert.equal(fs.readFileSync(path.join(dir, `df${item.id}`), 'utf8'), 'kept\r\n');
+  assert.deepEqual(fs.readdirSync(dir).sort(), [`df${item.id}`, `qf${item.id}`]);
+  removeDir(dir);
+});
+
+test('readJournal stops at a damaged record', () => {
+  const a = sampleItem('6B5AAAAA000006');
+  const b = sampleItem('6B5AAAAA000007');
+  const good = record(a.id, serializeControlFile(a), 'a\r\n');
+  const bad = record(b.id, serializeControlFile(b), 'b\r\n');
+  bad[bad.length - 2] ^= 1;
+  const read = readJournal(Buffer.concat([good, bad, Buffer.from(`D ${a.id}\n`)]));
+  assert.deepEqual(read.open.map((e) => e.id), [a.id]);
+  assert.equal(read.damagedAt, good.length);
+  assert.deepEqual(readJournal(Buffer.from('garbage without a newline')).open, []);
+});
+
+test('many commits share few fdatasync calls', async () => {
+  const { dir, store } = await openStore();
+  const commits = await Promise.all(Array.from({ length: 50 }, (_, i) => commitSmall(store, `Subject: ${i}\r\n\r\nx\r\n`)));
+  assert.ok(store.journalSyncs < 50, `${store.journalSyncs} syncs for 50 commits`);
+  for (const { id } of commits) await store.remove(id);
+  assert.deepEqual(journalOpenIds(dir), []);
+  removeDir(dir);
+});
