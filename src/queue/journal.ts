@@ -13,8 +13,8 @@
 // writes out the open entries of journals whose process has gone.
 //
 // File ".jr.<pid>.<token>.<n>" in the queue folder, where token is the time
-// the journal was opened (ms): a later process with the same pid is told
-// apart by its start time. Records:
+// the journal was opened (ms). The owner keeps the file open, so a later
+// process with the same pid, which does not have it open, is recognized. Records:
 //
 //   P <id> <control bytes> <body bytes> <crc32 hex>\n<control><body>
 //   D <id>\n
@@ -47,6 +47,8 @@ interface Segment {
   syncing: boolean;
   /** A failed write could not be cut off: nothing more is appended. */
   broken: boolean;
+  /** Its inode: the name still leads to it unless another process claimed the file. */
+  ino: number;
 }
 
 export interface JournalEntry {
@@ -56,6 +58,7 @@ export interface JournalEntry {
 }
 
 interface Waiter {
+  segment: Segment;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -168,7 +171,7 @@ export class CommitJournal {
     const fd = await new Promise<number>((resolve, reject) => {
       fs.open(file, WRITE_NEW, 0o600, (err, opened) => (err ? reject(err) : resolve(opened)));
     });
-    const segment: Segment = { file, fd, size: 0, open: 0, syncing: false, broken: false };
+    const segment: Segment = { file, fd, size: 0, open: 0, syncing: false, broken: false, ino: fs.fstatSync(fd).ino };
     this.segments.add(segment);
     try {
       await this.syncDir();
@@ -212,7 +215,7 @@ export class CommitJournal {
     return new Promise((resolve, reject) => {
       this.dirty.add(segment);
       segment.syncing = true;
-      this.waiting.push({ resolve, reject });
+      this.waiting.push({ segment, resolve, reject });
       if (this.running) return;
       this.running = true;
       // Commits whose writes finish in this turn of the event loop share the first sync.
@@ -229,7 +232,13 @@ export class CommitJournal {
       try {
         await Promise.all(segments.map((s) => this.sync(s.fd, s.file)));
         this.syncs += 1;
-        for (const waiter of batch) waiter.resolve();
+        // A file renamed away was claimed by another process's recovery, which
+        // may have read it before these records, so their commits fail.
+        const lost = new Set(segments.filter((s) => !this.stillNamed(s)));
+        for (const waiter of batch) {
+          if (lost.has(waiter.segment)) waiter.reject(Object.assign(new Error(`commit journal ${waiter.segment.file} was taken over by another process`), { code: 'EIO' }));
+          else waiter.resolve();
+        }
       } catch (err) {
         for (const waiter of batch) waiter.reject(err);
       }
@@ -240,6 +249,24 @@ export class CommitJournal {
       }
     }
     this.running = false;
+  }
+
+  /**
+   * Tells whether the journal file's name still leads to `segment`. When it
+   * does not, nothing more is appended to it (a new file is started).
+   */
+  private stillNamed(segment: Segment): boolean {
+    let ino: number | undefined;
+    try {
+      ino = fs.statSync(segment.file).ino;
+    } catch {
+      ino = undefined;
+    }
+    if (ino === segment.ino) return true;
+    this.onError(`commit journal ${segment.file} was renamed or removed by another process; a new one is started`);
+    segment.broken = true;
+    if (this.current === segment) this.current = undefined;
+    return false;
   }
 
   /** Removes a journal file that is not appended to and holds no open entry. */
@@ -323,20 +350,49 @@ export function readJournal(data: Buffer): { open: RecoveredEntry[]; damagedAt?:
 
 /**
  * Tells whether a journal file name belongs to a process that is gone: the
- * pid is not running, or the process with that pid started after the file
- * was made (the pid was reused).
+ * pid is not running, or the process with that pid does not have the file
+ * open (the pid was reused).
  */
 export function journalOwnerGone(name: string): boolean {
   const m = NAME.exec(name);
   if (m === null) return false;
   const pid = Number(m[1]);
   if (!isProcessAlive(pid)) return true;
+  // The owner keeps its journal files open, and so does a recovery with the
+  // file it claimed. Unlike the start time, this test does not depend on the clock.
+  const open = holdsOpen(pid, name);
+  if (open !== undefined) return !open;
+  // NOTE: when /proc/<pid>/fd is not readable (another user), the start time
+  // decides, and a clock stepped forward after the owner started makes a live owner look gone.
   const started = processStartMs(pid);
   return started !== undefined && started > Number(m[2]) + 1000;
 }
 
 export function isJournalName(name: string): boolean {
   return NAME.test(name);
+}
+
+/**
+ * Tells whether process `pid` has the journal file `name` open, from the
+ * links in /proc/<pid>/fd; undefined when they cannot be read.
+ */
+function holdsOpen(pid: number, name: string): boolean | undefined {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return undefined;
+  }
+  for (const fd of fds) {
+    let target: string;
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (target.endsWith(`/${name}`)) return true;
+  }
+  return false;
 }
 
 /** When `pid` started (ms since the epoch), from /proc; undefined when unknown. */

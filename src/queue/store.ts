@@ -24,7 +24,7 @@ import { errorCode, LockFiles, unlinkIfExists, unlinkSyncIfExists } from './lock
 import { decodeControlFile, parseControlFile, serializeControlFile } from './qf';
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
-import { READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
+import { openRegular, READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
 import { CommitJournal, isJournalName, journalOwnerGone, readJournal } from './journal';
 
 export type { DataFileWriter } from './data-file';
@@ -118,6 +118,8 @@ export class QueueStore {
   private readonly journal: CommitJournal | undefined;
   /** The journal recovery running now, if any (one at a time per process). */
   private journalRecovery: Promise<void> | undefined;
+  /** Items of this process's journal that unlock() could not write out (a full disk); queue runs try again. */
+  private readonly stranded = new Set<string>();
 
   constructor(opts: QueueStoreOptions) {
     this.dir = opts.dir;
@@ -328,12 +330,16 @@ export class QueueStore {
     const entry = this.journal?.entry(item.id);
     if (entry === undefined) return;
     if (!(await this.locks.lock(item.id))) throw new Error(`cannot lock ${item.id} to write it out of the commit journal`);
+    const text = serializeControlFile(item);
     try {
-      await this.writeItemFiles(item.id, Buffer.from(serializeControlFile(item), 'utf8'), entry.body);
+      await this.writeItemFiles(item.id, Buffer.from(text, 'utf8'), entry.body);
     } catch (err) {
+      // A later try writes what this delivery has done (recipients sent are not sent again).
+      entry.text = text;
       await this.locks.unlock(item.id).catch(() => undefined);
       throw err;
     }
+    this.stranded.delete(item.id);
     this.journal!.finish(item.id);
   }
 
@@ -416,6 +422,15 @@ export class QueueStore {
   }
 
   private async recoverJournalFiles(): Promise<void> {
+    // Items of this process that could not be written out when their delivery ended.
+    for (const id of [...this.stranded]) {
+      const entry = this.journal?.entry(id);
+      if (entry === undefined) {
+        this.stranded.delete(id);
+        continue;
+      }
+      await this.unlock(id);
+    }
     let names: string[];
     try {
       names = (await fs.promises.readdir(this.dir)).filter(isJournalName);
@@ -426,20 +441,32 @@ export class QueueStore {
     for (const name of names) {
       if (this.journal?.isOwn(name) === true) continue;
       if (!journalOwnerGone(name)) continue;
-      // The rename claims the file: of two processes recovering at once, one gets it.
-      const claimed = path.join(this.dir, this.journal?.claimName() ?? `.jr.${process.pid}.${Date.now()}.r${name.length}${Math.floor(Math.random() * 1e6)}`);
+      // The rename claims the file, so of two processes recovering at once only
+      // one gets it. The file is opened first and stays open until it is
+      // removed, so other processes see that a live process has it (journalOwnerGone).
+      let handle: fs.promises.FileHandle;
       try {
-        await fs.promises.rename(path.join(this.dir, name), claimed);
+        handle = await openRegular(path.join(this.dir, name));
       } catch (err) {
         if (errorCode(err) === 'ENOENT') continue;
         throw err;
       }
-      await this.recoverJournalFile(claimed, name);
+      try {
+        const claimed = path.join(this.dir, this.journal?.claimName() ?? `.jr.${process.pid}.${Date.now()}.r${name.length}${Math.floor(Math.random() * 1e6)}`);
+        try {
+          await fs.promises.rename(path.join(this.dir, name), claimed);
+        } catch (err) {
+          if (errorCode(err) === 'ENOENT') continue;
+          throw err;
+        }
+        await this.recoverJournalFile(claimed, name, await handle.readFile());
+      } finally {
+        await handle.close();
+      }
     }
   }
 
-  private async recoverJournalFile(file: string, name: string): Promise<void> {
-    const data = await readBytesNoFollow(file);
+  private async recoverJournalFile(file: string, name: string, data: Buffer): Promise<void> {
     const { open, damagedAt } = readJournal(data);
     if (damagedAt !== undefined && damagedAt < data.length) {
       this.logger.notice(`commit journal ${name}: ignored ${data.length - damagedAt} bytes after offset ${damagedAt}, a record cut short by a crash`);
@@ -604,7 +631,8 @@ export class QueueStore {
       try {
         await this.materialize(parseControlFile(journaled.text, id));
       } catch (err) {
-        this.logger.child(id).error(`cannot write the item out of the commit journal, it stays there until the next start: ${(err as Error).message}`);
+        this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
+        this.stranded.add(id);
         return;
       }
     }

@@ -141,10 +141,12 @@ test('recovery writes out the open entries of a gone process and removes its jou
 test('recovery leaves the journal of a live process alone', async () => {
   const dir = makeTempDir();
   const item = sampleItem('6B5AAAAA000004');
-  // This test's own parent is alive and started before the file was made.
-  const name = `.jr.${process.ppid}.${Date.now()}.1`;
+  // This test's process is alive and holds the file open, as its owner does.
+  const name = `.jr.${process.pid}.${Date.now()}.1`;
   fs.writeFileSync(path.join(dir, name), record(item.id, serializeControlFile(item), 'b\r\n'));
+  const fd = fs.openSync(path.join(dir, name), 'r');
   await openStore(dir);
+  fs.closeSync(fd);
   assert.deepEqual(fs.readdirSync(dir), [name]);
   removeDir(dir);
 });
