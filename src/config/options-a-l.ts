@@ -37,7 +37,7 @@ export const OPTIONS_A_TO_L: OptionDef[] = [
   { name: 'CommitJournal', m4: 'confCOMMIT_JOURNAL', type: 'boolean', default: true,
     description: '(Posthorn) The daemon makes a small message for immediate delivery durable in a shared journal file, one fdatasync for '
       + 'all commits waiting at the time, and writes df and qf only if it is still queued after its first delivery (docs/queue-format.md). '
-      + 'False writes df and qf for every message, as sendmail does.',
+      + 'False writes df and qf for every message, as sendmail does. Read when the daemon starts; a SIGHUP reload keeps the value it started with.',
     status: 'implemented' },
   { name: 'ConnectionCacheSize', short: 'k', m4: 'confMCI_CACHE_SIZE', type: 'number', default: 1,
     description: 'Number of outgoing SMTP connections kept open between deliveries.', status: 'implemented' },

@@ -79,9 +79,10 @@ export class DeliveryRunner {
     this.stopped = true;
     this.waiting.length = 0;
     this.queued.clear();
-    for (const id of this.lockedAtCommit) {
-      if (!this.active.has(id)) await this.store.unlock(id).catch(() => undefined);
-    }
+    // At the same time: an item still in the commit journal is written out
+    // (fsyncs), and the writes share the folder fsyncs.
+    const waiting = [...this.lockedAtCommit].filter((id) => !this.active.has(id));
+    await Promise.all(waiting.map((id) => this.store.unlock(id).catch(() => undefined)));
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, graceMs);

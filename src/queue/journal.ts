@@ -55,6 +55,8 @@ export interface JournalEntry {
   text: string;
   body: Buffer;
   segment: Segment;
+  /** When it was appended (ms since the epoch). */
+  appended: number;
 }
 
 interface Waiter {
@@ -100,6 +102,18 @@ export class CommitJournal {
     return this.entries.get(id);
   }
 
+  /** Lists the ids of open entries appended more than `ms` ago, oldest first. */
+  openLongerThan(ms: number): string[] {
+    const cutoff = Date.now() - ms;
+    const ids: string[] = [];
+    // A Map iterates in insertion order, which is the order of appending.
+    for (const [id, entry] of this.entries) {
+      if (entry.appended > cutoff) break;
+      ids.push(id);
+    }
+    return ids;
+  }
+
   /** Tells whether `name` in the queue folder is a journal file of this process. */
   isOwn(name: string): boolean {
     const m = NAME.exec(name);
@@ -123,7 +137,7 @@ export class CommitJournal {
     const head = Buffer.from(`P ${id} ${control.length} ${body.length} ${crc}\n`, 'latin1');
     this.write(segment, [head, control, body]);
     segment.open += 1;
-    this.entries.set(id, { text, body, segment });
+    this.entries.set(id, { text, body, segment, appended: Date.now() });
     this.bodyBytes += body.length;
     if (segment.size >= SEGMENT_BYTES && this.current === segment) this.current = undefined;
     try {

@@ -25,7 +25,7 @@ import { decodeControlFile, parseControlFile, serializeControlFile } from './qf'
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
 import { openRegular, READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
-import { CommitJournal, isJournalName, journalOwnerGone, readJournal } from './journal';
+import { CommitJournal, isJournalName, journalOwnerGone, readJournal, type JournalEntry } from './journal';
 
 export type { DataFileWriter } from './data-file';
 
@@ -60,6 +60,13 @@ interface FreshControl {
   /** The lock was taken before the qf existed and has been held since. */
   lockedAtCommit: boolean;
 }
+
+/**
+ * An item still in the commit journal after this long (its first delivery
+ * waits for a slow next hop, or for a delivery slot) is written out as df and
+ * qf, so that mailq shows it and a queue run of another process sees it locked.
+ */
+const JOURNAL_LINGER_MS = 5000;
 
 /** At most this many bytes of bodies are kept in memory for immediate delivery. */
 const FRESH_BODY_BYTES = 8 * 1024 * 1024;
@@ -120,6 +127,8 @@ export class QueueStore {
   private journalRecovery: Promise<void> | undefined;
   /** Items of this process's journal that unlock() could not write out (a full disk); queue runs try again. */
   private readonly stranded = new Set<string>();
+  /** Write-outs of journal items in progress; remove(), update() and unlock() wait for them. */
+  private readonly writingOut = new Map<string, Promise<void>>();
 
   constructor(opts: QueueStoreOptions) {
     this.dir = opts.dir;
@@ -133,6 +142,7 @@ export class QueueStore {
     if (opts.journal === true) {
       const fdatasync: SyncFunction = opts.sync ?? ((fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))));
       this.journal = new CommitJournal(this.dir, fdatasync, () => this.dirSync.request(), (m) => this.logger.error(m));
+      setInterval(() => this.writeOutLingering(), 1000).unref();
     }
   }
 
@@ -250,10 +260,17 @@ export class QueueStore {
   async openDataFile(id: string, opts: { lazy?: boolean } = {}): Promise<DataFileWriter> {
     const file = this.dataPath(id);
     if (opts.lazy === true && this.journal !== undefined) {
+      // The id is reserved by the O_EXCL create only when it happens, so a failed
+      // create (EEXIST) must not remove a df of another item.
+      let created = false;
       const lazy = new BufferedDataFile(undefined, {
         path: file,
-        onError: () => unlinkIfExists(file),
-        create: () => openFile(file, 'wx'),
+        onError: () => (created ? unlinkIfExists(file) : Promise.resolve()),
+        create: async () => {
+          const fd = await openFile(file, 'wx');
+          created = true;
+          return fd;
+        },
       });
       this.writers.set(id, lazy);
       return lazy;
@@ -327,12 +344,37 @@ export class QueueStore {
    * queued call it; it does nothing for an item that is not in the journal.
    */
   async materialize(item: QueueItem): Promise<void> {
+    const writing = this.writingOut.get(item.id);
+    if (writing !== undefined) await writing.catch(() => undefined);
     const entry = this.journal?.entry(item.id);
     if (entry === undefined) return;
+    const run = this.writeOutEntry(item, entry);
+    this.writingOut.set(item.id, run);
+    try {
+      await run;
+    } finally {
+      if (this.writingOut.get(item.id) === run) this.writingOut.delete(item.id);
+    }
+  }
+
+  /** Writes out items held in the journal longer than JOURNAL_LINGER_MS, in the background. */
+  private writeOutLingering(): void {
+    for (const id of this.journal!.openLongerThan(JOURNAL_LINGER_MS)) {
+      if (this.writingOut.has(id) || this.stranded.has(id)) continue;
+      const entry = this.journal!.entry(id)!;
+      this.materialize(parseControlFile(entry.text, id)).catch((err: unknown) => {
+        this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
+        this.stranded.add(id);
+      });
+    }
+  }
+
+  private async writeOutEntry(item: QueueItem, entry: JournalEntry): Promise<void> {
     if (!(await this.locks.lock(item.id))) throw new Error(`cannot lock ${item.id} to write it out of the commit journal`);
     const text = serializeControlFile(item);
     try {
-      await this.writeItemFiles(item.id, Buffer.from(text, 'utf8'), entry.body);
+      // O_EXCL: an id still in the journal has no df, unless another item has the same id.
+      await this.writeItemFiles(item.id, Buffer.from(text, 'utf8'), entry.body, true);
     } catch (err) {
       // A later try writes what this delivery has done (recipients sent are not sent again).
       entry.text = text;
@@ -348,10 +390,13 @@ export class QueueStore {
    * recovery): df, then tf, each fsynced, the folder fsynced, tf renamed to
    * qf, the folder fsynced again. The caller holds the item's lock.
    */
-  private async writeItemFiles(id: string, control: Buffer, body: Buffer): Promise<void> {
+  private async writeItemFiles(id: string, control: Buffer, body: Buffer, exclusive: boolean): Promise<void> {
     const temp = path.join(this.dir, `tf${id}`);
-    const writeFile = async (file: string, bytes: Buffer): Promise<void> => {
-      const fd = await openFile(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW);
+    let dataCreated = false;
+    const writeFile = async (file: string, bytes: Buffer, excl: boolean): Promise<void> => {
+      const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW;
+      const fd = await openFile(file, flags | (excl ? fs.constants.O_EXCL : fs.constants.O_TRUNC));
+      if (file === this.dataPath(id)) dataCreated = true;
       try {
         let offset = 0;
         while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
@@ -361,13 +406,14 @@ export class QueueStore {
       }
     };
     try {
-      await writeFile(this.dataPath(id), body);
-      await writeFile(temp, control);
+      await writeFile(this.dataPath(id), body, exclusive);
+      await writeFile(temp, control, false);
       if (this.safe) await this.dirSync.request();
       fs.renameSync(temp, this.controlPath(id, 'qf'));
     } catch (err) {
       await unlinkIfExists(temp).catch(() => undefined);
-      await unlinkIfExists(this.dataPath(id)).catch(() => undefined);
+      // A df that was there before (EEXIST) belongs to another item.
+      if (dataCreated) await unlinkIfExists(this.dataPath(id)).catch(() => undefined);
       throw err;
     }
     if (this.safe) await this.dirSync.request();
@@ -481,7 +527,8 @@ export class QueueStore {
         continue;
       }
       try {
-        await this.writeItemFiles(entry.id, entry.control, entry.body);
+        // A df without a qf is left by a write-out that a crash cut short.
+        await this.writeItemFiles(entry.id, entry.control, entry.body, false);
         this.logger.child(entry.id).notice(`written out from commit journal ${name}`);
       } finally {
         await this.unlock(entry.id);
@@ -564,6 +611,8 @@ export class QueueStore {
     // Written in Posthorn's format, sendmail's LF data file and sender would pass for converted ones.
     if (item.fromSendmail) throw new Error(`control file of ${item.id} was written by sendmail: convert it with adoptSendmailItem() first`);
     // Still queued after its first delivery: it leaves the journal for df and qf.
+    const writing = this.writingOut.get(item.id);
+    if (writing !== undefined) await writing.catch(() => undefined);
     if (this.inJournal(item.id)) return this.materialize(item);
     try {
       await this.writeControlFile(item, false);
@@ -589,6 +638,8 @@ export class QueueStore {
     // An item held since its commit has only a qf, because writing an hf or
     // rewriting the qf (which can leave a tf) goes through writeControlFile(),
     // and that forgets the item.
+    const writing = this.writingOut.get(id);
+    if (writing !== undefined) await writing.catch(() => undefined);
     const clean = this.heldSinceCommit.has(id);
     this.forget(id);
     if (this.inJournal(id)) {
@@ -625,6 +676,8 @@ export class QueueStore {
   }
 
   async unlock(id: string): Promise<void> {
+    const writing = this.writingOut.get(id);
+    if (writing !== undefined) await writing.catch(() => undefined);
     const journaled = this.journal?.entry(id);
     if (journaled !== undefined) {
       // Left queued without a delivery (shutdown, QueueLA): other processes must see it.

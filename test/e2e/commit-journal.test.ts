@@ -1,14 +1,16 @@
-// The daemon's commit journal end to end: a relayed message leaves no queue
-// files, a message with a local recipient or a bounce is written out as df and
-// qf first, and a daemon stopped with SIGTERM leaves no open entry.
+// The daemon's commit journal end to end. A relayed message leaves no queue
+// files. A message with a local recipient or a bounce is written out as df and
+// qf first, and so is one whose delivery takes longer than 5 s. A daemon
+// stopped with SIGTERM leaves no open entry.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
-import { quoteRe, sendRaw, sendToRemote, makeMessage, startSinkHop, startNextHopDown } from '../helpers/e2e-setup';
+import { quoteRe, sendRaw, sendToRemote, makeMessage, startPosthornWithDns, startSinkHop, startNextHopDown } from '../helpers/e2e-setup';
 import { journalOpenIds } from '../helpers/journal';
-import { waitFor } from '../helpers/process';
+import { freePortOn, waitFor } from '../helpers/process';
 
 /** Queue files other than journals and the lock pid file. */
 function itemFiles(queueDir: string): string[] {
@@ -67,4 +69,35 @@ test('a deferred item is in the queue once its line is logged, and SIGTERM leave
   assert.match(mailq.stdout, new RegExp(quoteRe(id)));
   await ph.kill('SIGTERM');
   assert.deepEqual(fs.readdirSync(ph.queueDir).filter((n) => n.startsWith('.jr.')), []);
+});
+
+test('a delivery in flight over 5 s shows in mailq', { timeout: 60_000 }, async (t) => {
+  // A next hop that takes connections and never greets: the first delivery hangs.
+  const mailerPort = await freePortOn(['127.0.0.2']);
+  const sockets = new Set<net.Socket>();
+  const hang = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => hang.listen(mailerPort, '127.0.0.2', resolve));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    hang.close();
+  });
+  const { ph } = await startPosthornWithDns(t, { mailerPort });
+
+  const id = await sendToRemote(ph.port, 'slow hop');
+  await waitFor('a connection to the next hop', () => sockets.size > 0, 10_000);
+  await waitFor('the item written out', () => fs.existsSync(path.join(ph.queueDir, `qf${id}`)), 15_000);
+  // The entry is marked finished after the folder fsync that follows the rename.
+  await waitFor('the journal entry finished', () => journalOpenIds(ph.queueDir).length === 0, 5_000);
+  const mailq = await ph.run(['-bp']);
+  assert.match(mailq.stdout, new RegExp(`^${quoteRe(id)}\\*`, 'm'));
+
+  // The hop goes away: the delivery ends deferred and the item stays queued, unlocked.
+  for (const socket of sockets) socket.destroy();
+  await ph.waitForLog(new RegExp(`${quoteRe(id)}: to=<bob@remote\\.example>, .*stat=Deferred`), 20_000);
+  await waitFor('the lock released', () => !fs.existsSync(path.join(ph.queueDir, `lf${id}`)), 10_000);
+  assert.ok(fs.existsSync(path.join(ph.queueDir, `df${id}`)));
 });

@@ -184,3 +184,17 @@ test('many commits share few fdatasync calls', async () => {
   assert.deepEqual(journalOpenIds(dir), []);
   removeDir(dir);
 });
+
+test('a lazy create that finds a df leaves it alone', async () => {
+  const { dir, store } = await openStore();
+  const id = store.newId();
+  fs.writeFileSync(path.join(dir, `df${id}`), 'another item\r\n');
+  const writer = await store.openDataFile(id, { lazy: true });
+  // 300 KiB: the first full batch creates the file.
+  await assert.rejects(async () => {
+    for (let i = 0; i < 300; i++) await writer.write(Buffer.alloc(1024, 'z'));
+    await writer.close();
+  }, { code: 'EEXIST' });
+  assert.equal(fs.readFileSync(path.join(dir, `df${id}`), 'utf8'), 'another item\r\n');
+  removeDir(dir);
+});
