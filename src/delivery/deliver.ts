@@ -211,7 +211,7 @@ export class Deliverer {
     newlyBounced.push(...this.expireDeferred(item, started));
     const open = item.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
     // Bounces and notices copy the df, and a queued item needs its files: out
-    // of the commit journal first, before the log says the item is deferred.
+    // of the commit journal first, before the log reports the item deferred.
     if (newlyBounced.length > 0 || open.length > 0 || asksForNotice(item)) await this.ctx.store.materialize(item);
     for (const rr of results) {
       this.logRoute(item, rr, started);

@@ -6,7 +6,7 @@
 // order they were given. The file stays open after close() so that the commit
 // can fsync it without opening it again; the store closes it (release()).
 // A lazy writer (the commit journal's) creates the file only when the first
-// batch goes to disk or the store asks for it (writeOut()): a small message
+// batch goes to disk or the store requests it (writeOut()): a small message
 // committed to the journal never has a df.
 
 import * as fs from 'node:fs';

@@ -64,7 +64,7 @@ interface FreshControl {
 /**
  * An item still in the commit journal after this long (its first delivery
  * waits for a slow next hop, or for a delivery slot) is written out as df and
- * qf, so that mailq shows it and a queue run of another process sees it locked.
+ * qf, so that mailq shows it and a queue run of another process finds it locked.
  */
 const JOURNAL_LINGER_MS = 5000;
 
@@ -193,7 +193,7 @@ export class QueueStore {
       unlock: (id: string) => this.unlock(id),
       holds: (id: string) => this.locks.holds(id),
     };
-    // Journals of a gone process first: their items become df and qf, which the queue recovery then sees whole.
+    // Journals of a gone process first: their items become df and qf, which the queue recovery then finds complete.
     this.recovering = this.recoverJournals().then(() => recoverQueue(this.dir, this.logger, Date.now(), locks)).then(
       (report) => {
         this.recovery = report;
@@ -341,7 +341,7 @@ export class QueueStore {
    * Writes an item held in the journal out as df and qf (with `item` as its
    * control file), takes its lock file and marks the journal entry finished.
    * Callers that need the df (local delivery, a bounce) or leave the item
-   * queued call it; it does nothing for an item that is not in the journal.
+   * queued call it. For an item that is not in the journal it does nothing.
    */
   async materialize(item: QueueItem): Promise<void> {
     const writing = this.writingOut.get(item.id);
@@ -457,8 +457,8 @@ export class QueueStore {
   /**
    * Writes out the open entries of journals whose process is gone, each as
    * df and qf under its lock, then removes the journal. Runs at start and
-   * before each queue run (a worker that died leaves its journal to the
-   * primary's next run); one at a time per process.
+   * before each queue run, because a worker that died leaves its journal to
+   * the primary's next run. One runs at a time per process.
    */
   recoverJournals(): Promise<void> {
     this.journalRecovery ??= this.recoverJournalFiles().finally(() => {

@@ -58,7 +58,7 @@ test('a local recipient is delivered from the written-out df', async (t) => {
   assert.deepEqual(journalOpenIds(ph.queueDir), []);
 });
 
-test('a deferred item is in the queue once its line is logged, and SIGTERM leaves no journal', async (t) => {
+test('deferred item queued before its log line', async (t) => {
   const hop = await startNextHopDown(t);
   const { ph } = hop;
   const id = await sendToRemote(ph.port, 'deferred');

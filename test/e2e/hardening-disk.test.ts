@@ -3,41 +3,15 @@
 // got a 250 is intact in the queue, and all of them are delivered once space is
 // back. Mounting needs root: outside CI the test is skipped without it.
 
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
 import { startSinkHop } from '../helpers/e2e-setup';
-
-/**
- * Mounts a tmpfs of `size` on a fresh folder, makes the queue folder on it and
- * unmounts it after the test. When mounting fails, the test fails in CI and is
- * skipped elsewhere, in which case this returns undefined and the caller must
- * return at once.
- */
-function mountQueueDisk(t: TestContext, size: string): { mountPoint: string; queueDir: string } | undefined {
-  const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-disk-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mountPoint], { stdio: 'pipe' });
-  } catch (err) {
-    fs.rmdirSync(mountPoint);
-    const reason = `cannot mount a tmpfs (${(err as Error).message.split('\n')[0]})`;
-    if (process.env.CI) assert.fail(reason);
-    t.skip(reason);
-    return undefined;
-  }
-  t.after(() => {
-    execFileSync('umount', [mountPoint]);
-    fs.rmdirSync(mountPoint);
-  });
-  const queueDir = path.join(mountPoint, 'mqueue');
-  fs.mkdirSync(queueDir, { mode: 0o700 });
-  return { mountPoint, queueDir };
-}
+import { mountQueueDisk } from '../helpers/queue-disk';
 
 test('full queue disk gives 452', async (t) => {
   const disk = mountQueueDisk(t, '640k');

@@ -8,33 +8,12 @@
 //   queue runs never tried again, so the message waited for a restart. Now
 //   the next queue run writes it out and delivers it.
 
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { makeMessage, sendRaw, startNextHopDown } from '../helpers/e2e-setup';
-
-function mountQueueDisk(t: TestContext, size: string): string | undefined {
-  const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-jdisk-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mountPoint], { stdio: 'pipe' });
-  } catch (err) {
-    fs.rmdirSync(mountPoint);
-    const reason = `cannot mount a tmpfs (${(err as Error).message.split('\n')[0]})`;
-    if (process.env.CI) assert.fail(reason);
-    t.skip(reason);
-    return undefined;
-  }
-  t.after(() => {
-    execFileSync('umount', ['-l', mountPoint]);
-    fs.rmdirSync(mountPoint);
-  });
-  const queueDir = path.join(mountPoint, 'mqueue');
-  fs.mkdirSync(queueDir, { mode: 0o700 });
-  return mountPoint;
-}
+import { mountQueueDisk } from '../helpers/queue-disk';
 
 /** Fills the file system of `file` until a write fails, and returns the bytes written. */
 function fill(file: string): number {
@@ -52,7 +31,7 @@ function fill(file: string): number {
 }
 
 test('full disk: journal 452, write-out retried', { timeout: 55_000 }, async (t) => {
-  const mountPoint = mountQueueDisk(t, '1m');
+  const mountPoint = mountQueueDisk(t, '1m')?.mountPoint;
   if (mountPoint === undefined) return;
   const queueDir = path.join(mountPoint, 'mqueue');
   const hop = await startNextHopDown(t, { queueDir, args: ['-q1s', '-O', 'MinFreeBlocks=0'] });

@@ -37,7 +37,7 @@ function queueNames(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
 }
 
-/** A pid that no process has now: one of a child that has exited. */
+/** Returns a pid that no process has now, that of a child that has exited. */
 function deadPid(): number {
   const child = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
   return Number(child.stdout.trim());
@@ -65,7 +65,7 @@ test('a journaled commit leaves no df, qf or lock, and reads back whole', async 
   removeDir(dir);
 });
 
-test('a deferred item is written out as df and qf and leaves the journal', async () => {
+test('update writes a deferred item out', async () => {
   const { dir, store } = await openStore();
   const { id, item } = await commitSmall(store, 'Subject: later\r\n\r\nbody\r\n');
   const read = await store.read(id);
@@ -114,7 +114,7 @@ test('a large body or a quarantine goes to df and qf as before', async () => {
   removeDir(dir);
 });
 
-test('recovery writes out the open entries of a gone process and removes its journal', async () => {
+test('recovery writes out a dead process entries', async () => {
   const dir = makeTempDir();
   const pid = deadPid();
   const done = sampleItem('6B5AAAAA000001');
@@ -141,7 +141,7 @@ test('recovery writes out the open entries of a gone process and removes its jou
 test('recovery leaves the journal of a live process alone', async () => {
   const dir = makeTempDir();
   const item = sampleItem('6B5AAAAA000004');
-  // This test's process is alive and holds the file open, as its owner does.
+  // This test's process is alive and keeps the file open, as its owner does.
   const name = `.jr.${process.pid}.${Date.now()}.1`;
   fs.writeFileSync(path.join(dir, name), record(item.id, serializeControlFile(item), 'b\r\n'));
   const fd = fs.openSync(path.join(dir, name), 'r');
