@@ -6,11 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { quoteRe, sendRaw, sendToRemote, makeMessage, startPosthornWithDns, startSinkHop, startNextHopDown } from '../helpers/e2e-setup';
 import { journalOpenIds } from '../helpers/journal';
-import { freePortOn, waitFor } from '../helpers/process';
+import { waitFor } from '../helpers/process';
+import { startSilentHop } from '../helpers/silent-hop';
 
 /** Queue files other than journals and the lock pid file. */
 function itemFiles(queueDir: string): string[] {
@@ -72,19 +72,7 @@ test('deferred item queued before its log line', async (t) => {
 });
 
 test('a delivery in flight over 5 s shows in mailq', { timeout: 60_000 }, async (t) => {
-  // A next hop that takes connections and never greets: the first delivery hangs.
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sockets = new Set<net.Socket>();
-  const hang = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => hang.listen(mailerPort, '127.0.0.2', resolve));
-  t.after(() => {
-    for (const socket of sockets) socket.destroy();
-    hang.close();
-  });
+  const { port: mailerPort, sockets } = await startSilentHop(t);
   const { ph } = await startPosthornWithDns(t, { mailerPort });
 
   const id = await sendToRemote(ph.port, 'slow hop');

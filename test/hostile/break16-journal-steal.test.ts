@@ -13,26 +13,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { quoteRe, sendRemoteMessage, startPosthornWithDns } from '../helpers/e2e-setup';
 import { heldDurably, journalOpenIds } from '../helpers/journal';
-import { freePortOn, waitFor } from '../helpers/process';
+import { waitFor } from '../helpers/process';
+import { startSilentHop } from '../helpers/silent-hop';
 
 test('queue run skips live journal', { timeout: 55_000 }, async (t) => {
   // A next hop that takes connections and never greets: deliveries stay in flight.
-  const mailerPort = await freePortOn(['127.0.0.2']);
-  const sockets = new Set<net.Socket>();
-  const hang = net.createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => hang.listen(mailerPort, '127.0.0.2', resolve));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    hang.close();
-  });
+  const { port: mailerPort, sockets } = await startSilentHop(t);
   const { ph } = await startPosthornWithDns(t, { mailerPort });
 
   const first = await sendRemoteMessage(ph.port, 'in flight');
