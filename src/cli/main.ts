@@ -300,8 +300,9 @@ async function run(args: CliArgs): Promise<number> {
     return (await import('./submit-to-daemon')).relaySmtpToDaemon(config);
   }
   if (QUEUE_MODES.has(args.mode)) checkQueueDirectory(config.queueDirectory, !READ_QUEUE_MODES.has(args.mode));
-  // -X records the SMTP dialogues of this process: the next hops of a submission or a queue run (the daemon opens its own).
-  if (args.mode === 'deliver' || args.mode === 'queue-run') openTranscript(args);
+  // -X records the SMTP dialogues of this process: the next hops of a submission or a queue run,
+  // and with -bs the session on standard input too (the daemon opens its own).
+  const transcript = args.mode === 'deliver' || args.mode === 'queue-run' || args.mode === 'smtp' ? openTranscript(args) : undefined;
   switch (args.mode) {
     case 'print-config':
       process.stdout.write((await import('../config/print')).printConfig(config));
@@ -310,7 +311,7 @@ async function run(args: CliArgs): Promise<number> {
     case 'daemon-foreground':
       return runDaemon(args, config);
     case 'smtp':
-      return (await import('./smtp-stdio')).runSmtpOnStdio(config, (ids) => deliverDetached(args, ids));
+      return (await import('./smtp-stdio')).runSmtpOnStdio(config, (ids) => deliverDetached(args, ids), transcript);
     case 'print-queue':
       return (await import('./queue-commands')).printQueue(config, args);
     case 'queue-run':

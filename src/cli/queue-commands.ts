@@ -110,13 +110,23 @@ async function mtime(store: QueueStore, id: string, kind: ControlFileKind): Prom
   }
 }
 
+/** Returns the account name of this process's uid, or '' when it has none. */
+function accountName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return '';
+  }
+}
+
 /** Only root, the queue directory's owner and TrustedUser may quarantine, as in sendmail. */
 function checkQuarantinePermission(config: Config): void {
   const uid = process.getuid?.() ?? 0;
   if (uid === 0) return;
   const owner = fs.existsSync(config.queueDirectory) ? fs.statSync(config.queueDirectory).uid : -1;
   const trusted = config.options.get('TrustedUser');
-  const userName = process.env.USER ?? process.env.LOGNAME ?? '';
+  // The account of the uid, as sendmail looks it up: $USER and $LOGNAME are the caller's to set.
+  const userName = accountName();
   if (uid === owner || (typeof trusted === 'string' && trusted !== '' && (trusted === userName || trusted === String(uid)))) {
     return;
   }
@@ -278,9 +288,12 @@ async function runPersistent(
  */
 export async function exportQueue(config: Config): Promise<number> {
   // A daemon still running would deliver, or (sendmail) set aside, items while they change format.
-  const { daemonTarget } = await import('./submit-to-daemon');
-  const target = daemonTarget(config);
-  if (await answers(target.address, target.port)) {
+  // Every configured listener is tried: a daemon may run with only some of them (MSA, a second address).
+  const { listenerTargets } = await import('./submit-to-daemon');
+  const targets = listenerTargets(config);
+  const answering = await Promise.all(targets.map((t) => answers(t.address, t.port)));
+  const target = targets.find((_, i) => answering[i]);
+  if (target !== undefined) {
     process.stderr.write(
       `posthorn: a mail daemon answers at ${target.address} port ${target.port}; stop it (posthorn's or sendmail's) before the queue changes hands, then run this again\n`,
     );

@@ -18,12 +18,13 @@ import { clientText, createConnectPolicy, resolveClient } from '../server/connec
 import { applySrvFeatures } from '../server/srv-features';
 import { isLocalhostClient } from '../policy/relay';
 import type { SessionTransport } from '../server/context';
+import type { TranscriptFile } from '../log/transcript';
 import { EX_OK } from './sysexits';
 
 /** The daemon that -bs stands for: its name is ${daemon_name}. */
 const STDIN_DAEMON: DaemonSpec = { name: 'stdin', addr: '', port: 0, family: 'inet', modifiers: '', listen: 0 };
 
-export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) => void): Promise<number> {
+export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) => void, transcript?: TranscriptFile): Promise<number> {
   const logger = new Logger([openSink(config.logFile)], config.logLevel);
   const services = await createServices(config, logger, { recover: false });
   const accepted: string[] = [];
@@ -38,7 +39,9 @@ export async function runSmtpOnStdio(config: Config, deliver: (ids: string[]) =>
   }
   // Writes to a reader that went away (EPIPE) end the session instead of the process.
   process.stdout.on('error', () => undefined);
-  const transport: SessionTransport = socket ? socketTransport(socket) : streamTransport(stdin ?? process.stdin, process.stdout);
+  const plain: SessionTransport = socket ? socketTransport(socket) : streamTransport(stdin ?? process.stdin, process.stdout);
+  // -X: the session is recorded as the daemon records its sessions.
+  const transport = transcript ? transcript.wrap(plain) : plain;
   const closed = new Promise<void>((resolve) => {
     const close = transport.close;
     transport.close = () => {

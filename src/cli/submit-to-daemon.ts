@@ -29,6 +29,17 @@ import { verboseOutputLine } from './verbose-output';
 export function daemonTarget(config: Config): { address: string; port: number } {
   const daemon = config.daemons.find((d) => !d.modifiers.includes('s')) ?? config.daemons[0];
   if (daemon === undefined) return { address: '127.0.0.1', port: 25 };
+  return localAddress(daemon);
+}
+
+/** Returns the address and port a local client reaches for every configured listener. */
+export function listenerTargets(config: Config): Array<{ address: string; port: number }> {
+  if (config.daemons.length === 0) return [{ address: '127.0.0.1', port: 25 }];
+  return config.daemons.map(localAddress);
+}
+
+/** Returns the loopback address for a listener on every address, else the listener's own address. */
+function localAddress(daemon: Config['daemons'][number]): { address: string; port: number } {
   const wildcard = daemon.addr === '' || daemon.addr === '0.0.0.0' || daemon.addr === '::';
   const loopback = daemon.family === 'inet6' ? '::1' : '127.0.0.1';
   return { address: wildcard ? loopback : daemon.addr, port: daemon.port };

@@ -1,5 +1,6 @@
 // -X outside the daemon: a queue run and a submission's delivery record the
-// dialogue with the next hop in the transcript file, as the daemon does.
+// dialogue with the next hop in the transcript file, and a -bs session its
+// own dialogue, as the daemon does.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,4 +36,18 @@ test('-X records a queue run and a submission', { timeout: 60_000 }, async (t) =
     return /RCPT TO:<carol@remote\.example>/.test(now) && /<<< 250 2\.0\.0 Message accepted/.test(now) ? now : undefined;
   }, 20_000);
   assert.match(added, /^\d{5} >>> RCPT TO:<carol@remote\.example>$/m);
+});
+
+test('-X records a -bs session', { timeout: 30_000 }, async (t) => {
+  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=queue'] });
+  t.after(() => ph.stop());
+  const transcript = path.join(ph.dir, 'transcript-bs');
+  const run = await ph.run(['-X', transcript, '-bs'], 'EHLO client.example\r\nNOOP\r\nQUIT\r\n');
+  assert.equal(run.code, 0, run.stderr);
+  const text = fs.readFileSync(transcript, 'utf8');
+  assert.match(text, /^\d{5} === CONNECT /m);
+  assert.match(text, /^\d{5} >>> 220 /m);
+  assert.match(text, /^\d{5} <<< EHLO client\.example$/m);
+  assert.match(text, /^\d{5} >>> 250 2\.0\.0 OK$/m);
+  assert.match(text, /^\d{5} >>> 221 /m);
 });

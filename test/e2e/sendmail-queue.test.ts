@@ -9,6 +9,7 @@ import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { requirePeer } from '../helpers/peers';
 import { startSendmail } from '../helpers/sendmail';
 import { startSink } from '../helpers/sink';
+import { freePort, runCommand } from '../helpers/process';
 
 // A body with a line that starts with a dot, a CRLF line end and no newline at the end.
 const MESSAGE = 'Subject: left behind\nX-Folded: one\n two\n\nline1\n.dot\nline3 \r\nlast';
@@ -66,6 +67,14 @@ test('--to-sendmail-queue hands the queue to sendmail', { timeout: 60_000 }, asy
   const whileRunning = await ph.run(['--to-sendmail-queue']);
   assert.equal(whileRunning.code, 75);
   assert.match(whileRunning.stderr, /a mail daemon answers at 127\.0\.0\.1 port \d+; stop it/);
+  // A configuration whose first listener is not open still finds the daemon on its second.
+  const twoListeners = path.join(ph.dir, 'two-listeners.mc');
+  const closedPort = await freePort();
+  const mc = fs.readFileSync(ph.mcPath, 'utf8').replace(/^DAEMON_OPTIONS\(/m, `DAEMON_OPTIONS(\`Port=${closedPort}, Addr=127.0.0.1, Name=MSA2')\nDAEMON_OPTIONS(`);
+  fs.writeFileSync(twoListeners, mc);
+  const secondOnly = await runCommand(process.execPath, [path.join(__dirname, '..', '..', 'src', 'cli', 'main.js'), '-C', twoListeners, '--to-sendmail-queue']);
+  assert.equal(secondOnly.code, 75, secondOnly.stderr);
+  assert.match(secondOnly.stderr, new RegExp(`a mail daemon answers at 127\\.0\\.0\\.1 port ${ph.port}; stop it`));
   await ph.kill('SIGTERM');
   const exported = await ph.run(['--to-sendmail-queue']);
   assert.equal(exported.code, 0, exported.stderr);

@@ -15,12 +15,13 @@ import { runCommand } from '../helpers/process';
 const NOBODY = 65534;
 const MESSAGE = 'To: alice@posthorn.test\nBcc: bob@posthorn.test\nSubject: from a web page\n\nOrder 42 is ready.\n';
 
-function submitAsNobody(ph: Posthorn, args: string[], input: string) {
+function submitAsNobody(ph: Posthorn, args: string[], input: string, env: NodeJS.ProcessEnv = process.env) {
   return runCommand(process.execPath, [path.join(__dirname, '..', '..', 'src', 'cli', 'main.js'), '-C', ph.mcPath, ...args], {
     input,
     cwd: '/',
     uid: NOBODY,
     gid: NOBODY,
+    env,
   });
 }
 
@@ -58,6 +59,10 @@ test('unprivileged -t goes through the daemon', { timeout: 60_000 }, async (t) =
   const quarantined = await submitAsNobody(ph, ['-Qspam', '-t', '-i'], MESSAGE);
   assert.equal(quarantined.code, 64);
   assert.match(quarantined.stderr, /^posthorn: Permission denied \(real uid not trusted\)$/m);
+  // TrustedUser is matched against the real uid's account, not $USER or $LOGNAME, which the caller sets.
+  const pretending = await submitAsNobody(ph, ['-O', 'TrustedUser=alice', '-Qspam', '-t', '-i'], MESSAGE, { ...process.env, USER: 'alice', LOGNAME: 'alice' });
+  assert.equal(pretending.code, 64);
+  assert.match(pretending.stderr, /^posthorn: Permission denied \(real uid not trusted\)$/m);
 
   await ph.kill('SIGTERM');
   const down = await submitAsNobody(ph, ['-t', '-i'], MESSAGE);
