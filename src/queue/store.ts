@@ -68,6 +68,13 @@ interface FreshControl {
  */
 const JOURNAL_LINGER_MS = 5000;
 
+/**
+ * Interval of the daemon's own retries of stranded items (failed write-outs).
+ * A Workers=N worker runs no queue runs, and a queue run of the daemon waits
+ * while deliveries are in flight, so neither would retry them soon.
+ */
+const STRANDED_RETRY_MS = 10_000;
+
 /** At most this many bytes of bodies are kept in memory for immediate delivery. */
 const FRESH_BODY_BYTES = 8 * 1024 * 1024;
 
@@ -125,8 +132,17 @@ export class QueueStore {
   private readonly journal: CommitJournal | undefined;
   /** The journal recovery running now, if any (one at a time per process). */
   private journalRecovery: Promise<void> | undefined;
-  /** Items of this process's journal that unlock() could not write out (a full disk); queue runs try again. */
-  private readonly stranded = new Set<string>();
+  /**
+   * Items of this process's journal that could not be written out (a full
+   * disk), which queue runs and a timer retry. The value is true when a
+   * delivery still holds the item, because the 5-second write-out failed while
+   * it was delivered or waited for a slot. The retry then keeps the lock.
+   */
+  private readonly stranded = new Map<string, boolean>();
+  /** When an item was last stranded or the stranded items were last tried again (ms since the epoch). */
+  private strandedTried = 0;
+  /** The retry of stranded items running now, if any. */
+  private strandedRetry: Promise<void> | undefined;
   /** Write-outs of journal items in progress; remove(), update() and unlock() wait for them. */
   private readonly writingOut = new Map<string, Promise<void>>();
 
@@ -142,7 +158,12 @@ export class QueueStore {
     if (opts.journal === true) {
       const fdatasync: SyncFunction = opts.sync ?? ((fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))));
       this.journal = new CommitJournal(this.dir, fdatasync, () => this.dirSync.request(), (m) => this.logger.error(m));
-      setInterval(() => this.writeOutLingering(), 1000).unref();
+      setInterval(() => {
+        this.writeOutLingering();
+        if (this.stranded.size > 0 && Date.now() - this.strandedTried >= STRANDED_RETRY_MS) {
+          this.retryStranded().catch((err: unknown) => this.logger.error(`retry of commit journal write-outs failed: ${(err as Error).message}`));
+        }
+      }, 1000).unref();
     }
   }
 
@@ -364,7 +385,9 @@ export class QueueStore {
       const entry = this.journal!.entry(id)!;
       this.materialize(parseControlFile(entry.text, id)).catch((err: unknown) => {
         this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
-        this.stranded.add(id);
+        // A delivery that ended meanwhile (unlock) has already recorded it as not held.
+        if (!this.stranded.has(id)) this.stranded.set(id, true);
+        this.strandedTried = Date.now();
       });
     }
   }
@@ -467,16 +490,37 @@ export class QueueStore {
     return this.journalRecovery;
   }
 
-  private async recoverJournalFiles(): Promise<void> {
-    // Items of this process that could not be written out when their delivery ended.
-    for (const id of [...this.stranded]) {
+  /** Retries the write-out of this process's stranded journal items, one retry at a time. */
+  private retryStranded(): Promise<void> {
+    this.strandedTried = Date.now();
+    this.strandedRetry ??= this.retryStrandedItems().finally(() => {
+      this.strandedRetry = undefined;
+    });
+    return this.strandedRetry;
+  }
+
+  private async retryStrandedItems(): Promise<void> {
+    for (const [id, held] of [...this.stranded]) {
       const entry = this.journal?.entry(id);
       if (entry === undefined) {
         this.stranded.delete(id);
         continue;
       }
-      await this.unlock(id);
+      if (!held) {
+        await this.unlock(id);
+        continue;
+      }
+      // Its delivery is running or waits for a slot, so the lock stays. Without
+      // it, another process would deliver the item a second time.
+      await this.materialize(parseControlFile(entry.text, id)).catch((err: unknown) => {
+        this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
+      });
     }
+  }
+
+  private async recoverJournalFiles(): Promise<void> {
+    // Items of this process that could not be written out when their delivery ended.
+    await this.retryStranded();
     let names: string[];
     try {
       names = (await fs.promises.readdir(this.dir)).filter(isJournalName);
@@ -685,7 +729,8 @@ export class QueueStore {
         await this.materialize(parseControlFile(journaled.text, id));
       } catch (err) {
         this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
-        this.stranded.add(id);
+        this.stranded.set(id, false);
+        this.strandedTried = Date.now();
         return;
       }
     }

@@ -10,6 +10,8 @@ export interface SilentHop {
   port: number;
   /** The connections open now. */
   sockets: Set<net.Socket>;
+  /** Closes the listener and every connection, so the port can be taken by another server. */
+  close(): Promise<void>;
 }
 
 /** Starts a silent next hop on 127.0.0.2; it is closed after the test. */
@@ -22,9 +24,14 @@ export async function startSilentHop(t: TestContext): Promise<SilentHop> {
     socket.on('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.2', resolve));
-  t.after(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  return { port, sockets };
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    });
+    return closed;
+  };
+  t.after(() => close());
+  return { port, sockets, close };
 }

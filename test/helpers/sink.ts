@@ -26,6 +26,10 @@ export interface SinkOptions {
   extensions?: string[];
   /** Speaks LMTP (RFC 2033): LHLO and one reply per recipient after the dot. */
   lmtp?: boolean;
+  /** Delay in ms before the reply to the final dot, per message (a slow next hop). The message is recorded at once. */
+  dotDelayMs?: (data: Buffer) => number;
+  /** The reply to the final dot, by message, in place of replies.dot. */
+  dotReply?: (data: Buffer) => string;
 }
 
 export interface Sink {
@@ -174,21 +178,24 @@ class SinkSession {
 
   private onDot(): void {
     this.state.inData = false;
-    const dot = this.opts.replies?.dot ?? '250 2.0.0 Message accepted for delivery';
+    const data = Buffer.concat(this.state.data);
+    const dot = this.opts.dotReply?.(data) ?? this.opts.replies?.dot ?? '250 2.0.0 Message accepted for delivery';
     if (dot.startsWith('2')) {
       this.sink.messages.push({
         from: this.state.from ?? '',
         to: [...this.state.to],
-        data: Buffer.concat(this.state.data),
+        data,
         helo: this.state.helo,
       });
       this.notify();
     }
-    if (this.opts.lmtp) {
-      for (let i = 0; i < this.state.to.length; i++) this.reply(undefined, dot);
-    } else {
-      this.reply(undefined, dot);
-    }
+    const count = this.opts.lmtp ? this.state.to.length : 1;
+    const answer = (): void => {
+      for (let i = 0; i < count; i++) this.reply(undefined, dot);
+    };
+    const delay = this.opts.dotDelayMs?.(data) ?? 0;
+    if (delay > 0) setTimeout(answer, delay);
+    else answer();
     this.state.from = undefined;
     this.state.to = [];
   }
