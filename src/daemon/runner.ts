@@ -46,6 +46,8 @@ export class DeliveryRunner {
   private readonly queued = new Set<string>();
   private readonly active = new Set<string>();
   private readonly idleWaiters: Array<() => void> = [];
+  /** Queue runs waiting for the items they scheduled (see settled()). */
+  private readonly runWaiters = new Set<{ pending: Set<string>; resolve: () => void }>();
   private runningQueue = false;
   /** Quarantined items that a -qQ run may deliver. */
   private readonly quarantinedRun = new Set<string>();
@@ -79,6 +81,7 @@ export class DeliveryRunner {
     this.stopped = true;
     this.waiting.length = 0;
     this.queued.clear();
+    this.settle();
     // At the same time: an item still in the commit journal is written out
     // (fsyncs), and the writes share the folder fsyncs.
     const waiting = [...this.lockedAtCommit].filter((id) => !this.active.has(id));
@@ -125,6 +128,7 @@ export class DeliveryRunner {
       let checked = 0;
       // -q -v delivers one item after another, each headed by sendmail's "Running" line.
       const inTurn: string[] = [];
+      const scheduled: string[] = [];
       for (const id of ids) {
         // Deliveries already scheduled need turns of the event loop: awaiting
         // select() only runs microtasks, and the due check reads file heads
@@ -135,7 +139,10 @@ export class DeliveryRunner {
         if (!opts.force && !this.isDue(id, kind)) continue;
         if (kind === 'hf') this.quarantinedRun.add(id);
         if (opts.verbose) inTurn.push(id);
-        else this.schedule(id, opts.force);
+        else {
+          this.schedule(id, opts.force);
+          scheduled.push(id);
+        }
         count++;
       }
       for (const [i, id] of inTurn.entries()) {
@@ -143,14 +150,35 @@ export class DeliveryRunner {
         opts.verbose?.('');
         opts.verbose?.(`Running ${path.join(this.store.dir, id)} (sequence ${i + 1} of ${inTurn.length})`);
         this.schedule(id, opts.force);
-        await this.idle();
+        await this.settled([id]);
       }
-      await this.idle();
+      // Only this run's items: immediate deliveries of new mail keep the
+      // daemon busy, and waiting for all of them would hold up the next runs.
+      await this.settled(scheduled);
     } finally {
       if (!overlap) this.runningQueue = false;
       if (opts.verbose) this.verboseRun = undefined;
     }
     return count;
+  }
+
+  /** Resolves when none of `ids` is waiting for or in a delivery. */
+  private settled(ids: string[]): Promise<void> {
+    const pending = new Set(ids.filter((id) => this.queued.has(id) || this.active.has(id)));
+    if (pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.runWaiters.add({ pending, resolve }));
+  }
+
+  /** Lets the queue runs whose items are all done go on. */
+  private settle(): void {
+    for (const waiter of this.runWaiters) {
+      for (const id of waiter.pending) {
+        if (!this.queued.has(id) && !this.active.has(id)) waiter.pending.delete(id);
+      }
+      if (waiter.pending.size > 0) continue;
+      this.runWaiters.delete(waiter);
+      waiter.resolve();
+    }
   }
 
   /** Resolves when no delivery is waiting or running. */
@@ -203,6 +231,7 @@ export class DeliveryRunner {
       // it (that attempt found it locked): deliver it now, with the lock.
       if (this.lockedAtCommit.delete(id)) this.schedule(id, true, true);
       this.pump();
+      if (this.runWaiters.size > 0) this.settle();
     }
   }
 }

@@ -110,3 +110,35 @@ test('failed delivery logs system errors briefly', async (t) => {
   assert.match(bug, /delivery failed: TypeError: undefined is not a function/);
   assert.match(bug, /\bat /, 'a bug keeps its stack');
 });
+
+test('queue run ends while other deliveries run', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeDir(dir));
+  const { logger } = captureLogger();
+  const store = new QueueStore({ dir, superSafe: 'false', logger });
+  await store.init();
+  const id = store.newId();
+  const writer = await store.openDataFile(id);
+  await writer.write(Buffer.from('body\r\n'));
+  await writer.close();
+  await store.commit(sampleItem(id));
+
+  // An immediate delivery of new mail that does not end during the run.
+  let release: () => void = () => undefined;
+  const busy = new Promise<void>((resolve) => (release = resolve));
+  const delivered: string[] = [];
+  const deliverer = {
+    deliver: async (target: string) => {
+      if (target === 'new-mail') await busy;
+      delivered.push(target);
+    },
+  } as unknown as Deliverer;
+  const runner = new DeliveryRunner(deliverer, store, logger, { concurrency: 4 });
+  runner.schedule('new-mail');
+
+  await runner.runQueue({ force: true });
+  assert.deepEqual(delivered, [id]);
+  release();
+  await runner.idle();
+  assert.deepEqual(delivered, [id, 'new-mail']);
+});
