@@ -98,6 +98,12 @@ export interface CommitOptions {
    * the item.
    */
   syncLater?: boolean;
+  /**
+   * False when the commit journal would not save anything: a message for a
+   * local mailbox is written out as df and qf anyway, because local delivery
+   * reads the df.
+   */
+  journal?: boolean;
 }
 
 export class QueueStore {
@@ -454,6 +460,7 @@ export class QueueStore {
       writer.unwritten &&
       opts.lock === true &&
       opts.keepBody === true &&
+      opts.journal !== false &&
       opts.syncLater !== true &&
       (this.superSafe === 'true' || this.superSafe === 'postmilter') &&
       item.quarantine === undefined &&

@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger';
 import type { Transaction } from './transaction';
 import { setQuarantine, verdictReply } from './envelope';
 import { addMissingHeaders, headerValue, messageSize, receivedHeader } from './headers';
+import { domainOf, isOwnName } from '../delivery/router';
 
 export async function handleData(session: Session, arg: string): Promise<void> {
   const tx = session.transaction;
@@ -233,7 +234,12 @@ export class DataPhase {
     const interactive = lock && (config.deliveryMode === 'interactive' || session.verbose) && session.ctx.deliverNow !== undefined;
     const syncLater = interactive && config.superSafe === 'interactive';
     try {
-      await session.ctx.store.commit(item, { lock, keepBody, syncLater });
+      // Local delivery reads the df: a message with a local recipient skips the commit journal.
+      const journal = !item.recipients.some((r) => {
+        const domain = domainOf(r.address);
+        return domain === '' || isOwnName(domain, config);
+      });
+      await session.ctx.store.commit(item, { lock, keepBody, syncLater, journal });
     } catch (err) {
       await this.abort();
       // commit() fsyncs the df too and marks its failures with queueFile 'data'.

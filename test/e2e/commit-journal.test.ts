@@ -1,7 +1,7 @@
 // The daemon's commit journal end to end. A relayed message leaves no queue
-// files. A message with a local recipient or a bounce is written out as df and
-// qf first, and so is one whose delivery takes longer than 5 s. A daemon
-// stopped with SIGTERM leaves no open entry.
+// files. A message with a local recipient is committed as df and qf, a bounce
+// is written out as df and qf first, and so is a message whose delivery takes
+// longer than 5 s. A daemon stopped with SIGTERM leaves no open entry.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ test('a rejected recipient is bounced from the written-out df', async (t) => {
   assert.deepEqual(journalOpenIds(ph.queueDir), []);
 });
 
-test('a local recipient is delivered from the written-out df', async (t) => {
+test('local recipient skips the journal', async (t) => {
   const { ph } = await startSinkHop(t);
   const sent = await sendRaw({
     port: ph.port,
@@ -54,6 +54,8 @@ test('a local recipient is delivered from the written-out df', async (t) => {
   });
   assert.ok(sent.queueId !== '', sent.accepted);
   await ph.waitForMailbox('alice', 'local body', 20_000);
+  const record = fs.readdirSync(ph.queueDir).filter((n) => n.startsWith('.jr.')).map((n) => fs.readFileSync(path.join(ph.queueDir, n), 'latin1')).join('');
+  assert.ok(!record.includes(`P ${sent.queueId} `), 'no journal record for a local recipient');
   await waitFor('the delivered item removed', () => itemFiles(ph.queueDir).length === 0, 20_000);
   assert.deepEqual(journalOpenIds(ph.queueDir), []);
 });
