@@ -25,7 +25,7 @@ import { decodeControlFile, parseControlFile, serializeControlFile } from './qf'
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
 import { openRegular, READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
-import { CommitJournal, isJournalName, journalOwnerGone, readJournal, type JournalEntry } from './journal';
+import { CommitJournal, isJournalName, journalOwnerGone, readJournal, type JournalEntry, type RecoveredEntry } from './journal';
 
 export type { DataFileWriter } from './data-file';
 
@@ -221,7 +221,9 @@ export class QueueStore {
       holds: (id: string) => this.locks.holds(id),
     };
     // Journals of a gone process first: their items become df and qf, which the queue recovery then finds complete.
-    this.recovering = this.recoverJournals().then(() => recoverQueue(this.dir, this.logger, Date.now(), locks)).then(
+    // A journal that cannot be written out (a full disk) is logged and kept; the queue is still repaired.
+    const journals = this.recoverJournals().catch((err: unknown) => this.logger.error(`commit journal recovery failed: ${(err as Error).message}`));
+    this.recovering = journals.then(() => recoverQueue(this.dir, this.logger, Date.now(), locks)).then(
       (report) => {
         this.recovery = report;
         this.recoveryRunning = false;
@@ -569,24 +571,40 @@ export class QueueStore {
       this.logger.notice(`commit journal ${name}: ignored ${data.length - damagedAt} bytes after offset ${damagedAt}, a record cut short by a crash`);
     }
     let left = 0;
-    for (const entry of open) {
-      const exists = await Promise.all((['qf', 'hf', 'Qf'] as const).map((kind) => fs.promises.lstat(this.controlPath(entry.id, kind)).then(() => true, () => false)));
-      // Written out before the process went, but its entry was not marked.
-      if (exists.includes(true)) continue;
-      if (!(await this.lock(entry.id))) {
-        left += 1;
-        continue;
+    let failure: unknown;
+    // Eight at a time: each write-out waits for four syncs, which share the disk's queue.
+    let next = 0;
+    const writeOutNext = async (): Promise<void> => {
+      while (next < open.length) {
+        const entry = open[next++];
+        try {
+          if (!(await this.recoverEntry(entry, name))) left += 1;
+        } catch (err) {
+          failure ??= err;
+          left += 1;
+        }
       }
-      try {
-        // A df without a qf is left by a write-out that a crash cut short.
-        await this.writeItemFiles(entry.id, entry.control, entry.body, false);
-        this.logger.child(entry.id).notice(`written out from commit journal ${name}`);
-      } finally {
-        await this.unlock(entry.id);
-      }
-    }
-    // An entry locked by a live process stays; the next recovery claims the file again.
+    };
+    await Promise.all(Array.from({ length: Math.min(8, open.length) }, writeOutNext));
+    // An entry locked by a live process, or not written (a full disk), stays; the next recovery claims the file again.
     if (left === 0) await unlinkIfExists(file);
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Writes out one open entry of a left journal; false when a live process holds its lock. */
+  private async recoverEntry(entry: RecoveredEntry, name: string): Promise<boolean> {
+    const exists = await Promise.all((['qf', 'hf', 'Qf'] as const).map((kind) => fs.promises.lstat(this.controlPath(entry.id, kind)).then(() => true, () => false)));
+    // Written out before the process went, but its entry was not marked.
+    if (exists.includes(true)) return true;
+    if (!(await this.lock(entry.id))) return false;
+    try {
+      // A df without a qf is left by a write-out that a crash cut short.
+      await this.writeItemFiles(entry.id, entry.control, entry.body, false);
+      this.logger.child(entry.id).notice(`written out from commit journal ${name}`);
+    } finally {
+      await this.unlock(entry.id);
+    }
+    return true;
   }
 
   /**

@@ -198,3 +198,35 @@ test('a lazy create that finds a df leaves it alone', async () => {
   assert.equal(fs.readFileSync(path.join(dir, `df${id}`), 'utf8'), 'another item\r\n');
   removeDir(dir);
 });
+
+test('recovery writes out many entries of a left journal', async () => {
+  const dir = makeTempDir();
+  const items = Array.from({ length: 30 }, (_, i) => sampleItem(`6B5AAAAB${String(i).padStart(6, '0')}`));
+  const data = Buffer.concat(items.map((item) => record(item.id, serializeControlFile(item), `body ${item.id}\r\n`)));
+  fs.writeFileSync(path.join(dir, `.jr.${deadPid()}.${Date.now() - 5000}.1`), data);
+  const { store } = await openStore(dir);
+  assert.equal((await store.list()).length, 30);
+  for (const item of items) assert.equal(fs.readFileSync(path.join(dir, `df${item.id}`), 'utf8'), `body ${item.id}\r\n`);
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.jr.')), []);
+  removeDir(dir);
+});
+
+test('a failed journal write-out keeps the journal and the queue repair', async () => {
+  const dir = makeTempDir();
+  const item = sampleItem('6B5AAAAC000001');
+  fs.writeFileSync(path.join(dir, `.jr.${deadPid()}.${Date.now() - 5000}.1`), record(item.id, serializeControlFile(item), 'b\r\n'));
+  // A lock left by a gone process, which the queue's own recovery removes.
+  fs.writeFileSync(path.join(dir, 'lf6B5AAAAC000002'), `${deadPid()}\n`);
+  const capture = captureLogger();
+  const failing = async (): Promise<void> => {
+    throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+  };
+  const store = new QueueStore({ dir, superSafe: 'true', logger: capture.logger, journal: true, sync: failing });
+  await store.init();
+  await store.recovered();
+  assert.match(capture.lines.join('\n'), /commit journal recovery failed: EIO: injected/);
+  assert.equal(fs.readdirSync(dir).filter((n) => n.startsWith('.jr.')).length, 1, 'the journal is kept for the next recovery');
+  assert.ok(!fs.existsSync(path.join(dir, 'lf6B5AAAAC000002')), 'the queue recovery ran');
+  assert.ok(!fs.existsSync(path.join(dir, `qf${item.id}`)));
+  removeDir(dir);
+});
