@@ -9,9 +9,9 @@
 // fsyncs are shared between commits that run at the same time.
 //
 // With the commit journal (journal.ts) a small message accepted for immediate
-// delivery skips all of that: its control file and body are appended to the
-// journal, and df and qf are written only if the message is still queued
-// after its first delivery (materialize()).
+// delivery skips all of that. Its control file and body are appended to the
+// journal. df and qf are written only if the message is still queued after
+// its first delivery (materialize()).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -62,9 +62,9 @@ interface FreshControl {
 }
 
 /**
- * An item still in the commit journal after this long (its first delivery
- * waits for a slow next hop, or for a delivery slot) is written out as df and
- * qf, so that mailq shows it and a queue run of another process finds it locked.
+ * Age after which an item still in the commit journal is written out as df
+ * and qf: its first delivery waits for a slow next hop or a delivery slot.
+ * Then mailq shows it, and a queue run of another process finds it locked.
  */
 const JOURNAL_LINGER_MS = 5000;
 
@@ -141,7 +141,7 @@ export class QueueStore {
   /**
    * Items of this process's journal that could not be written out (a full
    * disk), which queue runs and a timer retry. The value is true when a
-   * delivery still holds the item, because the 5-second write-out failed while
+   * delivery still has the item, because the 5-second write-out failed while
    * it was delivered or waited for a slot. The retry then keeps the lock.
    */
   private readonly stranded = new Map<string, boolean>();
