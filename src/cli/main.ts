@@ -185,18 +185,20 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
   // LogFile=stderr only errors are shown unless -v is given.
   const toStderr = config.logFile === '' || config.logFile === 'stderr';
   const level = toStderr && !args.verbose ? Math.min(config.logLevel, 3) : config.logLevel;
-  const [{ Logger, openSink }, { createServices }, { submissionInputs, submitMessage }] =
+  const [{ Logger, openSink }, { createServices }, { submissionInputs, submissionStatus, submitMessage }] =
     await Promise.all([import('../log/logger'), import('../daemon/services'), import('./submit')]);
   const logger = new Logger([openSink(config.logFile)], level);
   const services = await createServices(config, logger, { recover: false });
   // sendmail's -v delivers at once, in the foreground, and shows the dialogue with each next hop.
   const interactive = config.deliveryMode === 'interactive' || args.verbose;
-  const id = await submitMessage({
+  const submitted = await submitMessage({
     config: interactive ? { ...config, deliveryMode: 'interactive' } : config,
     store: services.store,
     logger,
     ...submissionInputs(args, config),
   });
+  // Without a valid recipient only the bounce about the invalid ones is queued.
+  const { id, bounceIds } = submitted;
 
   if (interactive) {
     const verbose = args.verbose ? (await import('./verbose-output')).verboseToStdout() : undefined;
@@ -204,19 +206,21 @@ async function runDeliver(args: CliArgs, config: Config): Promise<number> {
     const onResult = (r: RecipientResult): void => {
       if (r.status === 'permfail') status = failureStatus(r.dsn);
     };
-    await services.deliverer.deliver(id, { force: true, locked: true, verbose, onResult });
+    if (id !== undefined) await services.deliverer.deliver(id, { force: true, locked: true, verbose, onResult });
+    for (const bounceId of bounceIds) await services.deliverer.deliver(bounceId, { force: true, verbose });
     // The next hop's session ends with QUIT now, as sendmail's does, not when the process exits.
     await (await import('../delivery/connection-cache')).connectionCache.flush(verbose);
-    if (config.superSafe === 'interactive') {
+    if (config.superSafe === 'interactive' && id !== undefined) {
       // Committed without fsync (see submitMessage): what is still queued must reach the disk now.
       await services.store.syncItem(id).catch((err: Error) => {
         throw new ExitError(`cannot queue message: ${err.message}`, EX_TEMPFAIL);
       });
     }
-    return status;
+    return submissionStatus(submitted, status);
   }
-  if (config.deliveryMode === 'background') deliverDetached(args, [id]);
-  return EX_OK;
+  const ids = id === undefined ? bounceIds : [id, ...bounceIds];
+  if (config.deliveryMode === 'background') deliverDetached(args, ids);
+  return submissionStatus(submitted);
 }
 
 /**

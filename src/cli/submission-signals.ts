@@ -17,10 +17,11 @@ export interface SubmissionGuard {
   beginCommit(): boolean;
   /**
    * Removes the handlers. A signal that arrived during the commit ends the
-   * process now: with status 0 when the message was queued (`queued`), since a
-   * caller that saw the signal's status would send the message again.
+   * process now: with `status` (0 unless some recipients were invalid) when
+   * the message was queued (`queued`), since a caller that saw the signal's
+   * status would send the message again.
    */
-  release(queued?: boolean): void;
+  release(queued?: boolean, status?: number): void;
 }
 
 /**
@@ -58,12 +59,12 @@ export function guardSubmission(abort: () => Promise<void>): SubmissionGuard {
       committing = true;
       return true;
     },
-    release(queued = false) {
+    release(queued = false, status = 0) {
       if (released) return;
       released = true;
       if (committing && pending !== undefined && queued) {
         removeHandlers();
-        process.exit(0);
+        process.exit(status);
       }
       if (committing && pending !== undefined) {
         endBySignal(pending);

@@ -20,8 +20,9 @@ import { runSession, type RecipientResult, type SessionOptions, type Transaction
 import { clientTimeouts } from '../delivery/timing';
 import { Logger, openSink, StreamSink } from '../log/logger';
 import { QueueStore } from '../queue/store';
+import type { QueueItem } from '../queue/types';
 import type { CliArgs } from './args';
-import { submissionInputs, submitMessage } from './submit';
+import { submissionInputs, submissionStatus, submitMessage } from './submit';
 import { ExitError, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE } from './sysexits';
 import { verboseOutputLine } from './verbose-output';
 
@@ -102,14 +103,13 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
     const logger = submissionLogger(config, args.verbose);
     const local: Config = { ...config, queueDirectory: dir, deliveryMode: 'queueonly', superSafe: 'false' };
     const store = new QueueStore({ dir, superSafe: 'false', logger });
-    const id = await submitMessage({
+    const submitted = await submitMessage({
       config: local,
       store,
       logger,
       ...submissionInputs(args, config),
       final: false,
     });
-    const item = await store.read(id);
     const target = daemonTarget(config);
     const hostName = target.address.includes(':') ? `[IPv6:${target.address}]` : `[${target.address}]`;
     const opts: SessionOptions = {
@@ -121,77 +121,121 @@ export async function submitToDaemon(args: CliArgs, config: Config): Promise<num
       // The daemon greets with this host's own name, as sendmail's MSP relay mailer has F=k for.
       noLoopCheck: true,
     };
-    const tx: Transaction = {
-      sender: item.sender,
-      recipients: item.recipients.map((r) => ({ address: r.address, notify: r.notify, orcpt: r.orcpt })),
-      headers: item.headers,
-      dataPath: store.dataPath(id),
-      bodySize: item.bodySize,
-      eightBit: item.bodyType === '8BITMIME',
-      ret: item.ret,
-      envid: item.envid,
-    };
-    const out = (line: string): void => void process.stdout.write(`${verboseOutputLine(line)}\n`);
-    const rcpts = tx.recipients.map((r) => r.address).join(',');
-    const where = `the mail daemon at ${hostName} port ${target.port}`;
-
-    // A daemon with MaxRecipientsPerMessage replies "452 Too many recipients"
-    // to the recipients past its limit. They go again in a new transaction, as
-    // long as each transaction takes at least one recipient, because exit 75
-    // after a partial acceptance makes the caller send that part twice.
-    const results: RecipientResult[] = [];
-    let pending = tx.recipients;
-    for (let round = 0; pending.length > 0; round++) {
-      const names = pending.map((r) => r.address).join(',');
-      if (args.verbose) out(`${names}... Connecting to ${hostName} port ${target.port} via submission...`);
-      const result = await runSession(opts, { ...tx, recipients: pending });
-      if (args.verbose) for (const line of result.transcript) if (line !== '>>> (message)') out(line.replace(/^<<< /, ''));
-      // A later round that fails as a whole leaves its recipients without the message.
-      const failRest = (status: 'tempfail' | 'permfail', text: string): void => {
-        for (const r of pending) results.push({ address: r.address, status, dsn: status === 'tempfail' ? '4.0.0' : '5.0.0', text, diagnostic: text });
-      };
-      if (result.kind === 'unreachable') {
-        if (round > 0) {
-          failRest('tempfail', result.text);
-          break;
-        }
-        process.stderr.write(`posthorn: cannot submit the message to ${where}: ${result.text}; the message was not sent\n`);
-        return EX_TEMPFAIL;
-      }
-      if (result.kind === 'rejected') {
-        if (round > 0) {
-          failRest(result.dsn.startsWith('4') ? 'tempfail' : 'permfail', result.diagnostic);
-          break;
-        }
-        process.stderr.write(`posthorn: ${where} rejected the message: ${result.diagnostic}\n`);
-        return result.dsn.startsWith('4') ? EX_TEMPFAIL : EX_UNAVAILABLE;
-      }
-      const progress = result.recipients.some((r) => r.status === 'sent');
-      const again: typeof pending = [];
-      result.recipients.forEach((r, i) => {
-        if (progress && tooManyRecipients(r)) again.push(pending[i]);
-        else results.push(r);
-      });
-      pending = again;
+    // Without a valid recipient only the bounce about the invalid ones goes to
+    // the daemon. After a temporary failure the caller sends the message again,
+    // and the bounce goes with that attempt.
+    const status = submitted.id === undefined ? EX_OK : await relayMessage(args, store, submitted.id, opts, logger);
+    if (status !== EX_TEMPFAIL) {
+      for (const bounceId of submitted.bounceIds) await relayBounce(store, bounceId, opts, logger);
     }
-
-    let status = EX_OK;
-    for (const r of results) {
-      // The daemon's reply gives the reason, because no bounce follows a rejection here.
-      const text = r.diagnostic ?? r.text;
-      if (args.verbose) out(`${r.address}... ${r.status === 'sent' ? 'Sent' : text}`);
-      if (r.status === 'sent') continue;
-      if (!args.verbose) process.stderr.write(`${r.address}... ${text}\n`);
-      // A temporary failure wins: the caller may try again, while a rejected address stays rejected.
-      if (r.status === 'tempfail') status = EX_TEMPFAIL;
-      else if (status === EX_OK) status = r.dsn.startsWith('5.1.') ? EX_NOUSER : EX_UNAVAILABLE;
-    }
-    if (status === EX_OK) logger.child(id).info(`to=${rcpts}, relay=${hostName}, stat=Sent, submitted to the daemon`);
-    return status;
+    return submissionStatus(submitted, status);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
     removeHandlers();
   }
+}
+
+/** Returns the transaction that sends `item` of the private store. */
+function transaction(item: QueueItem, store: QueueStore): Transaction {
+  return {
+    sender: item.sender,
+    recipients: item.recipients.map((r) => ({ address: r.address, notify: r.notify, orcpt: r.orcpt })),
+    headers: item.headers,
+    dataPath: store.dataPath(item.id),
+    bodySize: item.bodySize,
+    eightBit: item.bodyType === '8BITMIME',
+    ret: item.ret,
+    envid: item.envid,
+  };
+}
+
+/**
+ * Sends the bounce about invalid recipients to the daemon. A failure is shown
+ * but changes no exit status: the invalid recipients already make it EX_USAGE,
+ * and the message itself went to the daemon.
+ */
+async function relayBounce(store: QueueStore, id: string, opts: SessionOptions, logger: Logger): Promise<void> {
+  const item = await store.read(id);
+  const tx = transaction(item, store);
+  const result = await runSession(opts, tx);
+  let failure: string | undefined;
+  if (result.kind === 'unreachable') {
+    failure = result.text;
+  } else if (result.kind === 'rejected') {
+    failure = result.diagnostic;
+  } else {
+    const failed = result.recipients.find((r) => r.status !== 'sent');
+    if (failed !== undefined) failure = failed.diagnostic ?? failed.text;
+  }
+  if (failure === undefined) {
+    logger.child(id).info(`to=${tx.recipients.map((r) => r.address).join(',')}, relay=${opts.hostName}, stat=Sent, DSN submitted to the daemon`);
+    return;
+  }
+  process.stderr.write(`posthorn: the bounce about the invalid recipients was not sent to the mail daemon at ${opts.hostName} port ${opts.port}: ${failure}\n`);
+}
+
+/** Sends the message to the daemon; see the top of this file. Returns the exit status. */
+async function relayMessage(args: CliArgs, store: QueueStore, id: string, opts: SessionOptions, logger: Logger): Promise<number> {
+  const item = await store.read(id);
+  const { hostName, port } = opts;
+  const tx = transaction(item, store);
+  const out = (line: string): void => void process.stdout.write(`${verboseOutputLine(line)}\n`);
+  const rcpts = tx.recipients.map((r) => r.address).join(',');
+  const where = `the mail daemon at ${hostName} port ${port}`;
+
+  // A daemon with MaxRecipientsPerMessage replies "452 Too many recipients"
+  // to the recipients past its limit. They go again in a new transaction, as
+  // long as each transaction takes at least one recipient, because exit 75
+  // after a partial acceptance makes the caller send that part twice.
+  const results: RecipientResult[] = [];
+  let pending = tx.recipients;
+  for (let round = 0; pending.length > 0; round++) {
+    const names = pending.map((r) => r.address).join(',');
+    if (args.verbose) out(`${names}... Connecting to ${hostName} port ${port} via submission...`);
+    const result = await runSession(opts, { ...tx, recipients: pending });
+    if (args.verbose) for (const line of result.transcript) if (line !== '>>> (message)') out(line.replace(/^<<< /, ''));
+    // A later round that fails as a whole leaves its recipients without the message.
+    const failRest = (status: 'tempfail' | 'permfail', text: string): void => {
+      for (const r of pending) results.push({ address: r.address, status, dsn: status === 'tempfail' ? '4.0.0' : '5.0.0', text, diagnostic: text });
+    };
+    if (result.kind === 'unreachable') {
+      if (round > 0) {
+        failRest('tempfail', result.text);
+        break;
+      }
+      process.stderr.write(`posthorn: cannot submit the message to ${where}: ${result.text}; the message was not sent\n`);
+      return EX_TEMPFAIL;
+    }
+    if (result.kind === 'rejected') {
+      if (round > 0) {
+        failRest(result.dsn.startsWith('4') ? 'tempfail' : 'permfail', result.diagnostic);
+        break;
+      }
+      process.stderr.write(`posthorn: ${where} rejected the message: ${result.diagnostic}\n`);
+      return result.dsn.startsWith('4') ? EX_TEMPFAIL : EX_UNAVAILABLE;
+    }
+    const progress = result.recipients.some((r) => r.status === 'sent');
+    const again: typeof pending = [];
+    result.recipients.forEach((r, i) => {
+      if (progress && tooManyRecipients(r)) again.push(pending[i]);
+      else results.push(r);
+    });
+    pending = again;
+  }
+
+  let status = EX_OK;
+  for (const r of results) {
+    // The daemon's reply gives the reason, because no bounce follows a rejection here.
+    const text = r.diagnostic ?? r.text;
+    if (args.verbose) out(`${r.address}... ${r.status === 'sent' ? 'Sent' : text}`);
+    if (r.status === 'sent') continue;
+    if (!args.verbose) process.stderr.write(`${r.address}... ${text}\n`);
+    // A temporary failure wins: the caller may try again, while a rejected address stays rejected.
+    if (r.status === 'tempfail') status = EX_TEMPFAIL;
+    else if (status === EX_OK) status = r.dsn.startsWith('5.1.') ? EX_NOUSER : EX_UNAVAILABLE;
+  }
+  if (status === EX_OK) logger.child(id).info(`to=${rcpts}, relay=${hostName}, stat=Sent, submitted to the daemon`);
+  return status;
 }
 
 /**

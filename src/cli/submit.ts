@@ -13,10 +13,12 @@ import * as os from 'node:os';
 import type { Config } from '../config/types';
 import type { QueueStore } from '../queue/store';
 import type { DataFileWriter } from '../queue/data-file';
-import type { QueueItem } from '../queue/types';
+import type { QueueItem, QueueRecipient } from '../queue/types';
 import type { Logger } from '../log/logger';
 import { initialPriority, precedenceClass } from '../queue/priority';
-import { parseHeaderAddresses, parsePath, splitAddress } from '../smtp/address';
+import { parsePath, splitAddress } from '../smtp/address';
+import { headerAddresses, type HeaderAddress } from '../smtp/headeraddress';
+import { queueBounce } from '../delivery/bounce';
 import { addMissingHeaders, headerValue, messageSize, receivedHeader } from '../server/headers';
 import { ExitError, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE } from './sysexits';
 import { VERSION } from '../version';
@@ -110,19 +112,72 @@ function accountFullName(sender: string, hostName: string): string | undefined {
   return name === undefined || name === '' ? undefined : name;
 }
 
+/** The outcome of a submission. */
+export interface SubmitResult {
+  /** Queue id of the message, or undefined when no recipient was valid. */
+  id?: string;
+  /** Queue ids of the bounces about invalid recipients, at most one. */
+  bounceIds: string[];
+  /** sendmail's "address... reason" for each invalid recipient. */
+  errors: string[];
+}
+
+/** A recipient address that failed its check. */
+interface RejectedAddress {
+  /** The address as written, made printable and cut to a bounded length. */
+  address: string;
+  /** The reason, e.g. "Hostname required". */
+  reason: string;
+  /** The SMTP reply code and enhanced status code that go with the reason. */
+  code: number;
+  enhanced: string;
+}
+
+type CheckedAddress = { ok: true; address: string } | { ok: false; rejected: RejectedAddress };
+
+/** Maximum length of an address in an error line or a bounce: the SMTP path limit (RFC 5321 4.5.3.1.3). */
+const SHOWN_ADDRESS_LENGTH = 256;
+
+/** Returns the address with '?' for control and 8-bit characters, cut to SHOWN_ADDRESS_LENGTH. */
+function shownAddress(address: string): string {
+  const printable = address.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > SHOWN_ADDRESS_LENGTH ? `${printable.slice(0, SHOWN_ADDRESS_LENGTH)}...` : printable;
+}
+
+/** Returns sendmail's "address... reason" line for a rejected address. */
+function rejectedLine(r: RejectedAddress): string {
+  return `${r.address}... ${r.reason}`;
+}
+
+/** Checks and normalises one address from the command line or a header. */
+function examineAddress(address: string): CheckedAddress {
+  const parsed = parsePath(address.includes('<') ? address : `<${address}>`, 'rcpt');
+  if (parsed.ok) return { ok: true, address: parsed.address };
+  // The reason follows the last "... ", because the address itself may contain '>' or '<'.
+  const cut = parsed.text.lastIndexOf('... ');
+  const reason = cut < 0 ? parsed.text : parsed.text.slice(cut + 4);
+  return { ok: false, rejected: { address: shownAddress(address), reason, code: parsed.code, enhanced: parsed.enhanced } };
+}
+
 /**
- * Checks and normalises one address from the command line or a header. A bad
- * address ends the command with sendmail's "addr... reason" and EX_USAGE, the
- * code sendmail 8.17 gives when an address had errors.
+ * Checks the -f address. A bad one ends the command with sendmail's
+ * "addr... reason" and EX_USAGE, the code sendmail 8.17 gives when an
+ * address had errors.
  */
 function checkAddress(address: string): string {
-  const parsed = parsePath(address.includes('<') ? address : `<${address}>`, 'rcpt');
-  if (!parsed.ok) {
-    // The reason follows the last "... ", because the address itself may contain '>' or '<'.
-    const cut = parsed.text.lastIndexOf('... ');
-    throw new ExitError(`${address}... ${cut < 0 ? parsed.text : parsed.text.slice(cut + 4)}`, EX_USAGE);
-  }
-  return parsed.address;
+  const checked = examineAddress(address);
+  if (!checked.ok) throw new ExitError(rejectedLine(checked.rejected), EX_USAGE);
+  return checked.address;
+}
+
+/**
+ * Returns the exit status of a submission: EX_USAGE when a recipient was
+ * invalid, as sendmail 8.17 exits then, else `status`. Another failure status
+ * (a temporary failure, say) wins, as in sendmail, where address errors set
+ * EX_USAGE only while the status is still EX_OK.
+ */
+export function submissionStatus(result: SubmitResult, status = EX_OK): number {
+  return result.errors.length > 0 && status === EX_OK ? EX_USAGE : status;
 }
 
 /**
@@ -130,15 +185,15 @@ function checkAddress(address: string): string {
  * As in sendmail, a message with any Resent- header is being resent, and
  * only Resent-To:, Resent-Cc: and Resent-Bcc: name its recipients.
  */
-function headerRecipients(headers: string[]): string[] {
+function headerRecipients(headers: string[]): HeaderAddress[] {
   const names = headers.map((header) => header.slice(0, Math.max(header.indexOf(':'), 0)).trim().toLowerCase());
   const resent = names.some((name) => name.startsWith('resent-'));
   const recipientHeaders = resent ? RESENT_RECIPIENT_HEADERS : RECIPIENT_HEADERS;
-  const found: string[] = [];
+  const found: HeaderAddress[] = [];
   headers.forEach((header, i) => {
     if (!recipientHeaders.includes(names[i])) return;
     // A loop, not push(...list): a header with MaxHeadersLength=0 can hold a hundred thousand addresses.
-    for (const address of parseHeaderAddresses(header.slice(header.indexOf(':') + 1).replace(/\r\n/g, ''))) found.push(address);
+    for (const address of headerAddresses(header.slice(header.indexOf(':') + 1).replace(/\r\n/g, ''))) found.push(address);
   });
   for (let i = headers.length - 1; i >= 0; i--) {
     if (names[i] === 'bcc' || names[i] === 'resent-bcc') headers.splice(i, 1);
@@ -146,8 +201,13 @@ function headerRecipients(headers: string[]): string[] {
   return found;
 }
 
-/** Reads, checks and queues one message; returns its queue id. */
-export async function submitMessage(opts: SubmitOptions): Promise<string> {
+/**
+ * Reads, checks and queues one message. Invalid recipients do not stop the
+ * others: as sendmail 8.17 does, the message is queued for the valid ones,
+ * and a bounce about the invalid ones is queued to the sender. Each invalid
+ * one is shown on standard error, and submissionStatus() gives the exit status.
+ */
+export async function submitMessage(opts: SubmitOptions): Promise<SubmitResult> {
   const { config, store } = opts;
   // A rejected -f ends the command before any queue file exists.
   const user = userName();
@@ -157,6 +217,7 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
   const opened = store.openDataFile(id);
   // The guard waits for the open, so a signal during it cannot leave a df behind.
   let queued = false;
+  let status = EX_OK;
   const guard = guardSubmission(async () => {
     await opened.catch(() => undefined);
     await store.abort(id);
@@ -164,7 +225,10 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
   try {
     const writer = await opened;
     const reader = await readMessage(opts, id, writer);
-    const recipients = await messageRecipients(opts, id, reader.headers);
+    const { recipients, rejected } = await messageRecipients(opts, id, reader.headers);
+    // Printed at once, as sendmail prints them while it reads the addresses.
+    for (const r of rejected) process.stderr.write(`posthorn: ${rejectedLine(r)}\n`);
+    if (rejected.length > 0) status = EX_USAGE;
 
     const warning = senderWarning(config, user, opts.sender);
     const fields = { id, config, sender, recipients, headers: reader.headers, user, size: writer.size, warning };
@@ -175,13 +239,52 @@ export async function submitMessage(opts: SubmitOptions): Promise<string> {
     // After a signal the guard removes the files and ends the process, so this
     // submission must neither commit nor return.
     if (!guard.beginCommit()) return await new Promise<never>(() => undefined);
-    await commitItem(opts, item);
-    queued = true;
-    if (warning !== undefined) opts.logger.child(id).info(`Authentication-Warning: ${warning}`);
-    logSubmission(opts.logger, item, user);
-    return id;
+    if (recipients.length > 0) {
+      await commitItem(opts, item);
+      queued = true;
+      if (warning !== undefined) opts.logger.child(id).info(`Authentication-Warning: ${warning}`);
+      logSubmission(opts.logger, item, user);
+    }
+    // The bounce copies the df, so the df of a message without valid recipients goes only after it.
+    const bounceIds = rejected.length > 0 ? await bounceRejected(opts, item, rejected) : [];
+    if (recipients.length === 0) {
+      await store.abort(id);
+      queued = bounceIds.length > 0;
+    }
+    return { id: recipients.length > 0 ? id : undefined, bounceIds, errors: rejected.map(rejectedLine) };
   } finally {
-    guard.release(queued && opts.final !== false);
+    guard.release(queued && opts.final !== false, status);
+  }
+}
+
+/**
+ * Queues a bounce to the sender about the invalid recipients, as sendmail
+ * 8.17 does for those of -t, with its "553 5.1.3 addr... reason" lines as
+ * the transcript. A failure to queue it is logged: the caller still gets
+ * the errors and EX_USAGE.
+ *
+ * NOTE: for invalid command-line recipients sendmail 8.17 saves the message
+ * to ~/dead.letter instead (and prints "Saved message in ..."). Posthorn
+ * sends the bounce for them too: a dead.letter in the home folder of a
+ * program's user (/var/www for www-data) goes unread or may be served to
+ * the web, while the bounce reaches the sender's mailbox.
+ */
+async function bounceRejected(opts: SubmitOptions, item: QueueItem, rejected: RejectedAddress[]): Promise<string[]> {
+  const { config, store, logger } = opts;
+  const bounced: QueueRecipient[] = rejected.map((r) => ({
+    address: r.address,
+    notify: opts.dsn?.notify,
+    state: 'bounced',
+    status: r.reason,
+    dsnCode: r.enhanced,
+  }));
+  const transcript = rejected.map((r) => `${r.code} ${r.enhanced} ${rejectedLine(r)}`);
+  try {
+    const id = await queueBounce({ config, store, logger }, item, bounced, transcript);
+    return id === undefined ? [] : [id];
+  } catch (err) {
+    logger.child(item.id).error(`failed to queue DSN: ${(err as Error).message}`);
+    return [];
   }
 }
 
@@ -223,25 +326,41 @@ async function readMessage(opts: SubmitOptions, id: string, writer: DataFileWrit
   return reader;
 }
 
-/** Returns the checked recipients of the command line or, with -t, of the headers. */
-async function messageRecipients(opts: SubmitOptions, id: string, headers: string[]): Promise<string[]> {
-  let recipients: string[];
-  try {
-    recipients = opts.recipients.map(checkAddress);
-    if (opts.readRecipients) for (const address of headerRecipients(headers)) recipients.push(checkAddress(address));
-  } catch (err) {
-    await opts.store.abort(id);
-    throw err;
-  }
-  recipients = [...new Set(recipients)];
-  if (recipients.length === 0) {
+/**
+ * Returns the valid recipients of the command line and, with -t, of the
+ * headers, and the invalid ones with their reasons.
+ *
+ * NOTE: sendmail 8.17 prints each error on standard output, some of them
+ * two or four times ("Unbalanced '<'" once per closing bracket it makes up),
+ * and exits 0 for some unbalanced addresses. Posthorn prints one line per
+ * invalid address on standard error and always exits EX_USAGE (64).
+ */
+async function messageRecipients(opts: SubmitOptions, id: string, headers: string[]): Promise<{ recipients: string[]; rejected: RejectedAddress[] }> {
+  const valid = new Set<string>();
+  const rejected = new Map<string, RejectedAddress>();
+  const take = (address: HeaderAddress): void => {
+    const checked: CheckedAddress = address.unbalanced
+      ? { ok: false, rejected: { address: shownAddress(address.address), reason: "Unbalanced '<'", code: 553, enhanced: '5.0.0' } }
+      : examineAddress(address.address);
+    if (checked.ok) {
+      valid.add(checked.address);
+      return;
+    }
+    // The error names "bad<<x@" as written, not the "<x@" inside its brackets.
+    if (address.written !== undefined) checked.rejected.address = shownAddress(address.written);
+    if (!rejected.has(checked.rejected.address)) rejected.set(checked.rejected.address, checked.rejected);
+  };
+  for (const address of opts.recipients) take({ address, unbalanced: false });
+  if (opts.readRecipients) for (const address of headerRecipients(headers)) take(address);
+  const recipients = [...valid];
+  if (recipients.length === 0 && rejected.size === 0) {
     await opts.store.abort(id);
     // sendmail 8.17 prints this and exits 0 for -t (checked against Debian's
     // 8.17.1.9); without -t it is a usage error.
     if (opts.readRecipients) throw new ExitError('No recipient addresses found in header', EX_OK);
     throw new ExitError('Recipient names must be specified', EX_USAGE);
   }
-  return recipients;
+  return { recipients, rejected: [...rejected.values()] };
 }
 
 async function commitItem(opts: SubmitOptions, item: QueueItem): Promise<void> {

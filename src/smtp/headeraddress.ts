@@ -20,6 +20,23 @@ interface Mailbox {
   tokens: Token[];
   /** Offset of the closing ">" of an angle address, else the end of its last token. */
   insertAt: number;
+  /** The mailbox as written when a comma ended it inside "<...>" (see headerAddresses()). */
+  unbalanced?: string;
+  /** The mailbox as written when the value ended inside "<...>". */
+  unclosed?: string;
+}
+
+/** One address of a header's address list. */
+export interface HeaderAddress {
+  /** The addr-spec, or for an unbalanced mailbox the mailbox as written, display name and "<" included. */
+  address: string;
+  /** True when a comma ended the mailbox inside "<...>", which sendmail reports as "Unbalanced '<'". */
+  unbalanced: boolean;
+  /**
+   * The mailbox as written when the value ended inside "<...>" ("Ann <ann@b"):
+   * its addr-spec is taken, and this names it in an error.
+   */
+  written?: string;
 }
 
 const WORD_KINDS: readonly TokenKind[] = ['atom', 'quoted', 'literal'];
@@ -35,12 +52,33 @@ const ATOM_END = /[\s()<>,;:@."[\]]/;
  * A value without any of , ; < ( is an old-style list, as sendmail's
  * sendtolist() calls it: blanks separate its addresses ("alice bob" is two
  * recipients, "a@b.example c@d.example" too). Two words in a row never join
- * into one address.
+ * into one address. A mailbox that a comma ends inside "<...>" is returned
+ * as written, and headerAddresses() marks such addresses.
  */
 export function parseHeaderAddresses(value: string): string[] {
-  return mailboxes(value)
-    .map((mailbox) => joinTokens(mailbox.tokens))
-    .filter((address) => address !== '');
+  return headerAddresses(value).map((a) => a.address);
+}
+
+/**
+ * Returns the addresses of a header value as parseHeaderAddresses() does,
+ * and marks the unbalanced ones. As in sendmail 8.17, a comma inside "<...>"
+ * ends the address, except in a source route ("<@a,@b:user@c>").
+ * "bad<<x@, bob@example.com" is the bad address "bad<<x@" followed by
+ * bob@example.com, and one broken address does not take the rest of the
+ * list with it.
+ */
+export function headerAddresses(value: string): HeaderAddress[] {
+  const found: HeaderAddress[] = [];
+  for (const mailbox of mailboxes(value)) {
+    if (mailbox.unbalanced !== undefined) {
+      found.push({ address: mailbox.unbalanced, unbalanced: true });
+      continue;
+    }
+    const address = joinTokens(mailbox.tokens);
+    if (address === '') continue;
+    found.push(mailbox.unclosed === undefined ? { address, unbalanced: false } : { address, unbalanced: false, written: mailbox.unclosed });
+  }
+  return found;
 }
 
 /**
@@ -51,7 +89,7 @@ export function parseHeaderAddresses(value: string): string[] {
  */
 export function qualifyHeaderAddresses(value: string, domain: string): string {
   const inserts = mailboxes(value)
-    .filter((m) => m.tokens.some((t) => t.kind !== 'special') && !m.tokens.some((t) => t.kind === 'special' && t.text === '@'))
+    .filter((m) => m.unbalanced === undefined && m.tokens.some((t) => t.kind !== 'special') && !m.tokens.some((t) => t.kind === 'special' && t.text === '@'))
     .map((m) => m.insertAt);
   let out = value;
   for (const at of inserts.reverse()) out = `${out.slice(0, at)}@${domain}${out.slice(at)}`;
@@ -65,6 +103,8 @@ function mailboxes(value: string): Mailbox[] {
   let current: Token[] = [];
   let angle: Token[] | undefined;
   let angleAddr: Mailbox | undefined;
+  /** Offset where the text of the current mailbox starts. */
+  let start = 0;
 
   const flush = (): void => {
     if (angleAddr !== undefined) found.push(angleAddr);
@@ -80,6 +120,12 @@ function mailboxes(value: string): Mailbox[] {
       if (special === '>') {
         angleAddr = { tokens: dropSourceRoute(angle), insertAt: token.end - 1 };
         angle = undefined;
+      } else if (special === ',' && angle[0]?.text !== '@') {
+        found.push({ tokens: [], insertAt: token.end - 1, unbalanced: value.slice(start, token.end - 1).trim() });
+        current = [];
+        angle = undefined;
+        angleAddr = undefined;
+        start = token.end;
       } else {
         angle.push(token);
       }
@@ -88,8 +134,10 @@ function mailboxes(value: string): Mailbox[] {
     } else if (special === ':') {
       // The words so far were a group name.
       current = [];
+      start = token.end;
     } else if (special === ',' || special === ';') {
       flush();
+      start = token.end;
     } else {
       const last = current[current.length - 1];
       if (oldStyle && token.spaced && last !== undefined && WORD_KINDS.includes(token.kind) && WORD_KINDS.includes(last.kind)) {
@@ -101,7 +149,7 @@ function mailboxes(value: string): Mailbox[] {
 
   if (angle !== undefined) {
     const tokens = dropSourceRoute(angle);
-    angleAddr = { tokens, insertAt: tokens.length > 0 ? tokens[tokens.length - 1].end : value.length };
+    angleAddr = { tokens, insertAt: tokens.length > 0 ? tokens[tokens.length - 1].end : value.length, unclosed: value.slice(start).trim() };
   }
   flush();
   return found;

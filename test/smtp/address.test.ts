@@ -162,6 +162,9 @@ test('parseHeaderAddresses reads address lists', () => {
     ['a@b,\r\n\tc@d', ['a@b', 'c@d']],
     ['<>, , a@b', ['a@b']],
     ['Name <a@b', ['a@b']],
+    // A comma ends an address inside <...>, as in sendmail 8.17, except in a source route.
+    ['a@b, bad<<x@, c@d', ['a@b', 'bad<<x@', 'c@d']],
+    ['<@r1.example,@r2.example:user@example.com>, c@d', ['user@example.com', 'c@d']],
     ['', []],
     // Old-style lists (no , ; < or (): blanks separate words, as in sendmail's sendtolist().
     ['alice bob', ['alice', 'bob']],
