@@ -32,3 +32,18 @@ export function mountQueueDisk(t: TestContext, size: string): { mountPoint: stri
   fs.mkdirSync(queueDir, { mode: 0o700 });
   return { mountPoint, queueDir };
 }
+
+/** Fills the file system of `file` until a write fails with ENOSPC, and returns the bytes written. */
+export function fillDisk(file: string): number {
+  const fd = fs.openSync(file, 'w');
+  const chunk = Buffer.alloc(4096, 0x61);
+  let size = 0;
+  try {
+    for (;;) size += fs.writeSync(fd, chunk);
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    fs.closeSync(fd);
+  }
+  return size;
+}

@@ -13,22 +13,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeMessage, sendRaw, startNextHopDown } from '../helpers/e2e-setup';
-import { mountQueueDisk } from '../helpers/queue-disk';
-
-/** Fills the file system of `file` until a write fails, and returns the bytes written. */
-function fill(file: string): number {
-  const fd = fs.openSync(file, 'w');
-  const chunk = Buffer.alloc(4096, 0x61);
-  let size = 0;
-  try {
-    for (;;) size += fs.writeSync(fd, chunk);
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  } finally {
-    fs.closeSync(fd);
-  }
-  return size;
-}
+import { fillDisk, mountQueueDisk } from '../helpers/queue-disk';
 
 test('full disk: journal 452, write-out retried', { timeout: 55_000 }, async (t) => {
   const mountPoint = mountQueueDisk(t, '1m')?.mountPoint;
@@ -45,7 +30,7 @@ test('full disk: journal 452, write-out retried', { timeout: 55_000 }, async (t)
     });
 
   const filler = path.join(mountPoint, 'filler');
-  const filled = fill(filler);
+  const filled = fillDisk(filler);
   const full = await send('disk full');
   assert.match(full.accepted, /^452 4\.3\.1 /, full.replies.join(' | '));
 

@@ -11,22 +11,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeMessage, quoteRe, sendRaw, startNextHopDown } from '../helpers/e2e-setup';
-import { mountQueueDisk } from '../helpers/queue-disk';
-
-/** Fills the file system of `file` until a write fails, and returns the bytes written. */
-function fill(file: string): number {
-  const fd = fs.openSync(file, 'w');
-  const chunk = Buffer.alloc(4096, 0x61);
-  let size = 0;
-  try {
-    for (;;) size += fs.writeSync(fd, chunk);
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  } finally {
-    fs.closeSync(fd);
-  }
-  return size;
-}
+import { fillDisk, mountQueueDisk } from '../helpers/queue-disk';
 
 test('Workers=2: a stranded item is written out again', { timeout: 55_000 }, async (t) => {
   const disk = mountQueueDisk(t, '1m');
@@ -37,7 +22,7 @@ test('Workers=2: a stranded item is written out again', { timeout: 55_000 }, asy
 
   // Room for the journal record (about 40 kB), not for df and qf beside it.
   const filler = path.join(disk.mountPoint, 'filler');
-  fs.truncateSync(filler, Math.max(0, fill(filler) - 64 * 1024));
+  fs.truncateSync(filler, Math.max(0, fillDisk(filler) - 64 * 1024));
   const sent = await sendRaw({
     port: ph.port,
     from: 'alice@posthorn.test',
