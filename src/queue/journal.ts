@@ -256,6 +256,9 @@ export class CommitJournal {
         }
       } catch (err) {
         for (const waiter of batch) waiter.reject(err);
+        // After a failed fdatasync the kernel may report later ones as clean for
+        // pages it dropped, so new records go to a new file.
+        for (const failed of segments) if (this.current === failed) this.current = undefined;
       }
       for (const s of segments) {
         if (this.dirty.has(s)) continue;

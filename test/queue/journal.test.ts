@@ -230,3 +230,28 @@ test('a failed journal write-out keeps the journal and the queue repair', async 
   assert.ok(!fs.existsSync(path.join(dir, `qf${item.id}`)));
   removeDir(dir);
 });
+
+test('a failed fdatasync moves commits to a new file', async () => {
+  const dir = makeTempDir();
+  let failNext = false;
+  const sync = async (fd: number): Promise<void> => {
+    if (failNext) {
+      failNext = false;
+      throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+    }
+    fs.fdatasyncSync(fd);
+  };
+  const store = new QueueStore({ dir, superSafe: 'true', logger: captureLogger().logger, journal: true, sync });
+  await store.init();
+  await store.recovered();
+  const first = await commitSmall(store, 'Subject: one\r\n\r\nx\r\n');
+  const before = fs.readdirSync(dir).filter((n) => n.startsWith('.jr.'));
+  failNext = true;
+  await assert.rejects(commitSmall(store, 'Subject: two\r\n\r\nx\r\n'), { code: 'EIO' });
+  const third = await commitSmall(store, 'Subject: three\r\n\r\nx\r\n');
+  const after = fs.readdirSync(dir).filter((n) => n.startsWith('.jr.'));
+  assert.equal(before.length, 1);
+  assert.equal(after.length, 2, after.join(' '));
+  assert.deepEqual(journalOpenIds(dir).sort(), [first.id, third.id].sort());
+  removeDir(dir);
+});
