@@ -120,6 +120,8 @@ export interface SubmitResult {
   bounceIds: string[];
   /** sendmail's "address... reason" for each invalid recipient. */
   errors: string[];
+  /** True when one of the errors makes the exit status EX_USAGE (see usageError()). */
+  usage: boolean;
 }
 
 /** A recipient address that failed its check. */
@@ -131,6 +133,20 @@ interface RejectedAddress {
   /** The SMTP reply code and enhanced status code that go with the reason. */
   code: number;
   enhanced: string;
+  /** Taken from a header by -t, not from the command line. */
+  fromHeader?: boolean;
+  /** Unbalanced, and without its brackets and quotes still invalid (e.g. "bad<<x@": Hostname required). */
+  alsoInvalid?: boolean;
+}
+
+/**
+ * Tells whether a rejected recipient makes the exit status EX_USAGE. sendmail
+ * 8.17 exits 0 after a header address with unbalanced brackets or quotes (its
+ * prescan() error), and 64 after one that the rulesets reject (Hostname
+ * required, Invalid route address) or any bad command-line address.
+ */
+function usageError(r: RejectedAddress): boolean {
+  return r.fromHeader !== true || !r.reason.startsWith('Unbalanced') || r.alsoInvalid === true;
 }
 
 type CheckedAddress = { ok: true; address: string } | { ok: false; rejected: RejectedAddress };
@@ -177,7 +193,7 @@ function checkAddress(address: string): string {
  * EX_USAGE only while the status is still EX_OK.
  */
 export function submissionStatus(result: SubmitResult, status = EX_OK): number {
-  return result.errors.length > 0 && status === EX_OK ? EX_USAGE : status;
+  return result.usage && status === EX_OK ? EX_USAGE : status;
 }
 
 /**
@@ -228,7 +244,7 @@ export async function submitMessage(opts: SubmitOptions): Promise<SubmitResult> 
     const { recipients, rejected } = await messageRecipients(opts, id, reader.headers);
     // Printed at once, as sendmail prints them while it reads the addresses.
     for (const r of rejected) process.stderr.write(`posthorn: ${rejectedLine(r)}\n`);
-    if (rejected.length > 0) status = EX_USAGE;
+    if (rejected.some(usageError)) status = EX_USAGE;
 
     const warning = senderWarning(config, user, opts.sender);
     const fields = { id, config, sender, recipients, headers: reader.headers, user, size: writer.size, warning };
@@ -251,7 +267,7 @@ export async function submitMessage(opts: SubmitOptions): Promise<SubmitResult> 
       await store.abort(id);
       queued = bounceIds.length > 0;
     }
-    return { id: recipients.length > 0 ? id : undefined, bounceIds, errors: rejected.map(rejectedLine) };
+    return { id: recipients.length > 0 ? id : undefined, bounceIds, errors: rejected.map(rejectedLine), usage: rejected.some(usageError) };
   } finally {
     guard.release(queued && opts.final !== false, status);
   }
@@ -338,9 +354,9 @@ async function readMessage(opts: SubmitOptions, id: string, writer: DataFileWrit
 async function messageRecipients(opts: SubmitOptions, id: string, headers: string[]): Promise<{ recipients: string[]; rejected: RejectedAddress[] }> {
   const valid = new Set<string>();
   const rejected = new Map<string, RejectedAddress>();
-  const take = (address: HeaderAddress): void => {
+  const take = (address: HeaderAddress, fromHeader: boolean): void => {
     const checked: CheckedAddress = address.unbalanced
-      ? { ok: false, rejected: { address: shownAddress(address.address), reason: "Unbalanced '<'", code: 553, enhanced: '5.0.0' } }
+      ? { ok: false, rejected: { address: shownAddress(address.address), reason: `Unbalanced '${address.unbalanced}'`, code: 553, enhanced: '5.0.0' } }
       : examineAddress(address.address);
     if (checked.ok) {
       valid.add(checked.address);
@@ -348,10 +364,15 @@ async function messageRecipients(opts: SubmitOptions, id: string, headers: strin
     }
     // The error names "bad<<x@" as written, not the "<x@" inside its brackets.
     if (address.written !== undefined) checked.rejected.address = shownAddress(address.written);
+    checked.rejected.fromHeader = fromHeader;
+    // sendmail reports such an address twice, and the rulesets' error (Hostname required) sets exit 64.
+    if (fromHeader && checked.rejected.reason.startsWith('Unbalanced')) {
+      checked.rejected.alsoInvalid = !examineAddress((address.written ?? address.address).replace(/[<>"()]/g, '')).ok;
+    }
     if (!rejected.has(checked.rejected.address)) rejected.set(checked.rejected.address, checked.rejected);
   };
-  for (const address of opts.recipients) take({ address, unbalanced: false });
-  if (opts.readRecipients) for (const address of headerRecipients(headers)) take(address);
+  for (const address of opts.recipients) take({ address, unbalanced: false }, false);
+  if (opts.readRecipients) for (const address of headerRecipients(headers)) take(address, true);
   const recipients = [...valid];
   if (recipients.length === 0 && rejected.size === 0) {
     await opts.store.abort(id);

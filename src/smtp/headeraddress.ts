@@ -20,8 +20,10 @@ interface Mailbox {
   tokens: Token[];
   /** Offset of the closing ">" of an angle address, else the end of its last token. */
   insertAt: number;
-  /** The mailbox as written when a comma ended it inside "<...>" (see headerAddresses()). */
+  /** The mailbox as written when a comma ended it inside "<...>" (see headerAddresses()), or a comment never closed took it. */
   unbalanced?: string;
+  /** The bracket left open in an unbalanced mailbox. */
+  open?: '<' | '(';
   /** The mailbox as written when the value ended inside "<...>". */
   unclosed?: string;
 }
@@ -30,8 +32,12 @@ interface Mailbox {
 export interface HeaderAddress {
   /** The addr-spec, or for an unbalanced mailbox the mailbox as written, display name and "<" included. */
   address: string;
-  /** True when a comma ended the mailbox inside "<...>", which sendmail reports as "Unbalanced '<'". */
-  unbalanced: boolean;
+  /**
+   * The bracket an invalid mailbox left open, else false: '<' when a comma
+   * ended it inside "<...>", '(' when a comment that is never closed took all
+   * of it. sendmail reports these as "Unbalanced '<'" and "Unbalanced '('".
+   */
+  unbalanced: false | '<' | '(';
   /**
    * The mailbox as written when the value ended inside "<...>" ("Ann <ann@b"):
    * its addr-spec is taken, and this names it in an error.
@@ -71,7 +77,7 @@ export function headerAddresses(value: string): HeaderAddress[] {
   const found: HeaderAddress[] = [];
   for (const mailbox of mailboxes(value)) {
     if (mailbox.unbalanced !== undefined) {
-      found.push({ address: mailbox.unbalanced, unbalanced: true });
+      found.push({ address: mailbox.unbalanced, unbalanced: mailbox.open ?? '<' });
       continue;
     }
     const address = joinTokens(mailbox.tokens);
@@ -113,7 +119,8 @@ function mailboxes(value: string): Mailbox[] {
     angleAddr = undefined;
   };
 
-  for (const token of tokenize(value)) {
+  const { tokens, openComment } = tokenize(value);
+  for (const token of tokens) {
     const special = token.kind === 'special' ? token.text : '';
 
     if (angle !== undefined) {
@@ -121,7 +128,7 @@ function mailboxes(value: string): Mailbox[] {
         angleAddr = { tokens: dropSourceRoute(angle), insertAt: token.end - 1 };
         angle = undefined;
       } else if (special === ',' && angle[0]?.text !== '@') {
-        found.push({ tokens: [], insertAt: token.end - 1, unbalanced: value.slice(start, token.end - 1).trim() });
+        found.push({ tokens: [], insertAt: token.end - 1, unbalanced: value.slice(start, token.end - 1).trim(), open: '<' });
         current = [];
         angle = undefined;
         angleAddr = undefined;
@@ -147,6 +154,13 @@ function mailboxes(value: string): Mailbox[] {
     }
   }
 
+  // A comment never closed runs to the end of the value. When it takes a whole
+  // mailbox after another one ("a@b, (note <c@d"), sendmail 8.17 reports that
+  // mailbox as "Unbalanced '('", so it is not dropped unseen. A value that is
+  // one open comment has no address, as for sendmail.
+  if (openComment && angle === undefined && angleAddr === undefined && current.length === 0 && found.length > 0) {
+    found.push({ tokens: [], insertAt: value.length, unbalanced: value.slice(start).trim(), open: '(' });
+  }
   if (angle !== undefined) {
     const tokens = dropSourceRoute(angle);
     angleAddr = { tokens, insertAt: tokens.length > 0 ? tokens[tokens.length - 1].end : value.length, unclosed: value.slice(start).trim() };
@@ -165,11 +179,15 @@ function dropSourceRoute(tokens: Token[]): Token[] {
   return colon < 0 ? tokens : tokens.slice(colon + 1);
 }
 
-/** Splits a header value into tokens, dropping blanks and (comments). */
-function tokenize(value: string): Token[] {
+/**
+ * Splits a header value into tokens, dropping blanks and (comments). Also
+ * reports whether the value ends inside a comment.
+ */
+function tokenize(value: string): { tokens: Token[]; openComment: boolean } {
   const tokens: Token[] = [];
   let i = 0;
   let spaced = false;
+  let openComment = false;
   const push = (kind: TokenKind, text: string, end: number): void => {
     tokens.push({ kind, text, spaced, end });
     spaced = false;
@@ -182,15 +200,23 @@ function tokenize(value: string): Token[] {
       i++;
     } else if (ch === '(') {
       spaced = true;
-      i = skipComment(value, i);
+      const end = skipComment(value, i);
+      openComment = end < 0;
+      i = end < 0 ? value.length : end;
     } else if (ch === '"') {
       const end = closing(value, i, '"');
       push('quoted', value.slice(i, end + 1), end + 1);
       i = end + 1;
-    } else if (ch === '[') {
+    } else if (ch === '[' && tokens[tokens.length - 1]?.text === '@') {
+      // A domain literal follows "@" only. Elsewhere "[" is an ordinary
+      // character, as for sendmail 8.17, so an escape sequence such as
+      // "\x1b[31m" in a local part does not swallow the addresses after it.
       const end = closing(value, i, ']');
       push('literal', value.slice(i, end + 1), end + 1);
       i = end + 1;
+    } else if (ch === '[') {
+      push('special', ch, i + 1);
+      i++;
     } else if (SPECIALS.includes(ch)) {
       push('special', ch, i + 1);
       i++;
@@ -200,7 +226,7 @@ function tokenize(value: string): Token[] {
       i = end;
     }
   }
-  return tokens;
+  return { tokens, openComment };
 }
 
 function atomEnd(value: string, start: number): number {
@@ -219,7 +245,7 @@ function closing(value: string, start: number, close: string): number {
   return value.length - 1;
 }
 
-/** Index just after the comment at start; comments nest (RFC 5322 3.2.2). */
+/** Returns the index just after the comment at start, or -1 when it is never closed. Comments nest (RFC 5322 3.2.2). */
 function skipComment(value: string, start: number): number {
   let depth = 0;
   for (let i = start; i < value.length; i++) {
@@ -228,5 +254,5 @@ function skipComment(value: string, start: number): number {
     else if (ch === '(') depth++;
     else if (ch === ')' && --depth === 0) return i + 1;
   }
-  return value.length;
+  return -1;
 }

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { baseMc, posthornBin, startPosthorn } from '../helpers/posthorn';
-import { findPeer } from '../helpers/peers';
+import { findPeer, requirePeer } from '../helpers/peers';
 import { runCommand, type CommandResult } from '../helpers/process';
 import { startSendmail } from '../helpers/sendmail';
 
@@ -190,4 +190,32 @@ test('unprivileged -t: valid recipients delivered', { timeout: 60_000 }, async (
   await ph.waitForMailbox('nobody', 'Order 19 is ready.\n\n--');
   assert.match(ph.mailbox('nobody'), /^Final-Recipient: RFC822; carol@$/m);
   assert.deepEqual(fs.readdirSync(tmp), []);
+});
+
+test('-t: exit status as sendmail', { timeout: 120_000 }, async (t) => {
+  const bin = requirePeer(t, 'sendmail');
+  if (bin === undefined) return;
+  // sendmail exits 0 when a header address's only fault is an unbalanced bracket
+  // or quote, and 64 when its rulesets reject one (Hostname required, Invalid route address).
+  const cases = [
+    'alice@example.com, bad<<address',
+    'alice@example.com, "unterminated',
+    'alice@example.com, bad<<address@',
+    'alice@example.com, bob@',
+    'alice@example.com, <bob@',
+    'alice@example.com, bob@@x',
+  ];
+  const s = setup();
+  const sm = await startSendmail({ bin });
+  try {
+    for (const to of cases) {
+      const input = `To: ${to}\nSubject: t\n\nbody\n`;
+      const ours = await s.run(['-odq', '-t', '-i'], input);
+      const theirs = await sm.run(['-t', '-i', '-odq'], input);
+      assert.equal(ours.code, theirs.code, `To: ${to}: posthorn ${ours.code} (${ours.stderr.trim()}), sendmail ${theirs.code} (${theirs.stdout.split('\n')[0]})`);
+      assert.deepEqual(message(ours.queued)?.recipients, ['alice@example.com'], `To: ${to}`);
+    }
+  } finally {
+    await sm.stop();
+  }
 });
