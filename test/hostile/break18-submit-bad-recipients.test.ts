@@ -5,64 +5,20 @@
 // bob@example.com" as one address, so bob was lost, and then queued nothing
 // at all. Each Posthorn test fails while the problem is present.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { baseMc, posthornBin, startPosthorn } from '../helpers/posthorn';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { findPeer, requirePeer } from '../helpers/peers';
 import { runCommand, type CommandResult } from '../helpers/process';
 import { startSendmail } from '../helpers/sendmail';
+import { submitQueue, type QueuedItem } from '../helpers/submit-queue';
 
 const MIXED = 'To: alice@example.com, bad<<address@, bob@example.com\nSubject: t\n\nbody\n';
 
-interface Queued {
-  sender: string;
-  recipients: string[];
-  subject: string;
-  data: string;
-}
-
-const setups: string[] = [];
-after(() => {
-  for (const dir of setups) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** A configuration without a daemon; run() submits with it and returns the queued items. */
-function setup(): { run(args: string[], input: string): Promise<CommandResult & { queued: Queued[] }> } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-break18-'));
-  setups.push(dir);
-  const queueDir = path.join(dir, 'mqueue');
-  fs.mkdirSync(queueDir, { mode: 0o700 });
-  const mcPath = path.join(dir, 'sendmail.mc');
-  const lines = [
-    `define(\`QUEUE_DIR', \`${queueDir}')`,
-    `define(\`confLOG_FILE', \`${path.join(dir, 'maillog')}')`,
-    "define(`confDOMAIN_NAME', `mx.posthorn.test')",
-    "LOCAL_DOMAIN(`posthorn.test')",
-    "MAILER(`local')",
-    "MAILER(`smtp')",
-  ];
-  fs.writeFileSync(mcPath, lines.join('\n') + '\n');
-  return {
-    async run(args, input) {
-      const result = await runCommand(process.execPath, [posthornBin, '-C', mcPath, ...args], { input, timeoutMs: 30_000 });
-      const queued: Queued[] = [];
-      for (const name of fs.readdirSync(queueDir).filter((n) => n.startsWith('qf'))) {
-        const qf = fs.readFileSync(path.join(queueDir, name), 'latin1');
-        queued.push({
-          sender: /^S(.*)$/m.exec(qf)?.[1] ?? '',
-          recipients: [...qf.matchAll(/^R[^:\n]*:<(.*)>$/gm)].map((m) => m[1]).sort(),
-          subject: /^H\?\?Subject: (.*)$/m.exec(qf)?.[1] ?? '',
-          data: fs.readFileSync(path.join(queueDir, `df${name.slice(2)}`), 'latin1'),
-        });
-      }
-      for (const name of fs.readdirSync(queueDir)) fs.rmSync(path.join(queueDir, name), { force: true });
-      return { ...result, queued };
-    },
-  };
-}
+type Queued = QueuedItem;
 
 const BOUNCE_SUBJECT = 'Returned mail: see transcript for details';
 
@@ -75,7 +31,7 @@ function bounce(queued: Queued[]): Queued | undefined {
 }
 
 test('-t: valid recipients still queued', { timeout: 120_000 }, async (t) => {
-  const s = setup();
+  const s = submitQueue();
   const run = await s.run(['-odq', '-t', '-i'], MIXED);
   // Before the fix: "posthorn: <address@,bob@example.com... Unbalanced '<'", exit 64, nothing queued.
   assert.equal(run.code, 64, run.stderr);
@@ -113,7 +69,7 @@ test('-t: valid recipients still queued', { timeout: 120_000 }, async (t) => {
 });
 
 test('-t: only bad recipients bounced', { timeout: 60_000 }, async () => {
-  const s = setup();
+  const s = submitQueue();
   const run = await s.run(['-odq', '-t', '-i'], 'To: carol@, bad<<address@\nSubject: t\n\nbody\n');
   // Before the fix: exit 64 and nothing queued, so the sender never learnt of it.
   assert.equal(run.code, 64, run.stderr);
@@ -126,7 +82,7 @@ test('-t: only bad recipients bounced', { timeout: 60_000 }, async () => {
 test('command line: bad recipient bounced', { timeout: 60_000 }, async () => {
   // sendmail 8.17 queues it for alice, exits 64 and saves a copy to
   // ~/dead.letter; Posthorn bounces to the sender instead (see bounceRejected()).
-  const s = setup();
+  const s = submitQueue();
   const run = await s.run(['-odq', '-i', 'alice@example.com', 'bad<<address@'], 'Subject: t\n\nbody\n');
   // Before the fix: exit 64 and nothing queued.
   assert.equal(run.code, 64, run.stderr);
@@ -205,7 +161,7 @@ test('-t: exit status as sendmail', { timeout: 120_000 }, async (t) => {
     'alice@example.com, <bob@',
     'alice@example.com, bob@@x',
   ];
-  const s = setup();
+  const s = submitQueue();
   const sm = await startSendmail({ bin });
   try {
     for (const to of cases) {

@@ -7,57 +7,20 @@
 // dropped x with exit 0 and no bounce, where sendmail reports "Unbalanced '('".
 // Each Posthorn test fails while the problem is present.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { posthornBin } from '../helpers/posthorn';
 import { findPeer } from '../helpers/peers';
-import { runCommand, type CommandResult } from '../helpers/process';
 import { startSendmail } from '../helpers/sendmail';
+import { submitQueue } from '../helpers/submit-queue';
 
 const ESCAPE = 'To: c\x1b[31md@example.com, ok1@example.com\nSubject: t\n\nbody\n';
 const OPEN_COMMENT = 'To: ok7@example.com, (note <x@example.org\nSubject: t\n\nbody\n';
 
-interface Queued {
-  sender: string;
-  recipients: string[];
-  data: string;
-}
-
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
-
 /** Runs "posthorn -odq -t -i" on a queue of its own and returns what it queued. */
-async function submit(input: string): Promise<CommandResult & { queued: Queued[] }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-break19-'));
-  dirs.push(dir);
-  const queueDir = path.join(dir, 'mqueue');
-  fs.mkdirSync(queueDir, { mode: 0o700 });
-  const mcPath = path.join(dir, 'sendmail.mc');
-  const lines = [
-    `define(\`QUEUE_DIR', \`${queueDir}')`,
-    `define(\`confLOG_FILE', \`${path.join(dir, 'maillog')}')`,
-    "define(`confDOMAIN_NAME', `mx.posthorn.test')",
-    "LOCAL_DOMAIN(`posthorn.test')",
-    "MAILER(`local')",
-    "MAILER(`smtp')",
-  ];
-  fs.writeFileSync(mcPath, lines.join('\n') + '\n');
-  const result = await runCommand(process.execPath, [posthornBin, '-C', mcPath, '-odq', '-t', '-i'], { input, timeoutMs: 30_000 });
-  const queued: Queued[] = [];
-  for (const name of fs.readdirSync(queueDir).filter((n) => n.startsWith('qf'))) {
-    const qf = fs.readFileSync(path.join(queueDir, name), 'latin1');
-    queued.push({
-      sender: /^S(.*)$/m.exec(qf)?.[1] ?? '',
-      recipients: [...qf.matchAll(/^R[^:\n]*:<(.*)>$/gm)].map((m) => m[1]).sort(),
-      data: fs.readFileSync(path.join(queueDir, `df${name.slice(2)}`), 'latin1'),
-    });
-  }
-  return { ...result, queued };
+function submit(input: string) {
+  return submitQueue().run(['-odq', '-t', '-i'], input);
 }
 
 test('-t: "[" in a local part keeps the next address', { timeout: 60_000 }, async () => {
