@@ -2,7 +2,6 @@
 // submissions (-t, recipients as arguments): run() submits and returns the
 // items it queued, then empties the folder for the next run.
 
-import { after } from 'node:test';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -24,11 +23,12 @@ export interface SubmitQueue {
 const dirs: string[] = [];
 let cleanupSet = false;
 
-/** Creates the folder and its configuration; both are removed after the test file. */
+/** Creates the folder and its configuration; both are removed when the test process exits. */
 export function submitQueue(): SubmitQueue {
   if (!cleanupSet) {
     cleanupSet = true;
-    after(() => {
+    // At exit, not in a test hook: the folders of every test of the file go.
+    process.once('exit', () => {
       for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
     });
   }
