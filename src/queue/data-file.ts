@@ -198,8 +198,8 @@ export class BufferedDataFile implements DataFileWriter {
     if (this.position === 0) {
       this.contents = Buffer.from(data);
       // A lazy writer leaves it to the store: to the journal, or to writeOut().
-      let offset = 0;
       if (this.descriptor !== undefined) {
+        let offset = 0;
         while (offset < data.length) offset += fs.writeSync(this.descriptor, data, offset, data.length - offset, offset);
       }
     } else {

@@ -114,16 +114,13 @@ export class CommitJournal {
     return ids;
   }
 
-  /** Tells whether `name` in the queue folder is a journal file of this process. */
+  /**
+   * Tells whether `name` in the queue folder is a journal file this process
+   * appends to. A file its recovery took over (".r<n>") is not one of them.
+   */
   isOwn(name: string): boolean {
     const m = NAME.exec(name);
-    return m !== null && Number(m[1]) === process.pid && Number(m[2]) === this.token;
-  }
-
-  /** Returns a new name for a journal file that this process's recovery takes over. */
-  claimName(): string {
-    this.counter += 1;
-    return `.jr.${process.pid}.${this.token}.r${this.counter}`;
+    return m !== null && m[3] === '' && Number(m[1]) === process.pid && Number(m[2]) === this.token;
   }
 
   /**
@@ -388,6 +385,14 @@ export function journalOwnerGone(name: string): boolean {
 
 export function isJournalName(name: string): boolean {
   return NAME.test(name);
+}
+
+/**
+ * Returns the name under which this process's recovery takes over a journal
+ * file: number `n` of the recovery started at `token` (ms since the epoch).
+ */
+export function claimedJournalName(token: number, n: number): string {
+  return `.jr.${process.pid}.${token}.r${n}`;
 }
 
 /**

@@ -25,7 +25,7 @@ import { decodeControlFile, parseControlFile, serializeControlFile } from './qf'
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
 import { openRegular, READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
-import { CommitJournal, isJournalName, journalOwnerGone, readJournal, type JournalEntry, type RecoveredEntry } from './journal';
+import { claimedJournalName, CommitJournal, isJournalName, journalOwnerGone, readJournal, type JournalEntry, type RecoveredEntry } from './journal';
 
 export type { DataFileWriter } from './data-file';
 
@@ -98,12 +98,6 @@ export interface CommitOptions {
    * the item.
    */
   syncLater?: boolean;
-  /**
-   * False when the commit journal would not save anything: a message for a
-   * local mailbox is written out as df and qf anyway, because local delivery
-   * reads the df.
-   */
-  journal?: boolean;
 }
 
 export class QueueStore {
@@ -138,6 +132,9 @@ export class QueueStore {
   private readonly journal: CommitJournal | undefined;
   /** The journal recovery running now, if any (one at a time per process). */
   private journalRecovery: Promise<void> | undefined;
+  /** Start time and count of this store's journal takeovers, for the names of the files it claims. */
+  private readonly claimToken = Date.now();
+  private claims = 0;
   /**
    * Items of this process's journal that could not be written out (a full
    * disk), which queue runs and a timer retry. The value is true when a
@@ -386,13 +383,17 @@ export class QueueStore {
     }
   }
 
+  private logStranded(id: string, err: unknown): void {
+    this.logger.child(id).error(`failed to write the item out of the commit journal (retried every 10 s and by queue runs): ${(err as Error).message}`);
+  }
+
   /** Writes out items held in the journal longer than JOURNAL_LINGER_MS, in the background. */
   private writeOutLingering(): void {
     for (const id of this.journal!.openLongerThan(JOURNAL_LINGER_MS)) {
       if (this.writingOut.has(id) || this.stranded.has(id)) continue;
       const entry = this.journal!.entry(id)!;
       this.materialize(parseControlFile(entry.text, id)).catch((err: unknown) => {
-        this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
+        this.logStranded(id, err);
         // A delivery that ended meanwhile (unlock) has already recorded it as not held.
         if (!this.stranded.has(id)) this.stranded.set(id, true);
         this.strandedTried = Date.now();
@@ -462,7 +463,6 @@ export class QueueStore {
       writer.unwritten &&
       opts.lock === true &&
       opts.keepBody === true &&
-      opts.journal !== false &&
       opts.syncLater !== true &&
       (this.superSafe === 'true' || this.superSafe === 'postmilter') &&
       item.quarantine === undefined &&
@@ -522,7 +522,7 @@ export class QueueStore {
       // Its delivery is running or waits for a slot, so the lock stays. Without
       // it, another process would deliver the item a second time.
       await this.materialize(parseControlFile(entry.text, id)).catch((err: unknown) => {
-        this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
+        this.logStranded(id, err);
       });
     }
   }
@@ -551,7 +551,8 @@ export class QueueStore {
         throw err;
       }
       try {
-        const claimed = path.join(this.dir, this.journal?.claimName() ?? `.jr.${process.pid}.${Date.now()}.r${name.length}${Math.floor(Math.random() * 1e6)}`);
+        this.claims += 1;
+        const claimed = path.join(this.dir, claimedJournalName(this.claimToken, this.claims));
         try {
           await fs.promises.rename(path.join(this.dir, name), claimed);
         } catch (err) {
@@ -753,7 +754,7 @@ export class QueueStore {
       try {
         await this.materialize(parseControlFile(journaled.text, id));
       } catch (err) {
-        this.logger.child(id).error(`cannot write the item out of the commit journal, the next queue run tries again: ${(err as Error).message}`);
+        this.logStranded(id, err);
         this.stranded.set(id, false);
         this.strandedTried = Date.now();
         return;

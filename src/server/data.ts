@@ -44,7 +44,13 @@ export async function handleData(session: Session, arg: string): Promise<void> {
   let writer: DataFileWriter;
   try {
     // A message that will be delivered at once may go to the commit journal: no df unless it needs one.
-    const lazy = session.ctx.config.mailFilters.length === 0 && session.ctx.deliversAtOnce?.() === true;
+    // Local delivery reads the df, so a message with a local recipient gets one from the start.
+    const config = session.ctx.config;
+    const local = tx.recipients.some((r) => {
+      const domain = domainOf(r.address);
+      return domain === '' || isOwnName(domain, config);
+    });
+    const lazy = config.mailFilters.length === 0 && !local && session.ctx.deliversAtOnce?.() === true;
     writer = await session.ctx.store.openDataFile(tx.id, { lazy });
   } catch (err) {
     session.ctx.logger.child(tx.id).error(`cannot create data file: ${(err as Error).message}`);
@@ -234,12 +240,7 @@ export class DataPhase {
     const interactive = lock && (config.deliveryMode === 'interactive' || session.verbose) && session.ctx.deliverNow !== undefined;
     const syncLater = interactive && config.superSafe === 'interactive';
     try {
-      // Local delivery reads the df: a message with a local recipient skips the commit journal.
-      const journal = !item.recipients.some((r) => {
-        const domain = domainOf(r.address);
-        return domain === '' || isOwnName(domain, config);
-      });
-      await session.ctx.store.commit(item, { lock, keepBody, syncLater, journal });
+      await session.ctx.store.commit(item, { lock, keepBody, syncLater });
     } catch (err) {
       await this.abort();
       // commit() fsyncs the df too and marks its failures with queueFile 'data'.

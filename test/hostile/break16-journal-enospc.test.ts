@@ -38,7 +38,7 @@ test('full disk: journal 452, write-out retried', { timeout: 55_000 }, async (t)
   fs.truncateSync(filler, filled - 64 * 1024);
   const sent = await send('stranded');
   assert.notEqual(sent.queueId, '', sent.replies.join(' | '));
-  await ph.waitForLog(new RegExp(`${sent.queueId}: cannot write the item out of the commit journal`), 20_000);
+  await ph.waitForLog(new RegExp(`${sent.queueId}: failed to write the item out of the commit journal`), 20_000);
 
   // Space is back and the next hop is up: no restart needed.
   fs.rmSync(filler);

@@ -47,7 +47,7 @@ test('stranded lingering item keeps its lock', { timeout: 55_000 }, async (t) =>
   await sink.waitForMessages(1, 10_000);
   const filler = path.join(disk.mountPoint, 'filler');
   fill(filler);
-  await ph.waitForLog(new RegExp(`${quoteRe(id)}: cannot write the item out of the commit journal`), 15_000);
+  await ph.waitForLog(new RegExp(`${quoteRe(id)}: failed to write the item out of the commit journal`), 15_000);
   fs.rmSync(filler);
 
   // The next queue run writes the item out; the delivery still runs, so the item stays locked.

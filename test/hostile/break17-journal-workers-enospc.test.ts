@@ -30,7 +30,7 @@ test('Workers=2: a stranded item is written out again', { timeout: 55_000 }, asy
     data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject: 'stranded in a worker', body: `${'y'.repeat(76)}\n`.repeat(500) }),
   });
   assert.notEqual(sent.queueId, '', sent.replies.join(' | '));
-  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: cannot write the item out of the commit journal`), 20_000);
+  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: failed to write the item out of the commit journal`), 20_000);
 
   // Space is back and the next hop is up: no restart needed.
   fs.rmSync(filler);
