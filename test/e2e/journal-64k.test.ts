@@ -1,4 +1,4 @@
-// Bodies around the 64 KiB that the commit journal holds (the first buffer
+// Bodies around the 64 KiB that the commit journal keeps (the first buffer
 // of the data file writer): 65,535 and 65,536 bytes go to the journal, 65,537
 // to df and qf. Lines that start with a dot sit at the boundary. The next
 // hop must receive the body byte for byte, after a direct delivery and after
@@ -10,9 +10,9 @@ import { sendRaw, startNextHopDown } from '../helpers/e2e-setup';
 import { waitFor } from '../helpers/process';
 
 /**
- * A body of exactly `size` bytes of CRLF lines (at most 80 bytes each), in
- * which a line starts with "." at each offset of `dots` (those that leave room
- * for the line). A segment of 3 bytes from a dot is the line ".".
+ * Builds a body of exactly `size` bytes of CRLF lines (at most 80 bytes each),
+ * in which a line starts with "." at each offset of `dots` that leaves room for
+ * the line. A segment of 3 bytes from a dot is the line ".".
  */
 function body(size: number, dots: number[], tag: string): Buffer {
   const starts = dots.filter((d) => d > tag.length + 2 && d <= size - 3).sort((x, y) => x - y);
@@ -22,7 +22,9 @@ function body(size: number, dots: number[], tag: string): Buffer {
     let first = true;
     while (text.length < end) {
       const left = end - text.length;
-      const take = left <= 80 ? left : left - 80 >= 2 ? 80 : 78;
+      // A line of 80 bytes at most, and never a last piece shorter than its CRLF.
+      let take = left;
+      if (left > 80) take = left - 80 >= 2 ? 80 : 78;
       const lead = first && starts.includes(text.length) ? '.' : '';
       text += (lead + 'y'.repeat(take - 2)).slice(0, take - 2) + '\r\n';
       first = false;

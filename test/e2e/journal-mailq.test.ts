@@ -1,5 +1,5 @@
 // mailq, `posthorn -qI<id>` and SIGHUP while messages are in the commit
-// journal, in flight to a next hop that never answers, and after the
+// journal, in flight to a next hop that never replies, and after the
 // 5-second write-out. Neither command may deliver or disturb an item the
 // daemon holds; a reload keeps the journal; a kill -9 after it loses nothing.
 

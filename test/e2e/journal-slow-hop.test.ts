@@ -1,6 +1,6 @@
 // The 5-second write-out of an item still in the commit journal (store.ts,
 // writeOutLingering) against the end of its first delivery. The next hop
-// answers the final dot after 3.6 to 6.6 s, so some deliveries end before the
+// replies to the final dot after 3.6 to 6.6 s, so some deliveries end before the
 // write-out, some while it runs and some after it. Half of the messages get
 // 250 at the end, half 451. Each accepted message must arrive once and leave
 // nothing behind; each deferred one must stay queued as df and qf, unlocked,
@@ -14,7 +14,7 @@ import { quoteRe, sendToRemote, startSinkHop } from '../helpers/e2e-setup';
 import { journalOpenIds } from '../helpers/journal';
 import { waitFor } from '../helpers/process';
 
-/** The delay in ms and the verdict a message asks the sink for, from its subject. */
+/** The delay in ms and the verdict a message requests from the sink, from its subject. */
 function wish(data: Buffer): { delay: number; defer: boolean } {
   const m = /^Subject: (accept|defer) after (\d+)\r$/m.exec(data.toString('latin1'));
   return { delay: m === null ? 0 : Number(m[2]), defer: m?.[1] === 'defer' };

@@ -1,7 +1,7 @@
 // Workers=2 and kill -9 of one worker while its messages are in the commit
-// journal, in flight to a next hop that never answers. The primary restarts
+// journal, in flight to a next hop that never replies. The primary restarts
 // the worker, and its next queue run writes the dead worker's journal out as
-// df and qf and delivers it once the hop answers. Nothing is lost or sent twice.
+// df and qf and delivers it once the hop replies. Nothing is lost or sent twice.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,7 +30,7 @@ for (const waitMs of [0, 6500]) test(`Workers=2: kill -9 of a worker after ${wai
   process.kill(victim, 'SIGKILL');
   await ph.waitForLog(new RegExp(`worker ${victim} exited with signal SIGKILL; restarting it`));
 
-  // The hop answers now: the live worker's deliveries are retried, the dead worker's journal is recovered.
+  // The hop replies now: the live worker's deliveries are retried, the dead worker's journal is recovered.
   await silent.close();
   const sink = await startSink({ host: '127.0.0.2', port: silent.port });
   t.after(() => sink.close());

@@ -7,23 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
-import { runCommand } from '../helpers/process';
+import { runAsNobody as submitAsNobody, startDaemonForOthers } from '../helpers/unprivileged';
 
-/** The uid and gid of "nobody" on Debian. */
-const NOBODY = 65534;
 const MESSAGE = 'To: alice@posthorn.test\nBcc: bob@posthorn.test\nSubject: from a web page\n\nOrder 42 is ready.\n';
-
-function submitAsNobody(ph: Posthorn, args: string[], input: string, env: NodeJS.ProcessEnv = process.env) {
-  return runCommand(process.execPath, [path.join(__dirname, '..', '..', 'src', 'cli', 'main.js'), '-C', ph.mcPath, ...args], {
-    input,
-    cwd: '/',
-    uid: NOBODY,
-    gid: NOBODY,
-    env,
-  });
-}
 
 /** Names of the temporary submission folders left in the temporary folder. */
 function submitFolders(): string[] {
@@ -31,15 +17,9 @@ function submitFolders(): string[] {
 }
 
 test('unprivileged -t goes through the daemon', { timeout: 60_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    t.skip('needs root to run the submission as another user');
-    return;
-  }
-  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=background'] });
-  t.after(() => ph.stop());
   // The configuration is readable for everyone, the queue (0700) and the log only for root.
-  fs.chmodSync(ph.dir, 0o755);
-  fs.chmodSync(ph.mcPath, 0o644);
+  const ph = await startDaemonForOthers(t);
+  if (ph === undefined) return;
   assert.equal(fs.statSync(ph.queueDir).mode & 0o777, 0o700);
   const before = submitFolders();
 

@@ -32,7 +32,7 @@ export function submitQueue(): SubmitQueue {
       for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
     });
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-submit-queue-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-cli-queue-'));
   dirs.push(dir);
   const queueDir = path.join(dir, 'mqueue');
   fs.mkdirSync(queueDir, { mode: 0o700 });

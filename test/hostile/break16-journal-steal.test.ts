@@ -5,9 +5,9 @@
 // boot), a live daemon looked gone. Here the step is simulated by renaming the
 // live journal to an earlier time.
 //
-// Before the fix `posthorn -q` claimed the live journal, wrote the message in
-// flight out as df and qf (a second delivery) and removed the file, while the
-// daemon kept appending to the removed file: the next message got a 250 and
+// Before the fix `posthorn -q` claimed the live journal and wrote the message
+// in flight out as df and qf (a second delivery). It then removed the file,
+// while the daemon kept appending to it, so the next message got a 250 and
 // was lost with a kill -9.
 
 import { test } from 'node:test';

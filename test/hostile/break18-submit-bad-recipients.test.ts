@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { findPeer, requirePeer } from '../helpers/peers';
-import { runCommand, type CommandResult } from '../helpers/process';
+import type { CommandResult } from '../helpers/process';
 import { startSendmail } from '../helpers/sendmail';
 import { submitQueue, type QueuedItem } from '../helpers/submit-queue';
+import { NOBODY, runAsNobody, startDaemonForOthers } from '../helpers/unprivileged';
 
 const MIXED = 'To: alice@example.com, bad<<address@, bob@example.com\nSubject: t\n\nbody\n';
 
@@ -103,32 +103,15 @@ test('command line: bad recipient bounced', { timeout: 60_000 }, async () => {
   assert.deepEqual(message(quiet.queued)?.recipients, ['alice@example.com']);
 });
 
-/** The uid and gid of "nobody" on Debian. */
-const NOBODY = 65534;
-const MAIN = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
-
 test('unprivileged -t: valid recipients delivered', { timeout: 60_000 }, async (t) => {
   // A user who may not write the queue submits through the daemon over SMTP.
-  if (process.getuid?.() !== 0) {
-    t.skip('needs root to run the submission as another user');
-    return;
-  }
-  const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=background'] });
-  t.after(() => ph.stop());
-  fs.chmodSync(ph.dir, 0o755);
-  fs.chmodSync(ph.mcPath, 0o644);
+  const ph = await startDaemonForOthers(t);
+  if (ph === undefined) return;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'posthorn-break18-tmp-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   fs.chownSync(tmp, NOBODY, NOBODY);
 
-  const submit = (input: string): Promise<CommandResult> =>
-    runCommand(process.execPath, [MAIN, '-C', ph.mcPath, '-t', '-i'], {
-      input,
-      cwd: '/',
-      uid: NOBODY,
-      gid: NOBODY,
-      env: { ...process.env, TMPDIR: tmp },
-    });
+  const submit = (input: string): Promise<CommandResult> => runAsNobody(ph, ['-t', '-i'], input, { ...process.env, TMPDIR: tmp });
   const run = await submit('To: alice@posthorn.test, bad<<address@, bob@posthorn.test\nSubject: t\n\nOrder 18 is ready.\n');
   // Before the fix: exit 64 and nothing sent to the daemon.
   assert.equal(run.code, 64, run.stderr);
