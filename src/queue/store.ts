@@ -74,6 +74,11 @@ const JOURNAL_LINGER_MS = 5000;
  * while deliveries are in flight, so neither would retry them soon.
  */
 const STRANDED_RETRY_MS = 10_000;
+/**
+ * How long the journal names seen by list() may stand in for the journal
+ * recovery's own read of the folder (a queue run lists, then recovers).
+ */
+const LISTING_FRESH_MS = 5000;
 
 /** At most this many bytes of bodies are kept in memory for immediate delivery. */
 const FRESH_BODY_BYTES = 8 * 1024 * 1024;
@@ -131,7 +136,9 @@ export class QueueStore {
   private fileSyncs = 0;
   private readonly journal: CommitJournal | undefined;
   /** The journal recovery running now, if any (one at a time per process). */
-  private journalRecovery: Promise<void> | undefined;
+  private journalRecovery: Promise<string[]> | undefined;
+  /** Journal names seen by the last list(), for the next journal recovery to use once. */
+  private listedJournals: { names: string[]; at: number } | undefined;
   /** Start time and count of this store's journal takeovers, for the names of the files it claims. */
   private readonly claimToken = Date.now();
   private claims = 0;
@@ -490,9 +497,10 @@ export class QueueStore {
    * Writes out the open entries of journals whose process is gone, each as
    * df and qf under its lock, then removes the journal. Runs at start and
    * before each queue run, because a worker that died leaves its journal to
-   * the primary's next run. One runs at a time per process.
+   * the primary's next run. One runs at a time per process. Resolves with the
+   * ids it wrote out.
    */
-  recoverJournals(): Promise<void> {
+  recoverJournals(): Promise<string[]> {
     this.journalRecovery ??= this.recoverJournalFiles().finally(() => {
       this.journalRecovery = undefined;
     });
@@ -527,14 +535,20 @@ export class QueueStore {
     }
   }
 
-  private async recoverJournalFiles(): Promise<void> {
+  private async recoverJournalFiles(): Promise<string[]> {
     // Items of this process that could not be written out when their delivery ended.
     await this.retryStranded();
-    let names: string[];
+    const written: string[] = [];
+    // The journals seen by a listing just before (a queue run's) spare a deep
+    // queue a second read of its folder. A journal left after that listing is
+    // found by the next recovery.
+    const listed = this.listedJournals;
+    this.listedJournals = undefined;
+    let names = listed !== undefined && Date.now() - listed.at < LISTING_FRESH_MS ? listed.names : undefined;
     try {
-      names = (await fs.promises.readdir(this.dir)).filter(isJournalName);
+      names ??= (await fs.promises.readdir(this.dir)).filter(isJournalName);
     } catch (err) {
-      if (errorCode(err) === 'ENOENT') return;
+      if (errorCode(err) === 'ENOENT') return written;
       throw err;
     }
     for (const name of names) {
@@ -559,14 +573,16 @@ export class QueueStore {
           if (errorCode(err) === 'ENOENT') continue;
           throw err;
         }
-        await this.recoverJournalFile(claimed, name, await handle.readFile());
+        await this.recoverJournalFile(claimed, name, await handle.readFile(), written);
       } finally {
         await handle.close();
       }
     }
+    return written;
   }
 
-  private async recoverJournalFile(file: string, name: string, data: Buffer): Promise<void> {
+  /** Writes out the open entries of one claimed journal; adds their ids to `written`. */
+  private async recoverJournalFile(file: string, name: string, data: Buffer, written: string[]): Promise<void> {
     const { open, damagedAt } = readJournal(data);
     if (damagedAt !== undefined && damagedAt < data.length) {
       this.logger.notice(`commit journal ${name}: ignored ${data.length - damagedAt} bytes after offset ${damagedAt}, a record cut short by a crash`);
@@ -579,7 +595,9 @@ export class QueueStore {
       while (next < open.length) {
         const entry = open[next++];
         try {
-          if (!(await this.recoverEntry(entry, name))) left += 1;
+          const outcome = await this.recoverEntry(entry, name);
+          if (outcome === 'locked') left += 1;
+          else if (outcome === 'written') written.push(entry.id);
         } catch (err) {
           failure ??= err;
           left += 1;
@@ -592,12 +610,12 @@ export class QueueStore {
     if (failure !== undefined) throw failure;
   }
 
-  /** Writes out one open entry of a left journal; false when a live process holds its lock. */
-  private async recoverEntry(entry: RecoveredEntry, name: string): Promise<boolean> {
+  /** Writes out one open entry of a left journal, unless it is written out already or a live process holds its lock. */
+  private async recoverEntry(entry: RecoveredEntry, name: string): Promise<'written' | 'existed' | 'locked'> {
     const exists = await Promise.all((['qf', 'hf', 'Qf'] as const).map((kind) => fs.promises.lstat(this.controlPath(entry.id, kind)).then(() => true, () => false)));
     // Written out before the process went, but its entry was not marked.
-    if (exists.includes(true)) return true;
-    if (!(await this.lock(entry.id))) return false;
+    if (exists.includes(true)) return 'existed';
+    if (!(await this.lock(entry.id))) return 'locked';
     try {
       // A df without a qf is left by a write-out that a crash cut short.
       await this.writeItemFiles(entry.id, entry.control, entry.body, false);
@@ -605,7 +623,7 @@ export class QueueStore {
     } finally {
       await this.unlock(entry.id);
     }
-    return true;
+    return 'written';
   }
 
   /**
@@ -734,9 +752,12 @@ export class QueueStore {
   /** Ids of the control files of one kind, in directory order. */
   async list(kind: ControlFileKind = 'qf'): Promise<string[]> {
     const ids: string[] = [];
+    const journals: string[] = [];
     for (const name of await fs.promises.readdir(this.dir)) {
       if (name.startsWith(kind) && isQueueId(name.slice(2))) ids.push(name.slice(2));
+      else if (isJournalName(name)) journals.push(name);
     }
+    this.listedJournals = { names: journals, at: Date.now() };
     return ids;
   }
 
