@@ -4,7 +4,7 @@
 // own. Prints the median of each figure and the ratio posthorn / Postfix.
 //
 //   npm run build && node dist/bench/compare.js [--rounds 3] [--quick]
-//       [--idle N] [--workers N] [--large N] [--small N]
+//       [--idle N] [--workers N] [--large N] [--small N] [--warmup N]
 //       [--only small-new,starttls,...]
 //
 // Both MTAs get the same RSA-2048 certificate and key and offer STARTTLS in
@@ -49,6 +49,8 @@ interface Scale {
   smallNew: number;
   smallReuse: number;
   largeMessages: number;
+  /** Warm-up messages per client over new connections (twice that over reused ones). */
+  warmup: number;
   idle: number;
   /** STARTTLS sessions per round (20 clients). */
   starttls: number;
@@ -62,7 +64,7 @@ interface Scale {
 const POSTFIX_IDLE_MAX = 2000;
 
 function parseArgs(argv: string[]): Scale {
-  const scale: Scale = { rounds: 3, smallNew: 50, smallReuse: 100, largeMessages: 16, idle: 2000, starttls: 600, workers: 1, only: new Set() };
+  const scale: Scale = { rounds: 3, smallNew: 50, smallReuse: 100, largeMessages: 16, warmup: 50, idle: 2000, starttls: 600, workers: 1, only: new Set() };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--rounds') scale.rounds = Number(argv[++i]);
     else if (argv[i] === '--quick') Object.assign(scale, { rounds: 1, smallNew: 20, smallReuse: 30, largeMessages: 2, idle: 200, starttls: 200 });
@@ -70,6 +72,7 @@ function parseArgs(argv: string[]): Scale {
     else if (argv[i] === '--starttls') scale.starttls = Number(argv[++i]);
     else if (argv[i] === '--workers') scale.workers = Number(argv[++i]);
     else if (argv[i] === '--large') scale.largeMessages = Number(argv[++i]);
+    else if (argv[i] === '--warmup') scale.warmup = Number(argv[++i]);
     else if (argv[i] === '--small') {
       // Longer small-message workloads: N per client with a new connection
       // each, 2N per client over reused connections.
@@ -126,9 +129,10 @@ async function runRound(mta: BenchMta, sink: BenchSink, scale: Scale): Promise<F
   // over new and reused connections. The figures are then those of a running
   // MTA: Postfix has its processes up, and posthorn's JIT has compiled its hot
   // path. bench/sustained.ts shows posthorn's CPU per message halve over the
-  // first 3,000 messages, so a warm-up of 600 measured part of its start.
-  await throughput(mta, sink, { clients: 20, perClient: 50, size: 2048, newConnections: true });
-  await throughput(mta, sink, { clients: 20, perClient: 100, size: 2048, newConnections: false });
+  // first 3,000 messages, so a warm-up of 600 (--warmup 10) measured part of
+  // its start.
+  await throughput(mta, sink, { clients: 20, perClient: scale.warmup, size: 2048, newConnections: true });
+  await throughput(mta, sink, { clients: 20, perClient: 2 * scale.warmup, size: 2048, newConnections: false });
 
   if (want('small-new')) {
     const smallNew = await throughput(mta, sink, { clients: 20, perClient: scale.smallNew, size: 2048, newConnections: true });
@@ -266,7 +270,7 @@ async function main(): Promise<void> {
     if (!Number.isNaN(med(name, 'idle-held'))) console.log(`${name}: idle sessions held ${med(name, 'idle-held')}`);
   }
   console.log(
-    `scale: ${scale.smallNew * 20} + ${scale.smallReuse * 20} small, ${scale.largeMessages * 2} x 10 MiB, ` +
+    `scale: ${scale.warmup * 60} small to warm up, ${scale.smallNew * 20} + ${scale.smallReuse * 20} small, ${scale.largeMessages * 2} x 10 MiB, ` +
       `${scale.starttls} STARTTLS, ${scale.idle} idle (Postfix at most ${POSTFIX_IDLE_MAX}) per round; posthorn Workers=${scale.workers}`,
   );
   certs.remove();

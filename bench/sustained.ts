@@ -5,9 +5,10 @@
 // fresh sink.
 //
 //   npx tsc -p . && node dist/bench/sustained.js [--slices 8] [--per-client 25]
-//       [--rounds 2] [--reuse] [--workers N]
+//       [--rounds 2] [--reuse] [--workers N] [--posthorn-only]
 //
-// Without --reuse every message gets a new connection. Postfix comes from
+// Without --reuse every message gets a new connection. BENCH_NODE_ARGS
+// passes flags to posthorn's node (e.g. "--max-opt=0" to see the JIT's part). Postfix comes from
 // scripts/install-peers.sh (.peers/); without it only posthorn runs.
 
 import * as fs from 'node:fs';
@@ -23,16 +24,19 @@ interface Settings {
   newConnections: boolean;
   /** posthorn's Workers option (1: one process). */
   workers: number;
+  /** Leave Postfix out. */
+  posthornOnly: boolean;
 }
 
 function parseArgs(argv: string[]): Settings {
-  const s: Settings = { slices: 8, perClient: 25, rounds: 2, newConnections: true, workers: 1 };
+  const s: Settings = { slices: 8, perClient: 25, rounds: 2, newConnections: true, workers: 1, posthornOnly: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--slices') s.slices = Number(argv[++i]);
     else if (argv[i] === '--per-client') s.perClient = Number(argv[++i]);
     else if (argv[i] === '--rounds') s.rounds = Number(argv[++i]);
     else if (argv[i] === '--reuse') s.newConnections = false;
     else if (argv[i] === '--workers') s.workers = Number(argv[++i]);
+    else if (argv[i] === '--posthorn-only') s.posthornOnly = true;
   }
   return s;
 }
@@ -66,10 +70,14 @@ async function slice(mta: BenchMta, sink: BenchSink, s: Settings): Promise<{ rat
 async function main(): Promise<void> {
   const s = parseArgs(process.argv.slice(2));
   const begun = Date.now();
+  // BENCH_NODE_ARGS passes flags to posthorn's node, as in compare.js.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
   const starters: Array<(sinkPort: number) => Promise<BenchMta>> = [(sinkPort) =>
-    startPosthornBench({ sinkPort, daemonArgs: s.workers > 1 ? ['-O', `Workers=${s.workers}`] : [] }),
+    startPosthornBench({ sinkPort, nodeArgs, daemonArgs: s.workers > 1 ? ['-O', `Workers=${s.workers}`] : [] }),
   ];
-  if (fs.existsSync(path.resolve(__dirname, '..', '..', '.peers', 'usr', 'sbin', 'postfix'))) {
+  if (s.posthornOnly) {
+    // Postfix left out on request.
+  } else if (fs.existsSync(path.resolve(__dirname, '..', '..', '.peers', 'usr', 'sbin', 'postfix'))) {
     starters.push((sinkPort) => startPostfixBench({ sinkPort }));
   } else {
     console.log('Postfix not found in .peers/ (run scripts/install-peers.sh): posthorn only.');

@@ -1,8 +1,8 @@
 // Workers (Posthorn): daemon worker processes through node:cluster. With
 // Workers=N above 1 the -bD process becomes a primary that keeps the PidFile,
 // the signals and the periodic queue runs, and forks N workers. Each worker
-// opens the DAEMON_OPTIONS listeners (cluster shares the sockets; Linux hands
-// connections out round-robin), runs the SMTP sessions and the immediate
+// opens the DAEMON_OPTIONS listeners (cluster shares the sockets, and each
+// worker accepts from them itself), runs the SMTP sessions and the immediate
 // deliveries. The queue is shared: ids are unique per pid and lock files keep
 // one item from being delivered by two processes.
 //
@@ -67,6 +67,11 @@ export class WorkerPool {
   ) {}
 
   async start(): Promise<void> {
+    // The workers accept connections themselves. node:cluster's default, the
+    // primary accepting and passing each socket on, cost 0.1 to 0.2 ms of CPU
+    // per connection in the benchmark (docs/benchmarks.md, "Tenth round").
+    // NODE_CLUSTER_SCHED_POLICY=rr still selects it.
+    if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     const started = [];
     for (let i = 0; i < this.count; i++) started.push(this.fork());
     try {
