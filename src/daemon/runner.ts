@@ -120,24 +120,29 @@ export class DeliveryRunner {
     if (opts.verbose) this.verboseRun = opts.verbose;
     let count = 0;
     try {
+      // Journals left by a process that is gone (a worker that died) become df
+      // and qf for this run. When the recovery wrote nothing out, its read of
+      // the folder serves as the run's listing, so a deep queue is read once.
+      const recovery = await this.store.recoverJournals().catch((err: unknown) => {
+        this.logger.error(`commit journal recovery failed: ${(err as Error).message}`);
+        return undefined;
+      });
+      const names = recovery?.written === 0 ? recovery.names : undefined;
       const policy = this.options.policy?.();
       const kind = opts.kind ?? 'qf';
-      const ids = policy ? await queueRunIds(this.store, policy, { kind }) : await this.store.list(kind);
-      // Journals left by a process that is gone (a worker that died) become df
-      // and qf while this run starts on the listed items. The items written out
-      // join the run at its end, so that the recovery does not hold up the
-      // first delivery of a deep queue.
-      const fromJournals = this.store.recoverJournals().catch((err: unknown) => {
-        this.logger.error(`commit journal recovery failed: ${(err as Error).message}`);
-        return [] as string[];
-      });
+      const ids = policy ? await queueRunIds(this.store, policy, { kind, names }) : await this.store.list(kind, names);
       let checked = 0;
       // -q -v delivers one item after another, each headed by sendmail's "Running" line.
       const inTurn: string[] = [];
       const scheduled: string[] = [];
-      const take = async (id: string): Promise<void> => {
-        if (opts.select && !(await opts.select(id))) return;
-        if (!opts.force && !this.isDue(id, kind)) return;
+      for (const id of ids) {
+        // Deliveries already scheduled need turns of the event loop: awaiting
+        // select() only runs microtasks, and the due check reads file heads
+        // synchronously.
+        if (++checked % ITEMS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.stopped) break;
+        if (opts.select && !(await opts.select(id))) continue;
+        if (!opts.force && !this.isDue(id, kind)) continue;
         if (kind === 'hf') this.quarantinedRun.add(id);
         if (opts.verbose) inTurn.push(id);
         else {
@@ -145,27 +150,6 @@ export class DeliveryRunner {
           scheduled.push(id);
         }
         count++;
-      };
-      for (const id of ids) {
-        // Deliveries already scheduled need turns of the event loop: awaiting
-        // select() only runs microtasks, and the due check reads file heads
-        // synchronously.
-        if (++checked % ITEMS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.stopped) break;
-        await take(id);
-      }
-      // Written-out items are never quarantined. An item that the listing had
-      // and this run scheduled is scheduled again, because its delivery may have
-      // found it locked by the write-out. The deliverer skips it if it is done.
-      const late = await fromJournals;
-      if (kind === 'qf' && late.length > 0) {
-        const listed = new Set(ids);
-        const scheduledIds = new Set(scheduled);
-        for (const id of late) {
-          if (this.stopped) break;
-          if (!listed.has(id)) await take(id);
-          else if (scheduledIds.has(id)) this.schedule(id, opts.force);
-        }
       }
       for (const [i, id] of inTurn.entries()) {
         if (this.stopped) break;

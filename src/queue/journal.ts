@@ -159,7 +159,7 @@ export class CommitJournal {
     segment.open -= 1;
     if (!segment.broken) {
       try {
-        this.write(segment, [Buffer.from(`D ${id}\n`, 'latin1')]);
+        this.write(segment, [doneRecords([id])]);
       } catch (err) {
         // Recovery will write the item out again: a second delivery, not a lost one.
         this.onError(`${id}: cannot mark the commit journal entry finished: ${(err as Error).message}`);
@@ -313,6 +313,11 @@ export class CommitJournal {
       }
     }
   }
+}
+
+/** Returns the records that mark the entries of `ids` finished. */
+export function doneRecords(ids: string[]): Buffer {
+  return Buffer.from(ids.map((id) => `D ${id}\n`).join(''), 'latin1');
 }
 
 /** An entry read back from a journal file by recovery. */

@@ -128,6 +128,8 @@ const GATHER_BATCH = 64;
 
 export interface GatherOptions {
   kind?: ControlFileKind;
+  /** A read of the queue folder made just before, to use instead of reading it again. */
+  names?: string[];
   order: QueueSortOrder;
   /** Reads control files even if the order does not need them (for -qR, -qS, -qQ selectors or mailq). */
   needItems?: boolean;
@@ -178,7 +180,7 @@ export async function gatherQueue(store: QueueStore, opts: GatherOptions): Promi
   };
 
   // Files are read in batches, because one at a time makes deep queues slow to gather.
-  const ids = await store.list(kind);
+  const ids = await store.list(kind, opts.names);
   for (let start = 0; start < ids.length; start += GATHER_BATCH) {
     const batch = await Promise.all(ids.slice(start, start + GATHER_BATCH).map(gather));
     for (const entry of batch) if (entry !== undefined) work.push(entry);
@@ -254,20 +256,26 @@ export interface QueueRunPolicy {
 export async function queueRunIds(
   store: QueueStore,
   policy: QueueRunPolicy,
-  opts: { kind?: ControlFileKind; select?: (id: string, item: QueueItem | undefined) => boolean } = {},
+  opts: {
+    kind?: ControlFileKind;
+    select?: (id: string, item: QueueItem | undefined) => boolean;
+    /** A read of the queue folder made just before, to use instead of reading it again. */
+    names?: string[];
+  } = {},
 ): Promise<string[]> {
   const load = (policy.load ?? currentLoad)();
   // QueueLA=0 turns the load check off, as for the daemon's own QueueLA test.
   const underLoad = policy.queueLA > 0 && load >= policy.queueLA;
   if (opts.select === undefined && policy.order !== 'host' && policy.order !== 'modification') {
     // Deep queues: only the heads of the control files, keys in typed arrays.
-    const ids = await queueRunIdsFromHeads(store, policy, opts.kind ?? 'qf', underLoad ? load : undefined);
+    const ids = await queueRunIdsFromHeads(store, policy, opts.kind ?? 'qf', underLoad ? load : undefined, opts.names);
     debugTrace(40, 1, `runqueue: ${ids.length} item(s) selected, QueueSortOrder=${policy.order}, load=${load}`);
     for (const id of ids) debugTrace(40, 2, `runqueue: ${id}`);
     return ids;
   }
   const work = await gatherQueue(store, {
     kind: opts.kind,
+    names: opts.names,
     order: policy.order,
     select: opts.select,
     minQueueAgeMs: policy.minQueueAgeMs,
@@ -293,8 +301,9 @@ async function queueRunIdsFromHeads(
   policy: QueueRunPolicy,
   kind: ControlFileKind,
   load: number | undefined,
+  names: string[] | undefined,
 ): Promise<string[]> {
-  const ids = await store.list(kind);
+  const ids = await store.list(kind, names);
   const minAge = policy.minQueueAgeMs;
   const needKeys = sortNeedsControlFile(policy.order) || minAge > 0 || load !== undefined;
   let selected: Uint32Array;

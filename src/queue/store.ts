@@ -25,7 +25,7 @@ import { decodeControlFile, parseControlFile, serializeControlFile } from './qf'
 import { recoverQueue, RecoveryReport, setAsideControlFile } from './recovery';
 import { QueueItem } from './types';
 import { openRegular, READ_NO_FOLLOW, readBytesNoFollow } from './no-follow';
-import { claimedJournalName, CommitJournal, isJournalName, journalOwnerGone, readJournal, type JournalEntry, type RecoveredEntry } from './journal';
+import { claimedJournalName, CommitJournal, doneRecords, isJournalName, journalOwnerGone, readJournal, type JournalEntry, type RecoveredEntry } from './journal';
 
 export type { DataFileWriter } from './data-file';
 
@@ -42,6 +42,14 @@ export interface QueueStoreOptions {
 
 /** The first two letters of a queue file name. */
 export type ControlFileKind = 'qf' | 'hf' | 'Qf';
+
+/** Outcome of one journal recovery. */
+export interface JournalRecovery {
+  /** Entries it wrote out as df and qf. */
+  written: number;
+  /** The names in the queue folder when it looked for journals (absent if the folder was missing). */
+  names?: string[];
+}
 
 export interface QueueStoreStats {
   /** Directory fsyncs; group commit keeps this below the number of commits. */
@@ -74,11 +82,6 @@ const JOURNAL_LINGER_MS = 5000;
  * while deliveries are in flight, so neither would retry them soon.
  */
 const STRANDED_RETRY_MS = 10_000;
-/**
- * How long the journal names seen by list() may stand in for the journal
- * recovery's own read of the folder (a queue run lists, then recovers).
- */
-const LISTING_FRESH_MS = 5000;
 
 /** At most this many bytes of bodies are kept in memory for immediate delivery. */
 const FRESH_BODY_BYTES = 8 * 1024 * 1024;
@@ -136,9 +139,7 @@ export class QueueStore {
   private fileSyncs = 0;
   private readonly journal: CommitJournal | undefined;
   /** The journal recovery running now, if any (one at a time per process). */
-  private journalRecovery: Promise<string[]> | undefined;
-  /** Journal names seen by the last list(), for the next journal recovery to use once. */
-  private listedJournals: { names: string[]; at: number } | undefined;
+  private journalRecovery: Promise<JournalRecovery> | undefined;
   /** Start time and count of this store's journal takeovers, for the names of the files it claims. */
   private readonly claimToken = Date.now();
   private claims = 0;
@@ -497,10 +498,9 @@ export class QueueStore {
    * Writes out the open entries of journals whose process is gone, each as
    * df and qf under its lock, then removes the journal. Runs at start and
    * before each queue run, because a worker that died leaves its journal to
-   * the primary's next run. One runs at a time per process. Resolves with the
-   * ids it wrote out.
+   * the primary's next run. One runs at a time per process.
    */
-  recoverJournals(): Promise<string[]> {
+  recoverJournals(): Promise<JournalRecovery> {
     this.journalRecovery ??= this.recoverJournalFiles().finally(() => {
       this.journalRecovery = undefined;
     });
@@ -535,23 +535,18 @@ export class QueueStore {
     }
   }
 
-  private async recoverJournalFiles(): Promise<string[]> {
+  private async recoverJournalFiles(): Promise<JournalRecovery> {
     // Items of this process that could not be written out when their delivery ended.
     await this.retryStranded();
-    const written: string[] = [];
-    // The journals seen by a listing just before (a queue run's) spare a deep
-    // queue a second read of its folder. A journal left after that listing is
-    // found by the next recovery.
-    const listed = this.listedJournals;
-    this.listedJournals = undefined;
-    let names = listed !== undefined && Date.now() - listed.at < LISTING_FRESH_MS ? listed.names : undefined;
+    const result: JournalRecovery = { written: 0 };
     try {
-      names ??= (await fs.promises.readdir(this.dir)).filter(isJournalName);
+      result.names = await fs.promises.readdir(this.dir);
     } catch (err) {
-      if (errorCode(err) === 'ENOENT') return written;
+      if (errorCode(err) === 'ENOENT') return result;
       throw err;
     }
-    for (const name of names) {
+    for (const name of result.names) {
+      if (!isJournalName(name)) continue;
       if (this.journal?.isOwn(name) === true) continue;
       if (!journalOwnerGone(name)) continue;
       // The rename claims the file, so of two processes recovering at once only
@@ -573,22 +568,23 @@ export class QueueStore {
           if (errorCode(err) === 'ENOENT') continue;
           throw err;
         }
-        await this.recoverJournalFile(claimed, name, await handle.readFile(), written);
+        await this.recoverJournalFile(claimed, name, await handle.readFile(), result);
       } finally {
         await handle.close();
       }
     }
-    return written;
+    return result;
   }
 
-  /** Writes out the open entries of one claimed journal; adds their ids to `written`. */
-  private async recoverJournalFile(file: string, name: string, data: Buffer, written: string[]): Promise<void> {
+  /** Writes out the open entries of one claimed journal, counting them in `result`. */
+  private async recoverJournalFile(file: string, name: string, data: Buffer, result: JournalRecovery): Promise<void> {
     const { open, damagedAt } = readJournal(data);
     if (damagedAt !== undefined && damagedAt < data.length) {
       this.logger.notice(`commit journal ${name}: ignored ${data.length - damagedAt} bytes after offset ${damagedAt}, a record cut short by a crash`);
     }
     let left = 0;
     let failure: unknown;
+    const done: string[] = [];
     // Eight at a time: each write-out waits for four syncs, which share the disk's queue.
     let next = 0;
     const writeOutNext = async (): Promise<void> => {
@@ -597,7 +593,8 @@ export class QueueStore {
         try {
           const outcome = await this.recoverEntry(entry, name);
           if (outcome === 'locked') left += 1;
-          else if (outcome === 'written') written.push(entry.id);
+          else done.push(entry.id);
+          if (outcome === 'written') result.written += 1;
         } catch (err) {
           failure ??= err;
           left += 1;
@@ -607,7 +604,29 @@ export class QueueStore {
     await Promise.all(Array.from({ length: Math.min(8, open.length) }, writeOutNext));
     // An entry locked by a live process, or not written (a full disk), stays; the next recovery claims the file again.
     if (left === 0) await unlinkIfExists(file);
+    else if (done.length > 0) await this.markJournalDone(file, name, damagedAt ?? data.length, done);
     if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Marks the written-out entries of a journal that is kept finished, so the
+   * next recovery does not write out again an item that was delivered since.
+   * A damaged tail is cut off first, since reading stops there.
+   */
+  private async markJournalDone(file: string, name: string, end: number, ids: string[]): Promise<void> {
+    try {
+      const handle = await fs.promises.open(file, 'r+');
+      try {
+        await handle.truncate(end);
+        const records = doneRecords(ids);
+        await handle.write(records, 0, records.length, end);
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      // NOTE: the next recovery then writes these items out again, and one delivered meanwhile goes out twice.
+      this.logger.error(`commit journal ${name}: failed to mark ${ids.length} written-out entries finished: ${(err as Error).message}`);
+    }
   }
 
   /** Writes out one open entry of a left journal, unless it is written out already or a live process holds its lock. */
@@ -749,15 +768,15 @@ export class QueueStore {
     await this.removeFiles(id, ['tf', 'df']);
   }
 
-  /** Ids of the control files of one kind, in directory order. */
-  async list(kind: ControlFileKind = 'qf'): Promise<string[]> {
+  /**
+   * Ids of the control files of one kind, in directory order. `names` is a
+   * read of the folder made just before, to use instead of reading it again.
+   */
+  async list(kind: ControlFileKind = 'qf', names?: string[]): Promise<string[]> {
     const ids: string[] = [];
-    const journals: string[] = [];
-    for (const name of await fs.promises.readdir(this.dir)) {
+    for (const name of names ?? (await fs.promises.readdir(this.dir))) {
       if (name.startsWith(kind) && isQueueId(name.slice(2))) ids.push(name.slice(2));
-      else if (isJournalName(name)) journals.push(name);
     }
-    this.listedJournals = { names: journals, at: Date.now() };
     return ids;
   }
 

@@ -1,6 +1,6 @@
-// A queue run (`posthorn -q`) lists the queue before it writes out the
-// journals of a process that is gone, so that a deep queue's first delivery
-// does not wait for a second listing. The items it writes out must still be
+// A queue run (`posthorn -q`) writes out the journals of a process that is
+// gone before it lists the queue, and it reuses the recovery's read of the
+// folder only when nothing was written out. The items written out must be
 // delivered by that same run.
 
 import { test } from 'node:test';

@@ -255,3 +255,33 @@ test('a failed fdatasync moves commits to a new file', async () => {
   assert.deepEqual(journalOpenIds(dir).sort(), [first.id, third.id].sort());
   removeDir(dir);
 });
+
+test('a kept journal marks its written-out entries finished', async () => {
+  const { dir, store } = await openStore();
+  const a = sampleItem('6B5AAAAA000011');
+  const b = sampleItem('6B5AAAAA000012');
+  // b's lock is held, as by a live process, so the journal is kept.
+  assert.ok(await store.lock(b.id));
+  const name = `.jr.${deadPid()}.${Date.now() - 5000}.1`;
+  const tail = record('6B5AAAAA000013', serializeControlFile(sampleItem('6B5AAAAA000013')), 'cut\r\n').subarray(0, 30);
+  fs.writeFileSync(path.join(dir, name), Buffer.concat([record(a.id, serializeControlFile(a), 'a\r\n'), record(b.id, serializeControlFile(b), 'b\r\n'), tail]));
+
+  const first = await store.recoverJournals();
+  assert.equal(first.written, 1);
+  assert.deepEqual(queueNames(dir), [`df${a.id}`, `lf${b.id}`, `qf${a.id}`]);
+  const journals = fs.readdirSync(dir).filter((n) => n.startsWith('.jr.'));
+  assert.equal(journals.length, 1);
+  const read = readJournal(fs.readFileSync(path.join(dir, journals[0])));
+  assert.deepEqual(read.open.map((e) => e.id), [b.id]);
+  assert.equal(read.damagedAt, undefined);
+
+  // a is delivered and removed; the next recovery writes out b only.
+  fs.rmSync(path.join(dir, `df${a.id}`));
+  fs.rmSync(path.join(dir, `qf${a.id}`));
+  await store.unlock(b.id);
+  const second = await store.recoverJournals();
+  assert.equal(second.written, 1);
+  assert.deepEqual(queueNames(dir), [`df${b.id}`, `qf${b.id}`]);
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.jr.')), []);
+  removeDir(dir);
+});

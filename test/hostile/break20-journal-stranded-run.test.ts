@@ -1,0 +1,47 @@
+// A full disk, made with a small tmpfs mounted for this test (root only, and
+// skipped elsewhere). A message in the daemon's commit journal is deferred,
+// and its write-out as df and qf fails for want of space, so the item is
+// stranded. The next queue run retries that write-out (store.ts,
+// retryStranded), and it used to deliver the item in the same run. A queue run
+// now lists the folder before that retry, so the qf it writes is not in the
+// run. ETRN reports 0 items and the message waits for yet another queue run.
+// This daemon has no periodic runs, so it waits until someone runs the queue
+// by hand.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { rawSmtp } from '../helpers/clients';
+import { makeMessage, quoteRe, sendRaw, startNextHopDown } from '../helpers/e2e-setup';
+import { fillDisk, mountQueueDisk } from '../helpers/queue-disk';
+
+test('stranded item delivered by its run', { timeout: 55_000 }, async (t) => {
+  const disk = mountQueueDisk(t, '1m');
+  if (disk === undefined) return;
+  // LogLevel 10 logs the end of each ETRN run with its count.
+  const hop = await startNextHopDown(t, { queueDir: disk.queueDir, args: ['-O', 'MinFreeBlocks=0', '-O', 'LogLevel=10'] });
+  const { ph } = hop;
+
+  // Room for the journal record (about 40 kB), not for df and qf beside it.
+  const filler = path.join(disk.mountPoint, 'filler');
+  fs.truncateSync(filler, Math.max(0, fillDisk(filler) - 64 * 1024));
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject: 'stranded', body: `${'y'.repeat(76)}\n`.repeat(500) }),
+  });
+  assert.notEqual(sent.queueId, '', sent.replies.join(' | '));
+  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: failed to write the item out of the commit journal`), 20_000);
+
+  // Space is back and the next hop is up. ETRN runs the queue.
+  fs.rmSync(filler);
+  const sink = await hop.startSink();
+  const replies = await rawSmtp(ph.port, ['EHLO client.posthorn.test', 'ETRN remote.example', 'QUIT']);
+  assert.equal(replies[2], '250 2.0.0 Queuing for node remote.example started');
+  const [ended] = await ph.waitForLog(/queue run for ETRN remote\.example ended, \d+ item\(s\) scheduled/);
+  assert.match(ended, /ended, 1 item\(s\) scheduled/, ph.logs());
+  assert.equal(sink.messages.length, 1, ph.logs());
+  assert.match(sink.messages[0].data.toString('latin1'), /^Subject: stranded\r$/m);
+});
