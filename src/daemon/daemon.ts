@@ -13,6 +13,7 @@ import { applySrvFeatures } from '../server/srv-features';
 import { isSmtpsSession, startSmtps } from '../server/starttls';
 import { socketTransport } from '../server/transport';
 import { clientText, createConnectPolicy, resolveClient, type ConnectPolicy } from '../server/connect';
+import type { ConnectionCountStore } from '../policy/rate-control';
 import { ConnectionRefusal, refusalOptionsFromConfig } from './refuse-connections';
 import { isLocalhostClient } from '../policy/relay';
 import { serverContext, type Services } from './services';
@@ -51,7 +52,9 @@ export class Daemon {
   private ctx: ServerContext;
   private readonly sessions = new SessionTracker();
   /** check_relay, the connection counts and greet_pause, before each greeting. */
-  private readonly connectPolicy: ConnectPolicy;
+  private connectPolicy: ConnectPolicy;
+  /** Whether connectPolicy's counts are the primary's (conncontrol or ratecontrol in a worker). */
+  private sharedCounts: boolean;
   /** RefuseLA and MaxDaemonChildren. */
   private readonly refusal: ConnectionRefusal;
   /** ConnectionRateThrottle and DelayLA. */
@@ -59,7 +62,7 @@ export class Daemon {
   /** Workers: the counters shared by all workers, kept in the primary (shared-counters.ts). */
   private readonly counterServer?: CounterServer;
   private readonly counterClient?: CounterClient;
-  private readonly maxDaemonChildren: number;
+  private maxDaemonChildren: number;
   /** Warns when the open sessions come near the limit of open files. */
   private readonly descriptors: DescriptorWatch;
   private stopping = false;
@@ -80,7 +83,8 @@ export class Daemon {
     if (options.role === 'primary') this.counterServer = new CounterServer(windowMs, logger, this.refusal);
     const client = options.role === 'worker' ? new CounterClient(windowMs, logger) : undefined;
     this.counterClient = client;
-    this.connectPolicy = createConnectPolicy(this.ctx, logger, client && sharesClientCounts(config) ? client.connectionStore() : undefined);
+    this.sharedCounts = client !== undefined && sharesClientCounts(config);
+    this.connectPolicy = createConnectPolicy(this.ctx, logger, this.sharedCounts ? client?.connectionStore() : undefined);
     const countConnection = client ? (name: string) => client.countSecond(name) : undefined;
     this.throttle = new ConnectionThrottle({ ...throttleOptionsFromConfig(config), countConnection }, logger);
   }
@@ -174,6 +178,16 @@ export class Daemon {
     this.ctx = serverContext(this.services);
     if (this.options.role !== 'primary') this.ctx.tls?.prepare();
     this.throttle.update(throttleOptionsFromConfig(this.services.config));
+    const refusalOptions = refusalOptionsFromConfig(this.services.config);
+    this.maxDaemonChildren = refusalOptions.maxDaemonChildren;
+    this.refusal.update(refusalOptions);
+    // The connect checks follow the new features (conncontrol, ratecontrol,
+    // greet_pause, delay_checks, dnsbl); the connection counts go on.
+    const shared = this.counterClient !== undefined && sharesClientCounts(this.services.config);
+    let counters: ConnectionCountStore | undefined = this.connectPolicy.counters;
+    if (shared !== this.sharedCounts) counters = shared ? this.counterClient?.connectionStore() : undefined;
+    this.sharedCounts = shared;
+    this.connectPolicy = createConnectPolicy(this.ctx, logger, counters);
     if (!this.stopping && this.options.role !== 'primary') await reopenListeners(this.listeners(), config.daemons, logger);
     logger.info('restarting posthorn due to signal: configuration and maps read again');
   }
@@ -230,7 +244,9 @@ export class Daemon {
   /** accept() in a worker with MaxDaemonChildren: the primary counts the sessions of all workers and decides. */
   private async acceptCounted(socket: net.Socket, spec: DaemonSpec, client: CounterClient): Promise<void> {
     const lease: SessionLease = await client.openSession(spec.name, this.sockets.size);
-    const rejected = lease.rejected ?? this.refusal.refuse(spec.name, lease.sessions);
+    // Without the primary's reply this worker's own count decides, taken after
+    // the wait: sessions admitted while it waited count too.
+    const rejected = lease.rejected ?? this.refusal.refuse(spec.name, this.sockets.size);
     if (this.stopping || socket.destroyed || rejected) {
       lease.release();
       socket.destroy();

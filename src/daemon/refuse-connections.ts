@@ -47,11 +47,16 @@ export class ConnectionRefusal {
   private readonly now: () => number;
 
   constructor(
-    private readonly opts: RefusalOptions,
+    private opts: RefusalOptions,
     private readonly logger: Logger,
   ) {
     this.loadAverage = opts.loadAverage ?? loadAverage;
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Takes new option values after SIGHUP; a daemon that rejects goes on rejecting until it may accept. */
+  update(opts: RefusalOptions): void {
+    this.opts = opts;
   }
 
   /** Returns true when daemon `name` must reject a connection while `sessions` are open. */

@@ -56,6 +56,10 @@ export function reportWorkerReady(): void {
  */
 export class WorkerPool {
   private readonly workers = new Set<Worker>();
+  /** Workers that listen, and so have their SIGHUP handler. */
+  private readonly listening = new Set<Worker>();
+  /** Workers still starting when a SIGHUP came; they get it once they listen. */
+  private readonly reloadPending = new Set<Worker>();
   private readonly restarts: number[] = [];
   private stopping = false;
 
@@ -83,9 +87,17 @@ export class WorkerPool {
     this.logger.info(`started ${this.count} workers: ${[...this.workers].map((w) => w.process.pid).join(' ')}`);
   }
 
-  /** Sends `signal` to every worker. */
+  /** Sends `signal` to every worker; a SIGHUP waits until the worker listens. */
   signal(signal: NodeJS.Signals): void {
-    for (const worker of this.workers) worker.process.kill(signal);
+    for (const worker of this.workers) {
+      // A worker still loading its modules has no SIGHUP handler yet, and
+      // Node's default action would end it.
+      if (signal === 'SIGHUP' && !this.listening.has(worker)) {
+        this.reloadPending.add(worker);
+        continue;
+      }
+      worker.process.kill(signal);
+    }
   }
 
   /** Sends SIGTERM to every worker and waits until all have exited. */
@@ -111,11 +123,15 @@ export class WorkerPool {
       worker.on('message', (msg) => {
         if (msg === READY && !ready) {
           ready = true;
+          this.listening.add(worker);
+          if (this.reloadPending.delete(worker)) worker.process.kill('SIGHUP');
           resolve();
         }
       });
       worker.once('exit', (code, signal) => {
         this.workers.delete(worker);
+        this.listening.delete(worker);
+        this.reloadPending.delete(worker);
         const status = signal ? `signal ${signal}` : `code ${code}`;
         if (!ready) {
           reject(new Error(`worker ${worker.process.pid} exited with ${status} before listening`));

@@ -30,6 +30,10 @@ async function startWorkers(
       extra: ["define(`confPID_FILE', `@DIR@/pid')", "FEATURE(`access_db', `hash -o @DIR@/access')", ...features],
     }),
     args: ['-O', 'Workers=2', '-O', 'DeliveryMode=queueonly', '-O', 'LogLevel=9', ...args],
+    // The primary hands connections out in turn, so that the sessions of a
+    // test reach both workers. When the workers accept themselves, the kernel
+    // may give all of them to one.
+    env: { NODE_CLUSTER_SCHED_POLICY: 'rr' },
   });
   t.after(() => ph.stop());
   assert.equal(makemap(path.join(ph.dir, 'access'), LIMITS).status, 0);
