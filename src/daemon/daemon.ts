@@ -11,9 +11,10 @@ import { Session } from '../server/session';
 import { startSessionWithMilters } from '../milter/connect';
 import { applySrvFeatures } from '../server/srv-features';
 import { isSmtpsSession, startSmtps } from '../server/starttls';
-import { socketTransport } from '../server/transport';
+import { normalizeAddress, socketTransport } from '../server/transport';
 import { clientText, createConnectPolicy, resolveClient, type ConnectPolicy } from '../server/connect';
-import type { ConnectionCountStore } from '../policy/rate-control';
+import { ConnectionCounters, type ConnectionCountStore } from '../policy/rate-control';
+import { forgetSharedAccessMap } from '../policy/check-mail';
 import { ConnectionRefusal, refusalOptionsFromConfig } from './refuse-connections';
 import { isLocalhostClient } from '../policy/relay';
 import { serverContext, type Services } from './services';
@@ -47,6 +48,8 @@ export class Daemon {
   /** The DAEMON_OPTIONS entry each listening socket was opened for. */
   private readonly specs = new WeakMap<net.Server, DaemonSpec>();
   private readonly sockets = new Set<net.Socket>();
+  /** The daemon name of each open session that the primary does not count (a worker under MaxDaemonChildren 0). */
+  private readonly uncounted = new Map<net.Socket, string>();
   private queueTimer?: NodeJS.Timeout;
   /** Replaced by reload(); open sessions keep the context they started with. */
   private ctx: ServerContext;
@@ -74,8 +77,7 @@ export class Daemon {
   ) {
     this.ctx = serverContext(services);
     const { config, logger } = services;
-    const window = config.options.get('ConnectionRateWindowSize');
-    const windowMs = typeof window === 'number' ? window : 60_000;
+    const windowMs = rateWindowMs(config);
     const refusalOptions = refusalOptionsFromConfig(config);
     this.maxDaemonChildren = refusalOptions.maxDaemonChildren;
     this.descriptors = new DescriptorWatch(openFileLimit(), (message) => logger.warn(message));
@@ -174,19 +176,28 @@ export class Daemon {
     const { logger } = this.services;
     Object.assign(this.services.config, config);
     logger.level = config.logLevel;
+    // The access map is kept per Config object, which the reload keeps.
+    forgetSharedAccessMap(this.services.config);
     this.services.chain = createChain(this.services.config, logger);
     this.ctx = serverContext(this.services);
     if (this.options.role !== 'primary') this.ctx.tls?.prepare();
     this.throttle.update(throttleOptionsFromConfig(this.services.config));
     const refusalOptions = refusalOptionsFromConfig(this.services.config);
+    const wasUnlimited = this.maxDaemonChildren === 0;
     this.maxDaemonChildren = refusalOptions.maxDaemonChildren;
     this.refusal.update(refusalOptions);
+    if (wasUnlimited && this.maxDaemonChildren > 0 && this.counterClient) await this.countOpenSessions(this.counterClient);
     // The connect checks follow the new features (conncontrol, ratecontrol,
     // greet_pause, delay_checks, dnsbl); the connection counts go on.
     const shared = this.counterClient !== undefined && sharesClientCounts(this.services.config);
     let counters: ConnectionCountStore | undefined = this.connectPolicy.counters;
     if (shared !== this.sharedCounts) counters = shared ? this.counterClient?.connectionStore() : undefined;
+    if (shared && !this.sharedCounts && this.counterClient && counters) this.adoptOpenSessions(this.counterClient, counters);
     this.sharedCounts = shared;
+    const windowMs = rateWindowMs(this.services.config);
+    if (counters instanceof ConnectionCounters) counters.setWindow(windowMs);
+    this.counterServer?.setWindow(windowMs);
+    this.counterClient?.setWindow(windowMs);
     this.connectPolicy = createConnectPolicy(this.ctx, logger, counters);
     if (!this.stopping && this.options.role !== 'primary') await reopenListeners(this.listeners(), config.daemons, logger);
     logger.info('restarting posthorn due to signal: configuration and maps read again');
@@ -236,9 +247,41 @@ export class Daemon {
       return;
     }
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    if (this.counterClient) this.uncounted.set(socket, spec.name);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.uncounted.delete(socket);
+    });
     this.descriptors.accepted(this.sockets.size);
     void this.startSession(socket, spec);
+  }
+
+  /**
+   * Moves the open sessions to the primary's connection counts when a SIGHUP
+   * turns on conncontrol or ratecontrol in a worker, so ClientConn counts them.
+   */
+  private adoptOpenSessions(client: CounterClient, shared: ConnectionCountStore): void {
+    for (const socket of this.sockets) {
+      if (socket.destroyed || socket.remoteAddress === undefined) continue;
+      const address = normalizeAddress(socket.remoteAddress);
+      client.adoptClient(address);
+      socket.once('close', () => shared.closed(address));
+    }
+  }
+
+  /**
+   * Has the primary count the sessions this worker admitted while
+   * MaxDaemonChildren was 0, once a SIGHUP sets a limit: they count against it.
+   */
+  private async countOpenSessions(client: CounterClient): Promise<void> {
+    const open = [...this.uncounted];
+    this.uncounted.clear();
+    for (const [socket, name] of open) {
+      if (socket.destroyed) continue;
+      const lease = await client.openSession(name, this.sockets.size);
+      if (socket.destroyed) lease.release();
+      else socket.once('close', () => lease.release());
+    }
   }
 
   /** accept() in a worker with MaxDaemonChildren: the primary counts the sessions of all workers and decides. */
@@ -332,4 +375,10 @@ export class Daemon {
     this.pidFile?.release();
     this.pidFile = undefined;
   }
+}
+
+/** ConnectionRateWindowSize in milliseconds (sendmail's default: 60 s). */
+function rateWindowMs(config: Config): number {
+  const window = config.options.get('ConnectionRateWindowSize');
+  return typeof window === 'number' ? window : 60_000;
 }

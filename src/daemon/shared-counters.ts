@@ -50,6 +50,7 @@ const TAG = 'posthorn-counters';
 type Request =
   | { tag: typeof TAG; op: 'open-client'; id: number; address: string }
   | { tag: typeof TAG; op: 'close-client'; address: string }
+  | { tag: typeof TAG; op: 'adopt-client'; address: string }
   | { tag: typeof TAG; op: 'open-session'; id: number; daemon: string }
   | { tag: typeof TAG; op: 'close-session' }
   | { tag: typeof TAG; op: 'count-second'; id: number; daemon: string };
@@ -95,6 +96,11 @@ export class CounterServer {
     cluster.on('exit', this.onExit);
   }
 
+  /** Takes a new ConnectionRateWindowSize after SIGHUP. */
+  setWindow(windowMs: number): void {
+    this.counters.setWindow(windowMs);
+  }
+
   /** Stops serving; the counts are gone with the primary. */
   close(): void {
     cluster.off('message', this.onMessage);
@@ -115,6 +121,11 @@ export class CounterServer {
         const counts = this.counters.opened(request.address);
         held.clients.set(request.address, (held.clients.get(request.address) ?? 0) + 1);
         this.reply(worker, { tag: TAG, id: request.id, counts });
+        return;
+      }
+      case 'adopt-client': {
+        this.counters.adopt(request.address);
+        held.clients.set(request.address, (held.clients.get(request.address) ?? 0) + 1);
         return;
       }
       case 'close-client': {
@@ -246,6 +257,11 @@ export class CounterClient {
     this.unlisten = channel.listen((message) => this.receive(message));
   }
 
+  /** Takes a new ConnectionRateWindowSize after SIGHUP, for the counts kept for a fallback. */
+  setWindow(windowMs: number): void {
+    this.local.setWindow(windowMs);
+  }
+
   close(): void {
     this.unlisten();
   }
@@ -321,6 +337,16 @@ export class CounterClient {
   private closeClient(address: string): void {
     this.local.closed(address);
     this.send({ tag: TAG, op: 'close-client', address });
+  }
+
+  /**
+   * Has the primary count a session that this worker admitted while it kept
+   * its own counts. It counts as open, not as a new connection, and closed()
+   * ends it.
+   */
+  adoptClient(address: string): void {
+    this.local.adopt(address);
+    this.send({ tag: TAG, op: 'adopt-client', address });
   }
 
   /**

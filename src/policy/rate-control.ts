@@ -59,20 +59,38 @@ export interface ConnectionCountStore {
   closed(address: string): void;
 }
 
+/** Returns the length of one of the TICKS parts of a rate window. */
+function tickOf(windowMs: number): number {
+  const tick = Math.floor(windowMs / TICKS);
+  return tick > 0 ? tick : 10_000;
+}
+
 /** The daemon's connection bookkeeping: rates per address and open sessions per address. */
 export class ConnectionCounters implements ConnectionCountStore {
   private readonly rates = new Map<string, SlidingCount>();
-  private readonly total = new SlidingCount();
+  private total = new SlidingCount();
   private readonly open = new Map<string, number>();
-  private readonly tickMs: number;
+  private tickMs: number;
 
   constructor(
     windowMs: number,
     private readonly maxClients = MAX_TRACKED_CLIENTS,
     private readonly now: () => number = Date.now,
   ) {
-    const tick = Math.floor(windowMs / TICKS);
-    this.tickMs = tick > 0 ? tick : 10_000;
+    this.tickMs = tickOf(windowMs);
+  }
+
+  /**
+   * Takes a new ConnectionRateWindowSize (SIGHUP). The rates start again from
+   * zero, because counts of the old window do not fit the new one; the open
+   * sessions are kept.
+   */
+  setWindow(windowMs: number): void {
+    const tick = tickOf(windowMs);
+    if (tick === this.tickMs) return;
+    this.tickMs = tick;
+    this.rates.clear();
+    this.total = new SlidingCount();
   }
 
   /** Counts a new connection and returns the counts its checks see. */
@@ -95,6 +113,11 @@ export class ConnectionCounters implements ConnectionCountStore {
     const others = this.open.get(address) ?? 0;
     this.open.set(address, others + 1);
     return { clientRate: rate.total(tick), totalRate: this.total.total(tick), clientConnections: others };
+  }
+
+  /** Counts a session that is already open, without counting a new connection. */
+  adopt(address: string): void {
+    this.open.set(address, (this.open.get(address) ?? 0) + 1);
   }
 
   /** Counts a session as ended. */

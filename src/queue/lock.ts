@@ -37,7 +37,13 @@ function ownPidFile(dir: string): string {
   }
   pidFileCounter += 1;
   const file = path.join(dir, `.lfpid.${process.pid}.${pidFileCounter}`);
-  fs.writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    fs.writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });
+  } catch (err) {
+    // A full disk: the file was created but not written, and no lock may link to it.
+    unlinkSyncIfExists(file);
+    throw err;
+  }
   pidFiles.set(dir, { pid: process.pid, file, locks: 0 });
   return file;
 }

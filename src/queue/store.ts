@@ -611,21 +611,45 @@ export class QueueStore {
   /**
    * Marks the written-out entries of a journal that is kept finished, so the
    * next recovery does not write out again an item that was delivered since.
-   * A damaged tail is cut off first, since reading stops there.
+   * A damaged tail is cut off first, since reading stops there. When the
+   * records cannot be written (a full disk), the write-outs are undone: the
+   * items stay in the journal only, and the next recovery writes them out once.
    */
   private async markJournalDone(file: string, name: string, end: number, ids: string[]): Promise<void> {
+    const records = doneRecords(ids);
+    let handle: fs.promises.FileHandle | undefined;
     try {
-      const handle = await fs.promises.open(file, 'r+');
-      try {
-        await handle.truncate(end);
-        const records = doneRecords(ids);
-        await handle.write(records, 0, records.length, end);
-      } finally {
-        await handle.close();
+      handle = await fs.promises.open(file, 'r+');
+      await handle.truncate(end);
+      for (let done = 0; done < records.length; ) {
+        const { bytesWritten } = await handle.write(records, done, records.length - done, end + done);
+        if (bytesWritten === 0) throw new Error('no bytes written');
+        done += bytesWritten;
       }
+      return;
     } catch (err) {
-      // NOTE: the next recovery then writes these items out again, and one delivered meanwhile goes out twice.
-      this.logger.error(`commit journal ${name}: failed to mark ${ids.length} written-out entries finished: ${(err as Error).message}`);
+      this.logger.error(`commit journal ${name}: failed to mark ${ids.length} written-out entries finished (${(err as Error).message}); undoing their write-out`);
+      // Records cut short would read as a damaged tail.
+      await handle?.truncate(end).catch(() => undefined);
+    } finally {
+      await handle?.close();
+    }
+    for (const id of ids) await this.undoWriteOut(id, name);
+  }
+
+  /** Removes the df and qf that a journal recovery wrote for `id`, unless a delivery has the item locked. */
+  private async undoWriteOut(id: string, name: string): Promise<void> {
+    if (!(await this.lock(id))) {
+      // NOTE: the next recovery writes this item out again, so if this delivery succeeds it goes out twice.
+      this.logger.child(id).error(`write-out from commit journal ${name} not undone: the item is locked`);
+      return;
+    }
+    try {
+      await unlinkIfExists(this.controlPath(id, 'qf'));
+      await unlinkIfExists(this.dataPath(id));
+      this.logger.child(id).notice(`write-out from commit journal ${name} undone; the journal keeps the item`);
+    } finally {
+      await this.unlock(id);
     }
   }
 
