@@ -12,6 +12,7 @@ import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
 import { waitFor } from '../helpers/process';
 import { makemap } from './policy-support';
+import { holdGreeted } from '../helpers/reload';
 
 const LIMITS = ['ClientConn:127.0.0.10\t2', 'ClientConn:127.0.0.12\t2', 'ClientRate:127.0.0.11\t2', 'ClientRate:\t0', ''].join('\n');
 
@@ -41,21 +42,6 @@ async function startWorkers(
   return { ph, workers: [Number(started[1]), Number(started[2])] };
 }
 
-/** Opens a session and waits for its 220 greeting; the caller ends it. */
-function holdSession(port: number, localAddress: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-    socket.once('data', (chunk: Buffer) => {
-      const greeting = chunk.toString('latin1');
-      if (greeting.startsWith('220 ')) return resolve(socket);
-      socket.destroy();
-      reject(new Error(`session from ${localAddress} got ${JSON.stringify(greeting)} instead of the greeting`));
-    });
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`session from ${localAddress} closed before its greeting`)));
-  });
-}
-
 /** Ends a held session with QUIT and waits until the server has closed it. */
 function quit(socket: net.Socket): Promise<void> {
   return new Promise((resolve) => {
@@ -78,7 +64,7 @@ function countMatches(text: string, re: RegExp): number {
 
 test('Workers=2: ClientConn holds across workers', async (t) => {
   const { ph, workers } = await startWorkers(t, ["FEATURE(`conncontrol')"]);
-  const held = [await holdSession(ph.port, '127.0.0.10'), await holdSession(ph.port, '127.0.0.10')];
+  const held = [await holdGreeted(ph.port, '127.0.0.10'), await holdGreeted(ph.port, '127.0.0.10')];
   t.after(() => held.forEach((s) => s.destroy()));
 
   const third = await rawSmtp(ph.port, ['EHLO c.example', 'MAIL FROM:<a@c.example>', 'QUIT'], { localAddress: '127.0.0.10' });
@@ -132,7 +118,7 @@ test('Workers=2: ClientRate holds across workers', async (t) => {
 
 test('Workers=2: MaxDaemonChildren and SIGKILL release', async (t) => {
   const { ph, workers } = await startWorkers(t, ["FEATURE(`conncontrol', `', `terminate')"], ['-O', 'MaxDaemonChildren=2']);
-  const held = [await holdSession(ph.port, '127.0.0.12'), await holdSession(ph.port, '127.0.0.12')];
+  const held = [await holdGreeted(ph.port, '127.0.0.12'), await holdGreeted(ph.port, '127.0.0.12')];
   const closed = new Set<net.Socket>();
   for (const socket of held) socket.once('close', () => closed.add(socket));
   t.after(() => held.forEach((s) => s.destroy()));
@@ -166,7 +152,7 @@ test('Workers=2: MaxDaemonChildren and SIGKILL release', async (t) => {
   // MaxDaemonChildren and ClientConn; a leaked count would reject it.
   const fresh: net.Socket[] = [];
   t.after(() => fresh.forEach((s) => s.destroy()));
-  for (let i = 0; i < closed.size; i++) fresh.push(await holdSession(ph.port, '127.0.0.12'));
+  for (let i = 0; i < closed.size; i++) fresh.push(await holdGreeted(ph.port, '127.0.0.12'));
   const over = await rawSmtp(ph.port, ['QUIT'], { localAddress: '127.0.0.21' });
   assert.deepEqual(over, [], 'the limit still holds after the release');
 });

@@ -2,11 +2,10 @@
 // skipped elsewhere). A message in the daemon's commit journal is deferred,
 // and its write-out as df and qf fails for want of space, so the item is
 // stranded. The next queue run retries that write-out (store.ts,
-// retryStranded), and it used to deliver the item in the same run. A queue run
-// now lists the folder before that retry, so the qf it writes is not in the
-// run. ETRN reports 0 items and the message waits for yet another queue run.
-// This daemon has no periodic runs, so it waits until someone runs the queue
-// by hand.
+// retryStranded), and the run must deliver the item. A version of the queue
+// run that listed the folder before that retry missed the qf it wrote: ETRN
+// reported 0 items, and this daemon, without periodic runs, kept the message
+// until someone ran the queue by hand.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

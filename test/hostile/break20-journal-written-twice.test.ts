@@ -2,10 +2,10 @@
 // qf. The process was killed after those write-outs and before their D
 // records, which is possible during the folder fsync that follows the rename
 // of tf to qf. Recovery skips such an entry because its qf exists
-// (queue-format.md, "Commit journal"). A queue run now lists the folder first
-// and delivers the listed qf items while the recovery runs beside it. When the
-// recovery reaches one of those entries after its delivery removed the qf, it
-// writes the entry out again, and the run delivers the message a second time.
+// (queue-format.md, "Commit journal"). A version of the queue run listed the
+// folder first, ran the recovery beside it and delivered the listed qf items.
+// When the recovery reached one of those entries after its delivery had
+// removed the qf, it wrote the entry out again, and the message went out twice.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -9,40 +9,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
-import { waitFor } from '../helpers/process';
+import { holdGreeted, reloadEdited } from '../helpers/reload';
 import { makemap } from '../e2e/policy-support';
-
-/** Opens a session from `localAddress` and waits for its 220 greeting. The caller closes the socket. */
-function holdSession(port: number, localAddress: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-    socket.once('data', (chunk: Buffer) => {
-      const greeting = chunk.toString('latin1');
-      if (greeting.startsWith('220 ')) return resolve(socket);
-      socket.destroy();
-      reject(new Error(`session from ${localAddress} got ${JSON.stringify(greeting)} instead of the greeting`));
-    });
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`session from ${localAddress} closed before its greeting`)));
-  });
-}
-
-/** Rewrites the .mc with `edit`, sends SIGHUP and waits until the primary and both workers have reloaded. */
-async function reload(ph: Posthorn, edit: (mc: string) => string): Promise<void> {
-  const before = fs.readFileSync(ph.mcPath, 'utf8');
-  const after = edit(before);
-  assert.notEqual(after, before, 'the edit changes the .mc');
-  fs.writeFileSync(ph.mcPath, after);
-  const reloads = (): number => (ph.logs().match(/restarting posthorn due to signal/g) ?? []).length;
-  const expected = reloads() + 3;
-  ph.proc.kill('SIGHUP');
-  await waitFor('the primary and both workers to reload', () => reloads() >= expected);
-}
 
 for (const start of [4, 0]) {
   test(`Workers=2: MaxDaemonChildren lowered from ${start} to 1 by SIGHUP`, async (t) => {
@@ -52,9 +23,9 @@ for (const start of [4, 0]) {
     });
     t.after(() => ph.stop());
     await ph.waitForLog(/started 2 workers/);
-    await reload(ph, (mc) => mc.replace(`confMAX_DAEMON_CHILDREN', \`${start}'`, "confMAX_DAEMON_CHILDREN', `1'"));
+    await reloadEdited(ph, (mc) => mc.replace(`confMAX_DAEMON_CHILDREN', \`${start}'`, "confMAX_DAEMON_CHILDREN', `1'"), 3);
 
-    const heldSession = await holdSession(ph.port, '127.0.0.1');
+    const heldSession = await holdGreeted(ph.port, '127.0.0.1');
     t.after(() => heldSession.destroy());
     const second = await rawSmtp(ph.port, ['QUIT'], { timeoutMs: 10_000 });
     assert.deepEqual(second, [], 'the connection past MaxDaemonChildren=1 is closed without a greeting');
@@ -70,9 +41,9 @@ test('Workers=2: FEATURE(`conncontrol\') added by SIGHUP', async (t) => {
   t.after(() => ph.stop());
   assert.equal(makemap(path.join(ph.dir, 'access'), 'ClientConn:127.0.0.10\t1\n').status, 0);
   await ph.waitForLog(/started 2 workers/);
-  await reload(ph, (mc) => mc.replace(/^(FEATURE\(`access_db'.*\n)/m, "$1FEATURE(`conncontrol')\n"));
+  await reloadEdited(ph, (mc) => mc.replace(/^(FEATURE\(`access_db'.*\n)/m, "$1FEATURE(`conncontrol')\n"), 3);
 
-  const heldSession = await holdSession(ph.port, '127.0.0.10');
+  const heldSession = await holdGreeted(ph.port, '127.0.0.10');
   t.after(() => heldSession.destroy());
   // The kernel picks the worker of each connection. With an even split, all
   // six tries land in the worker of the held session once in 64 runs, so a

@@ -10,24 +10,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
 import { waitFor } from '../helpers/process';
+import { holdGreeted } from '../helpers/reload';
 import { makemap } from '../e2e/policy-support';
-
-/** Connects from `localAddress` and resolves with the socket after its 220 greeting. */
-function greeted(port: number, localAddress: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-    socket.once('data', (chunk: Buffer) => {
-      if (chunk.toString('latin1').startsWith('220 ')) resolve(socket);
-      else reject(new Error(`expected a 220 greeting, got: ${chunk.toString('latin1')}`));
-    });
-    socket.once('error', reject);
-  });
-}
 
 test('SIGHUP adds access_db and conncontrol', async (t) => {
   const ph = await startPosthorn({ mc: baseMc(), args: ['-O', 'DeliveryMode=queueonly'] });
@@ -40,7 +28,7 @@ test('SIGHUP adds access_db and conncontrol', async (t) => {
   ph.proc.kill('SIGHUP');
   await waitFor('the reload', () => /restarting posthorn due to signal/.test(ph.logs()));
 
-  const open = await greeted(ph.port, '127.0.0.10');
+  const open = await holdGreeted(ph.port, '127.0.0.10');
   t.after(() => open.destroy());
   const second = await rawSmtp(ph.port, ['MAIL FROM:<a@c.example>', 'QUIT'], { localAddress: '127.0.0.10' });
   assert.match(second[0], /^220 /);

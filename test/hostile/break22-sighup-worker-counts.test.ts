@@ -14,38 +14,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { baseMc, startPosthorn, type Posthorn } from '../helpers/posthorn';
+import { baseMc, startPosthorn } from '../helpers/posthorn';
 import { rawSmtp } from '../helpers/clients';
-import { waitFor } from '../helpers/process';
+import { holdGreeted, reloadEdited } from '../helpers/reload';
 import { makemap } from '../e2e/policy-support';
-
-/** Connects from `localAddress` and resolves with the socket after its 220 greeting. */
-function greeted(port: number, localAddress: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-    socket.once('data', (chunk: Buffer) => {
-      if (chunk.toString('latin1').startsWith('220 ')) resolve(socket);
-      else reject(new Error(`expected a 220 greeting, got: ${chunk.toString('latin1')}`));
-    });
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error('connection closed before the greeting')));
-  });
-}
-
-/** Writes the edited .mc, sends SIGHUP and waits until the primary and both workers have reloaded. */
-async function reloadAll(ph: Posthorn, edit: (mc: string) => string): Promise<void> {
-  const mc = fs.readFileSync(ph.mcPath, 'utf8');
-  const edited = edit(mc);
-  assert.notEqual(edited, mc, 'the edit changes the .mc');
-  fs.writeFileSync(ph.mcPath, edited);
-  const count = (): number => (ph.logs().match(/restarting posthorn due to signal/g) ?? []).length;
-  const expected = count() + 3;
-  ph.proc.kill('SIGHUP');
-  await waitFor('the primary and both workers to reload', () => count() >= expected);
-}
 
 test('Workers=2: MaxDaemonChildren raised from 0', async (t) => {
   const ph = await startPosthorn({
@@ -54,10 +27,10 @@ test('Workers=2: MaxDaemonChildren raised from 0', async (t) => {
   });
   t.after(() => ph.stop());
   await ph.waitForLog(/started 2 workers/);
-  const open = [await greeted(ph.port, '127.0.0.1'), await greeted(ph.port, '127.0.0.1')];
+  const open = [await holdGreeted(ph.port, '127.0.0.1'), await holdGreeted(ph.port, '127.0.0.1')];
   t.after(() => open.forEach((socket) => socket.destroy()));
 
-  await reloadAll(ph, (mc) => mc.replace("confMAX_DAEMON_CHILDREN', `0'", "confMAX_DAEMON_CHILDREN', `2'"));
+  await reloadEdited(ph, (mc) => mc.replace("confMAX_DAEMON_CHILDREN', `0'", "confMAX_DAEMON_CHILDREN', `2'"), 3);
   const third = await rawSmtp(ph.port, ['QUIT'], { timeoutMs: 10_000 });
   assert.deepEqual(third, [], 'two sessions are open, so the third is closed without a greeting');
 });
@@ -70,10 +43,10 @@ test('Workers=2: conncontrol added by SIGHUP', async (t) => {
   t.after(() => ph.stop());
   assert.equal(makemap(path.join(ph.dir, 'access'), 'ClientConn:127.0.0.10\t1\n').status, 0);
   await ph.waitForLog(/started 2 workers/);
-  const open = await greeted(ph.port, '127.0.0.10');
+  const open = await holdGreeted(ph.port, '127.0.0.10');
   t.after(() => open.destroy());
 
-  await reloadAll(ph, (mc) => mc.replace(/^(FEATURE\(`access_db'.*\n)/m, "$1FEATURE(`conncontrol')\n"));
+  await reloadEdited(ph, (mc) => mc.replace(/^(FEATURE\(`access_db'.*\n)/m, "$1FEATURE(`conncontrol')\n"), 3);
   const second = await rawSmtp(ph.port, ['MAIL FROM:<a@c.example>', 'QUIT'], { localAddress: '127.0.0.10' });
   assert.match(second[0], /^220 /);
   assert.equal(second[1], '452 4.3.2 Too many open connections.', 'ClientConn:127.0.0.10 1 with one session open');
