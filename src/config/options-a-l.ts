@@ -47,7 +47,7 @@ export const OPTIONS_A_TO_L: OptionDef[] = [
     description: 'Per daemon, accept at most this many connections per second and sleep past that; 0 is off.',
     status: 'implemented' },
   { name: 'ConnectionRateWindowSize', m4: 'confCONNECTION_RATE_WINDOW_SIZE', type: 'duration', unit: 's',
-    default: 60000, description: 'Window over which ${client_rate} and ${total_rate} count connections.',
+    default: 60000, description: 'Window over which ${client_rate} and ${total_rate} count connections. A new value from a SIGHUP starts the rates again from zero.',
     status: 'implemented' },
   { name: 'ConnectOnlyTo', m4: 'confCONNECT_ONLY_TO', type: 'string',
     description: 'Send every outgoing connection to this address instead (for testing).' },

@@ -48,8 +48,8 @@ export class Daemon {
   /** The DAEMON_OPTIONS entry each listening socket was opened for. */
   private readonly specs = new WeakMap<net.Server, DaemonSpec>();
   private readonly sockets = new Set<net.Socket>();
-  /** The daemon name of each open session that the primary does not count (a worker under MaxDaemonChildren 0). */
-  private readonly uncounted = new Map<net.Socket, string>();
+  /** Sessions of a worker that the primary counts against MaxDaemonChildren. */
+  private readonly counted = new WeakSet<net.Socket>();
   private queueTimer?: NodeJS.Timeout;
   /** Replaced by reload(); open sessions keep the context they started with. */
   private ctx: ServerContext;
@@ -188,7 +188,7 @@ export class Daemon {
     this.refusal.update(refusalOptions);
     if (wasUnlimited && this.maxDaemonChildren > 0 && this.counterClient) await this.countOpenSessions(this.counterClient);
     // The connect checks follow the new features (conncontrol, ratecontrol,
-    // greet_pause, delay_checks, dnsbl); the connection counts go on.
+    // greet_pause, delay_checks, dnsbl), and the connection counts go on.
     const shared = this.counterClient !== undefined && sharesClientCounts(this.services.config);
     let counters: ConnectionCountStore | undefined = this.connectPolicy.counters;
     if (shared !== this.sharedCounts) counters = shared ? this.counterClient?.connectionStore() : undefined;
@@ -247,11 +247,7 @@ export class Daemon {
       return;
     }
     this.sockets.add(socket);
-    if (this.counterClient) this.uncounted.set(socket, spec.name);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      this.uncounted.delete(socket);
-    });
+    socket.once('close', () => this.sockets.delete(socket));
     this.descriptors.accepted(this.sockets.size);
     void this.startSession(socket, spec);
   }
@@ -270,18 +266,27 @@ export class Daemon {
   }
 
   /**
-   * Has the primary count the sessions this worker admitted while
-   * MaxDaemonChildren was 0, once a SIGHUP sets a limit: they count against it.
+   * Asks the primary to count the sessions this worker admitted while
+   * MaxDaemonChildren was 0, once a SIGHUP sets a limit, so that they count against it.
    */
   private async countOpenSessions(client: CounterClient): Promise<void> {
-    const open = [...this.uncounted];
-    this.uncounted.clear();
-    for (const [socket, name] of open) {
-      if (socket.destroyed) continue;
+    for (const socket of [...this.sockets]) {
+      const name = this.daemonNameOf(socket);
+      if (socket.destroyed || this.counted.has(socket) || name === undefined) continue;
+      this.counted.add(socket);
       const lease = await client.openSession(name, this.sockets.size);
       if (socket.destroyed) lease.release();
       else socket.once('close', () => lease.release());
     }
+  }
+
+  /** Returns the name of the DAEMON_OPTIONS entry whose listener accepted `socket`, by its local port. */
+  private daemonNameOf(socket: net.Socket): string | undefined {
+    for (const server of this.servers) {
+      const address = server.address();
+      if (typeof address === 'object' && address?.port === socket.localPort) return this.specs.get(server)?.name;
+    }
+    return undefined;
   }
 
   /** accept() in a worker with MaxDaemonChildren: the primary counts the sessions of all workers and decides. */
@@ -296,6 +301,7 @@ export class Daemon {
       return;
     }
     this.sockets.add(socket);
+    this.counted.add(socket);
     socket.once('close', () => {
       this.sockets.delete(socket);
       lease.release();

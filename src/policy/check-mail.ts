@@ -47,12 +47,12 @@ const delayedMailVerdicts = new WeakMap<ReadonlyMap<string, string>, Verdict>();
 
 const sharedMaps = new WeakMap<Config, AccessMap | null>();
 
-/** Returns the one AccessMap of a configuration, shared by the connect phase and the checkpoints. */
 /** Drops the access map kept for `config`, whose values a SIGHUP replaced in place. */
 export function forgetSharedAccessMap(config: Config): void {
   sharedMaps.delete(config);
 }
 
+/** Returns the one AccessMap of a configuration, shared by the connect phase and the checkpoints. */
 export function sharedAccessMap(config: Config, onError: (message: string) => void): AccessMap | undefined {
   let map = sharedMaps.get(config);
   if (map === undefined) {

@@ -584,7 +584,9 @@ export class QueueStore {
     }
     let left = 0;
     let failure: unknown;
+    // Entries that need no write-out any more, and those written out by this recovery.
     const done: string[] = [];
+    const written: string[] = [];
     // Eight at a time: each write-out waits for four syncs, which share the disk's queue.
     let next = 0;
     const writeOutNext = async (): Promise<void> => {
@@ -594,7 +596,7 @@ export class QueueStore {
           const outcome = await this.recoverEntry(entry, name);
           if (outcome === 'locked') left += 1;
           else done.push(entry.id);
-          if (outcome === 'written') result.written += 1;
+          if (outcome === 'written') written.push(entry.id);
         } catch (err) {
           failure ??= err;
           left += 1;
@@ -604,7 +606,8 @@ export class QueueStore {
     await Promise.all(Array.from({ length: Math.min(8, open.length) }, writeOutNext));
     // An entry locked by a live process, or not written (a full disk), stays; the next recovery claims the file again.
     if (left === 0) await unlinkIfExists(file);
-    else if (done.length > 0) await this.markJournalDone(file, name, damagedAt ?? data.length, done);
+    else if (done.length > 0) await this.markJournalDone(file, name, damagedAt ?? data.length, done, written);
+    result.written += written.length;
     if (failure !== undefined) throw failure;
   }
 
@@ -612,29 +615,30 @@ export class QueueStore {
    * Marks the written-out entries of a journal that is kept finished, so the
    * next recovery does not write out again an item that was delivered since.
    * A damaged tail is cut off first, since reading stops there. When the
-   * records cannot be written (a full disk), the write-outs are undone: the
-   * items stay in the journal only, and the next recovery writes them out once.
+   * records cannot be written (a full disk), the write-outs of this recovery
+   * (`written`) are undone: those items stay in the journal only, and the next
+   * recovery writes them out once. Items written out earlier keep their qf.
    */
-  private async markJournalDone(file: string, name: string, end: number, ids: string[]): Promise<void> {
+  private async markJournalDone(file: string, name: string, end: number, ids: string[], written: string[]): Promise<void> {
     const records = doneRecords(ids);
     let handle: fs.promises.FileHandle | undefined;
     try {
       handle = await fs.promises.open(file, 'r+');
       await handle.truncate(end);
-      for (let done = 0; done < records.length; ) {
-        const { bytesWritten } = await handle.write(records, done, records.length - done, end + done);
-        if (bytesWritten === 0) throw new Error('no bytes written');
-        done += bytesWritten;
+      for (let offset = 0; offset < records.length; ) {
+        const { bytesWritten } = await handle.write(records, offset, records.length - offset, end + offset);
+        if (bytesWritten === 0) throw new Error('write returned 0 bytes');
+        offset += bytesWritten;
       }
       return;
     } catch (err) {
-      this.logger.error(`commit journal ${name}: failed to mark ${ids.length} written-out entries finished (${(err as Error).message}); undoing their write-out`);
+      this.logger.error(`commit journal ${name}: failed to mark ${ids.length} entries finished (${(err as Error).message}); undoing ${written.length} write-outs`);
       // Records cut short would read as a damaged tail.
       await handle?.truncate(end).catch(() => undefined);
     } finally {
       await handle?.close();
     }
-    for (const id of ids) await this.undoWriteOut(id, name);
+    for (const id of written) await this.undoWriteOut(id, name);
   }
 
   /** Removes the df and qf that a journal recovery wrote for `id`, unless a delivery has the item locked. */
@@ -647,7 +651,7 @@ export class QueueStore {
     try {
       await unlinkIfExists(this.controlPath(id, 'qf'));
       await unlinkIfExists(this.dataPath(id));
-      this.logger.child(id).notice(`write-out from commit journal ${name} undone; the journal keeps the item`);
+      this.logger.child(id).notice(`write-out from commit journal ${name} undone, the journal keeps the item`);
     } finally {
       await this.unlock(id);
     }

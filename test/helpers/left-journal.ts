@@ -1,11 +1,15 @@
-// A commit journal left by a killed daemon: messages held in flight by a
-// silent next hop, then kill -9 before the 5-second write-out. A sink then
-// takes the next hop's port, so the next queue run can deliver them.
+// Commit journal states for tests. A journal left by a killed daemon:
+// messages held in flight by a silent next hop, then kill -9 before the
+// 5-second write-out, and a sink on the next hop's port for the next queue
+// run. A stranded item: its write-out failed on a full disk.
 
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { sendToRemote, startPosthornWithDns } from './e2e-setup';
+import { makeMessage, quoteRe, sendRaw, sendToRemote, startPosthornWithDns } from './e2e-setup';
 import { journalOpenIds } from './journal';
+import { fillDisk } from './queue-disk';
 import type { Posthorn } from './posthorn';
 import { startSilentHop } from './silent-hop';
 import { startSink, type Sink } from './sink';
@@ -27,4 +31,24 @@ export async function leaveJournal(t: TestContext, count: number, opts: { queueD
   const sink = await startSink({ host: '127.0.0.2', port: silent.port });
   t.after(() => sink.close());
   return { ph, sink };
+}
+
+/**
+ * Strands a message in the daemon's journal: fills the queue disk mounted at
+ * `mountPoint` up to 64 KiB, which holds the journal record but not df and qf
+ * beside it, sends a message and waits for the failed write-out. Returns the
+ * filler file, whose removal gives the space back.
+ */
+export async function strandInJournal(ph: Posthorn, mountPoint: string, subject: string): Promise<string> {
+  const filler = path.join(mountPoint, 'filler');
+  fs.truncateSync(filler, Math.max(0, fillDisk(filler) - 64 * 1024));
+  const sent = await sendRaw({
+    port: ph.port,
+    from: 'alice@posthorn.test',
+    to: ['bob@remote.example'],
+    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject, body: `${'y'.repeat(76)}\n`.repeat(500) }),
+  });
+  assert.notEqual(sent.queueId, '', sent.replies.join(' | '));
+  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: failed to write the item out of the commit journal`), 20_000);
+  return filler;
 }

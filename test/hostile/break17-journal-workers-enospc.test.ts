@@ -9,9 +9,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { makeMessage, quoteRe, sendRaw, startNextHopDown } from '../helpers/e2e-setup';
-import { fillDisk, mountQueueDisk } from '../helpers/queue-disk';
+import { startNextHopDown } from '../helpers/e2e-setup';
+import { strandInJournal } from '../helpers/left-journal';
+import { mountQueueDisk } from '../helpers/queue-disk';
 
 test('Workers=2: a stranded item is written out again', { timeout: 55_000 }, async (t) => {
   const disk = mountQueueDisk(t, '1m');
@@ -20,17 +20,7 @@ test('Workers=2: a stranded item is written out again', { timeout: 55_000 }, asy
   const { ph } = hop;
   await ph.waitForLog(/started 2 workers/);
 
-  // Room for the journal record (about 40 kB), not for df and qf beside it.
-  const filler = path.join(disk.mountPoint, 'filler');
-  fs.truncateSync(filler, Math.max(0, fillDisk(filler) - 64 * 1024));
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject: 'stranded in a worker', body: `${'y'.repeat(76)}\n`.repeat(500) }),
-  });
-  assert.notEqual(sent.queueId, '', sent.replies.join(' | '));
-  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: failed to write the item out of the commit journal`), 20_000);
+  const filler = await strandInJournal(ph, disk.mountPoint, 'stranded in a worker');
 
   // Space is back and the next hop is up: no restart needed.
   fs.rmSync(filler);

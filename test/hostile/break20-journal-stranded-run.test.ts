@@ -10,10 +10,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { rawSmtp } from '../helpers/clients';
-import { makeMessage, quoteRe, sendRaw, startNextHopDown } from '../helpers/e2e-setup';
-import { fillDisk, mountQueueDisk } from '../helpers/queue-disk';
+import { startNextHopDown } from '../helpers/e2e-setup';
+import { strandInJournal } from '../helpers/left-journal';
+import { mountQueueDisk } from '../helpers/queue-disk';
 
 test('stranded item delivered by its run', { timeout: 55_000 }, async (t) => {
   const disk = mountQueueDisk(t, '1m');
@@ -22,17 +22,7 @@ test('stranded item delivered by its run', { timeout: 55_000 }, async (t) => {
   const hop = await startNextHopDown(t, { queueDir: disk.queueDir, args: ['-O', 'MinFreeBlocks=0', '-O', 'LogLevel=10'] });
   const { ph } = hop;
 
-  // Room for the journal record (about 40 kB), not for df and qf beside it.
-  const filler = path.join(disk.mountPoint, 'filler');
-  fs.truncateSync(filler, Math.max(0, fillDisk(filler) - 64 * 1024));
-  const sent = await sendRaw({
-    port: ph.port,
-    from: 'alice@posthorn.test',
-    to: ['bob@remote.example'],
-    data: makeMessage({ from: 'alice@posthorn.test', to: 'bob@remote.example', subject: 'stranded', body: `${'y'.repeat(76)}\n`.repeat(500) }),
-  });
-  assert.notEqual(sent.queueId, '', sent.replies.join(' | '));
-  await ph.waitForLog(new RegExp(`${quoteRe(sent.queueId)}: failed to write the item out of the commit journal`), 20_000);
+  const filler = await strandInJournal(ph, disk.mountPoint, 'stranded');
 
   // Space is back and the next hop is up. ETRN runs the queue.
   fs.rmSync(filler);

@@ -63,11 +63,16 @@ test('journal D records cut short', { timeout: 30_000 }, async (t) => {
   assert.ok(await other.lock('other'));
   t.after(() => other.unlock('other'));
 
-  const [a, b] = [store.newId(), store.newId()];
+  const [a, b, c] = [store.newId(), store.newId(), store.newId()];
   const recordA = putRecord(a, Buffer.from('Subject: a\r\n\r\na\r\n'));
+  // C was written out before the crash and tried since: its qf must survive.
+  const recordC = putRecord(c, Buffer.from('Subject: c\r\n\r\nc\r\n'));
+  const triedC = serializeControlFile({ ...sampleItem(c), attempts: 2 });
+  fs.writeFileSync(path.join(dir, `qf${c}`), triedC);
+  fs.writeFileSync(path.join(dir, `df${c}`), 'Subject: c\r\n\r\nc\r\n');
   let journal = Buffer.alloc(0);
   for (let size = 16; journal.length % 4096 !== 4096 - 5; size++) {
-    journal = Buffer.concat([recordA, putRecord(b, Buffer.alloc(size, 0x62))]);
+    journal = Buffer.concat([recordA, recordC, putRecord(b, Buffer.alloc(size, 0x62))]);
   }
   // The pid of a child that has exited, as the journal's owner.
   const exited = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
@@ -91,4 +96,5 @@ test('journal D records cut short', { timeout: 30_000 }, async (t) => {
   await store.recoverJournals();
   if (fs.existsSync(path.join(dir, `qf${a}`))) deliveries += 1;
   assert.equal(deliveries, 1, lines.join('\n'));
+  assert.equal(fs.readFileSync(path.join(dir, `qf${c}`), 'utf8'), triedC);
 });
